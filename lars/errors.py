@@ -1,0 +1,79 @@
+"""The one exception tree of lars; foreign errors are mapped to it where they enter.
+
+LarsError
+├── ConfigError              a configuration file or flag is invalid
+├── ProtocolError            bytes on a socket break the Lars frame rules
+│   └── FrameLengthError     msglen outside 0..MAX_BODY
+├── NetworkError             a peer cannot be reached or went away
+│   ├── NotConnected         a reconnecting client is between connections
+│   └── QueueFull            a bounded send queue refused a message
+├── LarsTimeout              (also a builtin TimeoutError) no reply in time
+├── LoopClosed               a task was posted to a loop thread that has stopped
+├── StoreUnavailable         the database cannot be reached
+└── ValidationError          user input (ids, addresses, ports) is invalid
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "FrameLengthError",
+    "LarsError",
+    "LarsTimeout",
+    "LoopClosed",
+    "NetworkError",
+    "NotConnected",
+    "ProtocolError",
+    "QueueFull",
+    "StoreUnavailable",
+    "ValidationError",
+]
+
+
+class LarsError(Exception):
+    """Root of every error lars raises on purpose."""
+
+
+class ConfigError(LarsError):
+    """A configuration file or command-line flag is invalid."""
+
+
+class ProtocolError(LarsError):
+    """Bytes received break the Lars frame rules (spec section 1)."""
+
+
+class FrameLengthError(ProtocolError):
+    """A frame header carries a msglen outside 0..MAX_BODY."""
+
+    def __init__(self, msgid: int, msglen: int) -> None:
+        super().__init__(f"invalid frame length {msglen} (msgid {msgid})")
+        self.msgid = msgid
+        self.msglen = msglen
+
+
+class NetworkError(LarsError):
+    """A peer cannot be reached or went away."""
+
+
+class NotConnected(NetworkError):
+    """A reconnecting client has no connection right now."""
+
+
+class QueueFull(NetworkError):
+    """A bounded queue refused a message instead of growing."""
+
+
+class LarsTimeout(LarsError, TimeoutError):
+    """No reply arrived within the caller's timeout."""
+
+
+class LoopClosed(LarsError):
+    """A task was posted to a loop thread that is not running."""
+
+
+class StoreUnavailable(LarsError):
+    """The database cannot be reached or refused the operation."""
+
+
+class ValidationError(LarsError, ValueError):
+    """User input (an id, an address, a port) is out of range or malformed."""

@@ -1,0 +1,328 @@
+"""TcpServer: a master loop accepts, worker loops own the connections.
+
+The master accepts sockets and hands each one, round-robin, to a worker through the
+worker's task queue; from then on the socket, its Connection and any per-connection
+state live on that worker's thread only. threads=0 makes the master serve connections
+itself (the fastest setting under the GIL for cheap handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import itertools
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lars.ratelog import RateLimitedLog
+from lars.reactor.config import BufferLimits, ReactorConfig
+from lars.reactor.connection import (
+    Connection,
+    Counters,
+    sweep_partial_frames,
+)
+from lars.reactor.loop import LoopThread
+from lars.reactor.router import Router
+
+__all__ = ["ServerStats", "TcpServer", "Worker"]
+
+log = logging.getLogger(__name__)
+
+ACCEPT_BATCH = 64
+_RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+ConnHook = Callable[[Connection], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    connections: int
+    accepted: int
+    refused: int
+    closed: int
+    frames_in: int
+    frame_errors: int
+    frame_timeouts: int
+    backpressure_pauses: int
+    backpressure_drops: int
+    unknown_msgids: int
+    bad_bodies: int
+    handler_errors: int
+
+
+class Worker:
+    """One loop's share of the server: its connections and a free `state` dict."""
+
+    def __init__(self, server: TcpServer, index: int, thread: LoopThread) -> None:
+        self.server = server
+        self.index = index
+        self.thread = thread
+        self.connections: dict[int, Connection] = {}
+        self.state: dict[str, Any] = {}
+        self.counters = Counters()
+        self.limits: BufferLimits = server.config.buffers
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._adopting: set[asyncio.Task[Any]] = set()
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.thread.post(fn, *args)
+
+    # ConnectionOwner
+
+    def connection_made(self, conn: Connection) -> None:
+        self.connections[conn.id] = conn
+        self.counters.accepted += 1
+        if self.server.on_connect is not None:
+            self.server.on_connect(conn)
+
+    def connection_lost(self, conn: Connection) -> None:
+        if self.connections.pop(conn.id, None) is None:
+            return
+        self.counters.closed += 1
+        self.server._release_slot()
+        if self.server.on_close is not None:
+            try:
+                self.server.on_close(conn)
+            except Exception:
+                log.exception("on_close hook failed for %r", conn)
+
+    # on the worker's loop
+
+    def _start_sweeper(self) -> None:
+        interval = min(1.0, self.server.config.frame_timeout / 4)
+
+        def sweep() -> None:
+            sweep_partial_frames(
+                self.connections.values(), self.server.config.frame_timeout, self.counters
+            )
+            self._sweeper = self.thread.loop.call_later(interval, sweep)
+
+        self._sweeper = self.thread.loop.call_later(interval, sweep)
+
+    def _adopt(self, sock: socket.socket) -> None:
+        loop = self.thread.loop
+        conn_id = next(self.server._ids)
+        router = self.server.router
+
+        async def adopt() -> None:
+            try:
+                await loop.connect_accepted_socket(lambda: Connection(self, router, conn_id), sock)
+            except Exception:  # the loop is closing, or the socket died in flight
+                sock.close()
+                self.server._release_slot()
+
+        task = loop.create_task(adopt())
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    async def _drain(self, timeout: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.connections.values()):
+            conn.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections.values()):
+            conn.abort()
+        await asyncio.sleep(0)  # let connection_lost callbacks run
+
+
+class TcpServer:
+    """Framed TCP server. Build, `start()`, and `stop()` from the thread that built it.
+
+    `master` may be an existing LoopThread to share (it is then not stopped by us).
+    `on_connect(conn)` / `on_close(conn)` run on the connection's worker loop.
+    """
+
+    def __init__(
+        self,
+        config: ReactorConfig,
+        router: Router,
+        *,
+        name: str = "tcp",
+        on_connect: ConnHook | None = None,
+        on_close: ConnHook | None = None,
+        master: LoopThread | None = None,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.name = name
+        self.on_connect = on_connect
+        self.on_close = on_close
+        self._own_master = master is None
+        self._master = master or LoopThread(f"{name}-master", use_uvloop=config.use_uvloop)
+        self._threads: list[LoopThread] = [
+            LoopThread(f"{name}-worker{i}", use_uvloop=config.use_uvloop)
+            for i in range(config.threads)
+        ]
+        self.workers: list[Worker] = []
+        self._ids = itertools.count(1)
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+        self._active = 0
+        self._refused = 0
+        self._lsock: socket.socket | None = None
+        self._accept_paused = False
+        self._log_accept = RateLimitedLog(log)
+        self._log_refused = RateLimitedLog(log)
+        self.address: tuple[str, int] = (config.ip, config.port)
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    @property
+    def master(self) -> LoopThread:
+        return self._master
+
+    def start(self) -> None:
+        """Bind, start the loops, and begin accepting; returns once listening."""
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((self.config.ip, self.config.port))
+            lsock.listen(self.config.backlog)
+            lsock.setblocking(False)
+        except OSError:
+            lsock.close()
+            raise
+        self._lsock = lsock
+        self.address = lsock.getsockname()[:2]
+        if self._own_master:
+            self._master.start()
+        for thread in self._threads:
+            thread.start()
+        loops = self._threads or [self._master]
+        self.workers = [Worker(self, i, t) for i, t in enumerate(loops)]
+        for worker in self.workers:
+            worker.thread.call(worker._start_sweeper).result()
+        self._master.call(self._master.loop.add_reader, lsock.fileno(), self._on_accept).result()
+        log.info(
+            "%s listening on %s:%d with %d worker loop(s)",
+            self.name,
+            *self.address,
+            len(self._threads),
+        )
+
+    # master loop
+
+    def _on_accept(self) -> None:
+        lsock = self._lsock
+        if lsock is None:
+            return
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRNOS:
+                    self._log_accept("%s: accept failed (%s); pausing accepts", self.name, exc)
+                    self._pause_accepting(0.1)
+                    return
+                continue  # ECONNABORTED and friends: that client is gone, go on
+            with self._lock:
+                if self._active >= self.config.max_conns:
+                    self._refused += 1
+                    refused = True
+                else:
+                    self._active += 1
+                    refused = False
+            if refused:
+                sock.close()
+                self._log_refused(
+                    "%s: max_conns %d reached; refusing", self.name, self.config.max_conns
+                )
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            worker = self.workers[next(self._rr) % len(self.workers)]
+            if worker.thread is self._master:
+                worker._adopt(sock)
+            else:
+                try:
+                    worker.post(worker._adopt, sock)
+                except Exception:
+                    sock.close()
+                    self._release_slot()
+
+    def _pause_accepting(self, delay: float) -> None:
+        lsock = self._lsock
+        if lsock is None or self._accept_paused:
+            return
+        loop = self._master.loop
+        loop.remove_reader(lsock.fileno())
+        self._accept_paused = True
+
+        def resume() -> None:
+            self._accept_paused = False
+            if self._lsock is not None:
+                loop.add_reader(self._lsock.fileno(), self._on_accept)
+
+        loop.call_later(delay, resume)
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def _stop_accepting(self) -> None:
+        lsock, self._lsock = self._lsock, None
+        if lsock is not None:
+            self._master.loop.remove_reader(lsock.fileno())
+            lsock.close()
+
+    # any thread
+
+    def broadcast(self, fn: Callable[[Worker], Any]) -> list[concurrent.futures.Future[Any]]:
+        """Run fn(worker) on every worker's own loop; futures carry the results."""
+        return [w.thread.call(fn, w) for w in self.workers]
+
+    def stats(self) -> ServerStats:
+        totals = Counters()
+        for worker in self.workers:
+            for key, value in worker.counters.as_dict().items():
+                setattr(totals, key, getattr(totals, key) + value)
+        with self._lock:
+            active, refused = self._active, self._refused
+        return ServerStats(
+            connections=active,
+            accepted=totals.accepted,
+            refused=refused,
+            closed=totals.closed,
+            frames_in=totals.frames_in,
+            frame_errors=totals.frame_errors,
+            frame_timeouts=totals.frame_timeouts,
+            backpressure_pauses=totals.backpressure_pauses,
+            backpressure_drops=totals.backpressure_drops,
+            unknown_msgids=self.router.unknown_msgids,
+            bad_bodies=self.router.bad_bodies,
+            handler_errors=self.router.handler_errors,
+        )
+
+    def stop(self) -> None:
+        """Stop accepting, flush and close every connection, stop the loops we own."""
+        if not self._master.running:
+            return
+        try:
+            self._master.call(self._stop_accepting).result()
+        except Exception:  # pragma: no cover - master already stopping
+            log.debug("stop_accepting failed", exc_info=True)
+        futures = [w.thread.submit(w._drain(self.config.drain_timeout)) for w in self.workers]
+        for future in futures:
+            try:
+                future.result(self.config.drain_timeout + 5)
+            except Exception:  # pragma: no cover
+                log.warning("%s: a worker did not drain cleanly", self.name, exc_info=True)
+        for thread in self._threads:
+            thread.stop()
+        if self._own_master:
+            self._master.stop()
+        log.info("%s stopped", self.name)

@@ -1,0 +1,94 @@
+"""Shared fixtures: a fresh MariaDB database per test, leak checks, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
+
+
+def _mysql_server_url() -> str:
+    return os.environ.get("LARS_TEST_MYSQL_URL", DEFAULT_MYSQL_SERVER)
+
+
+def _mysql_reachable(url: str) -> str | None:
+    """None when a server answers, else why not."""
+    engine = create_engine(url, pool_pre_ping=False)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> str:
+    """The MariaDB/MySQL server the mysql tests use.
+
+    With LARS_TEST_MYSQL_URL set (CI sets it) an unreachable server fails the tests;
+    without it, a missing local server skips them with a loud reason.
+    """
+    url = _mysql_server_url()
+    problem = _mysql_reachable(url)
+    if problem is None:
+        return url
+    if "LARS_TEST_MYSQL_URL" in os.environ:
+        pytest.fail(f"LARS_TEST_MYSQL_URL={url} is set but unreachable: {problem}")
+    pytest.skip(f"NO MYSQL SERVER: tests needing MariaDB skipped ({url}: {problem})")
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url: str) -> Iterator[str]:
+    """A URL of a fresh, empty database that is dropped after the test."""
+    name = f"lars_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(mysql_server_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    url = make_url(mysql_server_url).set(database=name, query={"charset": "utf8mb4"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'lars.db'}"
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Fails the test if it leaves threads or file descriptors behind."""
+    threads_before = set(threading.enumerate())
+    fds_before = _open_fds()
+    yield
+    leaked_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert not leaked_threads, f"leaked threads: {leaked_threads}"
+    leaked = {fd for fd in _open_fds() - fds_before if os.path.exists(f"/proc/self/fd/{fd}")}
+    targets = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in leaked}
+    assert not leaked, f"leaked fds: {targets}"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
