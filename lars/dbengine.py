@@ -1,0 +1,54 @@
+"""Engines for the one store: SQLite embedded by default, MySQL/MariaDB through PyMySQL.
+
+All daemons build their engine here so that every connection gets the same settings:
+SQLite in WAL mode with a busy timeout (several daemons and the console share one file),
+MySQL with pre-ping and recycling (a database that blinked is reconnected, not fatal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from lars.db import metadata
+
+__all__ = ["init_schema", "is_sqlite", "make_engine"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An Engine for `url` (sqlite:///path or mysql+pymysql://user@host:port/db)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **kwargs,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 3600)
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("connect_timeout", 5)
+    return create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def init_schema(engine: Engine) -> None:
+    """Create the lars_dns tables that are missing (never alters existing ones)."""
+    metadata.create_all(engine, checkfirst=True)
