@@ -1,0 +1,213 @@
+"""RouteAdmin: the one way lars edits routes (`lars route`, the console, tests).
+
+Every edit changes RouteData, inserts one RouteChange row per module touched and raises
+RouteVersion to max(old + 1, unix time) in ONE transaction, exactly what a DBA does by
+hand (spec section 5), so running route services push it within a poll interval and
+two edits in the same second never share a version. Edits are serialised: SQLite takes
+its write lock first (BEGIN IMMEDIATE), MySQL locks the RouteVersion row FOR UPDATE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy
+from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from lars.db import route_change, route_data, route_version
+from lars.dbengine import is_sqlite
+from lars.dns.table import MAX_HOSTS_PER_MODULE
+from lars.errors import StoreUnavailable, ValidationError
+from lars.protocol import dotted_to_uint, uint_to_dotted
+
+__all__ = ["MAX_ID", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
+
+MAX_ID = 2_147_483_647  # ids travel as int32 on the wire
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    modid: int
+    cmdid: int
+    ip: str  # dotted
+    port: int
+
+
+def validate_ids(modid: int, cmdid: int) -> None:
+    for name, value in (("modid", modid), ("cmdid", cmdid)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+            raise ValidationError(f"{name} must be an integer in 0..{MAX_ID}, got {value!r}")
+
+
+def validate_host(ip: str, port: int) -> int:
+    """The unsigned address of a dotted IPv4 `ip`; ValidationError on a bad ip or port."""
+    if not isinstance(ip, str):
+        raise ValidationError(f"ip must be a dotted IPv4 string, got {ip!r}")
+    uip = dotted_to_uint(ip.strip())
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValidationError(f"port must be an integer in 1..65535, got {port!r}")
+    return uip
+
+
+class RouteAdmin:
+    """Reads and edits the route table. Safe to share between threads (one engine)."""
+
+    def __init__(
+        self, engine: sqlalchemy.Engine, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    # reads
+
+    def list_routes(self, modid: int | None = None, cmdid: int | None = None) -> list[RouteEntry]:
+        query = select(
+            route_data.c.modid, route_data.c.cmdid, route_data.c.serverip, route_data.c.serverport
+        ).order_by(
+            route_data.c.modid, route_data.c.cmdid, route_data.c.serverip, route_data.c.serverport
+        )
+        if modid is not None:
+            query = query.where(route_data.c.modid == modid)
+        if cmdid is not None:
+            query = query.where(route_data.c.cmdid == cmdid)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return [RouteEntry(int(m), int(c), uint_to_dotted(int(ip)), int(p)) for m, c, ip, p in rows]
+
+    def current_version(self) -> int:
+        try:
+            with self._engine.connect() as conn:
+                value = conn.execute(
+                    select(route_version.c.version).where(route_version.c.id == 1)
+                ).scalar()
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return int(value or 0)
+
+    def pending_changes(self) -> list[tuple[int, int, int]]:
+        query = select(route_change.c.modid, route_change.c.cmdid, route_change.c.version)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query.order_by(route_change.c.id)).all()
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return [(int(m), int(c), int(v)) for m, c, v in rows]
+
+    # edits
+
+    def add_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
+        validate_ids(modid, cmdid)
+        uip = validate_host(ip, port)
+
+        def edit(conn: Connection) -> None:
+            if _host_ids(conn, modid, cmdid, uip, port):
+                raise ValidationError(f"host {ip}:{port} is already in module {modid}/{cmdid}")
+            count = len(_host_ids(conn, modid, cmdid))
+            if count >= MAX_HOSTS_PER_MODULE:
+                raise ValidationError(
+                    f"module {modid}/{cmdid} already has {count} hosts; a route reply holds "
+                    f"at most {MAX_HOSTS_PER_MODULE} (frame limit)"
+                )
+            conn.execute(
+                insert(route_data).values(modid=modid, cmdid=cmdid, serverip=uip, serverport=port)
+            )
+
+        return self._edit([(modid, cmdid)], edit)
+
+    def del_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
+        validate_ids(modid, cmdid)
+        uip = validate_host(ip, port)
+
+        def edit(conn: Connection) -> None:
+            ids = _host_ids(conn, modid, cmdid, uip, port)
+            if not ids:
+                raise ValidationError(f"host {ip}:{port} is not in module {modid}/{cmdid}")
+            conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
+
+        return self._edit([(modid, cmdid)], edit)
+
+    def replace_host(
+        self, modid: int, cmdid: int, old_ip: str, old_port: int, new_ip: str, new_port: int
+    ) -> int:
+        validate_ids(modid, cmdid)
+        old_uip = validate_host(old_ip, old_port)
+        new_uip = validate_host(new_ip, new_port)
+
+        def edit(conn: Connection) -> None:
+            ids = _host_ids(conn, modid, cmdid, old_uip, old_port)
+            if not ids:
+                raise ValidationError(f"host {old_ip}:{old_port} is not in module {modid}/{cmdid}")
+            if (old_uip, old_port) != (new_uip, new_port) and _host_ids(
+                conn, modid, cmdid, new_uip, new_port
+            ):
+                raise ValidationError(
+                    f"host {new_ip}:{new_port} is already in module {modid}/{cmdid}"
+                )
+            conn.execute(
+                update(route_data)
+                .where(route_data.c.id.in_(ids))
+                .values(serverip=new_uip, serverport=new_port)
+            )
+
+        return self._edit([(modid, cmdid)], edit)
+
+    def del_module(self, modid: int, cmdid: int) -> int:
+        validate_ids(modid, cmdid)
+
+        def edit(conn: Connection) -> None:
+            ids = _host_ids(conn, modid, cmdid)
+            if not ids:
+                raise ValidationError(f"module {modid}/{cmdid} has no hosts")
+            conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
+
+        return self._edit([(modid, cmdid)], edit)
+
+    # the one transaction
+
+    def _edit(self, modules: list[tuple[int, int]], edit: Callable[[Connection], None]) -> int:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                if is_sqlite(self._engine):
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock first
+                version = self._bump(conn)
+                edit(conn)
+                conn.execute(
+                    insert(route_change),
+                    [{"modid": m, "cmdid": c, "version": version} for m, c in modules],
+                )
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return version
+
+    def _bump(self, conn: Connection) -> int:
+        old = conn.execute(
+            select(route_version.c.version).where(route_version.c.id == 1).with_for_update()
+        ).scalar()
+        version = max(int(old or 0) + 1, int(self._clock()))
+        if old is None:
+            conn.execute(insert(route_version).values(id=1, version=version))
+        else:
+            conn.execute(
+                update(route_version).where(route_version.c.id == 1).values(version=version)
+            )
+        return version
+
+
+def _host_ids(
+    conn: Connection, modid: int, cmdid: int, uip: int | None = None, port: int | None = None
+) -> list[int]:
+    cond = and_(route_data.c.modid == modid, route_data.c.cmdid == cmdid)
+    if uip is not None:
+        cond = and_(cond, route_data.c.serverip == uip, route_data.c.serverport == port)
+    return [int(i) for i in conn.execute(select(route_data.c.id).where(cond)).scalars()]
+
+
+def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+    cause = getattr(exc, "orig", None) or exc
+    return StoreUnavailable(f"route database unavailable: {type(cause).__name__}: {cause}")
