@@ -1,0 +1,174 @@
+"""Agent settings: Lars `[loadbalance]`, `[dnsserver]`, `[reporter]` plus our own.
+
+`BalancerConfig` holds the balancing parameters of spec section 8 (the defaults of the
+shipped lars_lb_agent.conf); `AgentConfig` the daemon's network, limits and shard
+layout. Both are frozen and built once in main(): defaults, then the file, then flags.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from lars.config import IniFile
+from lars.errors import ConfigError
+
+__all__ = ["AgentConfig", "BalancerConfig", "ShardMode"]
+
+# Network
+DEFAULT_UDP_IP = "127.0.0.1"
+DEFAULT_BASE_PORT = 8888
+DEFAULT_DNS = ("127.0.0.1", 7778)
+DEFAULT_REPORTER = ("127.0.0.1", 7779)
+# Limits
+DEFAULT_MAX_MODULES = 100_000
+DEFAULT_REPORT_BACKLOG = 100_000
+# Timeouts
+DEFAULT_REPORT_INTERVAL = 1.0
+DEFAULT_CACHE_INTERVAL = 1.0
+
+SHARDS = 3
+
+
+class ShardMode(enum.Enum):
+    """How the three UDP shards map onto event loops (design principle 3)."""
+
+    ONE_LOOP = "one-loop"  # all three on one loop thread: fastest under the GIL
+    THREADS = "threads"  # a loop thread each: for a free-threaded CPython
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalancerConfig:
+    """Spec section 8 parameters, named as in the Lars `[loadbalance]` section."""
+
+    probe_num: int = 10
+    init_succ_cnt: int = 180
+    init_err_cnt: int = 5
+    err_rate: float = 0.1
+    succ_rate: float = 0.5
+    contin_err_limit: int = 15
+    contin_succ_limit: int = 15
+    window_err_rate: float = 0.7
+    idle_timeout: float = 15.0
+    overload_timeout: float = 15.0
+    update_timeout: float = 15.0
+
+    def __post_init__(self) -> None:
+        for name in ("probe_num", "init_succ_cnt", "init_err_cnt"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"[loadbalance] {name} must be >= 0")
+        for name in ("contin_err_limit", "contin_succ_limit"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[loadbalance] {name} must be >= 1")
+        for name in ("err_rate", "succ_rate", "window_err_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"[loadbalance] {name} must be within 0..1")
+        for name in ("idle_timeout", "overload_timeout", "update_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"[loadbalance] {name} must be >= 0")
+        if self.init_succ_cnt + self.init_err_cnt == 0:
+            raise ConfigError("[loadbalance] init_succ_cnt + init_err_cnt must be > 0")
+
+    @classmethod
+    def from_ini(cls, ini: IniFile, section: str = "loadbalance") -> BalancerConfig:
+        base = cls()
+        return cls(
+            probe_num=ini.get(section, "probe_num", base.probe_num),
+            init_succ_cnt=ini.get(section, "init_succ_cnt", base.init_succ_cnt),
+            init_err_cnt=ini.get(section, "init_err_cnt", base.init_err_cnt),
+            err_rate=ini.get(section, "err_rate", base.err_rate),
+            succ_rate=ini.get(section, "succ_rate", base.succ_rate),
+            contin_err_limit=ini.get(section, "contin_err_limit", base.contin_err_limit),
+            contin_succ_limit=ini.get(section, "contin_succ_limit", base.contin_succ_limit),
+            window_err_rate=ini.get(section, "window_err_rate", base.window_err_rate),
+            idle_timeout=ini.get(section, "idle_timeout", base.idle_timeout),
+            overload_timeout=ini.get(section, "overload_timeout", base.overload_timeout),
+            update_timeout=ini.get(section, "update_timeout", base.update_timeout),
+        )
+
+
+def parse_addresses(text: str) -> tuple[tuple[str, int], ...]:
+    """`host:port[,host:port...]` -> address tuples; ConfigError on anything else."""
+    out: list[tuple[str, int]] = []
+    for item in text.split(","):
+        item = item.strip()
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"not a host:port address: {item!r}")
+        out.append((host, int(port)))
+    if not out:
+        raise ConfigError("no address given")
+    return tuple(out)
+
+
+def _addresses(ini: IniFile, section: str, default: tuple[str, int]) -> tuple[tuple[str, int], ...]:
+    """[section] ip/port (the Lars form) or `addresses = h:p,h:p` (ours, for failover)."""
+    if ini.has(section, "addresses"):
+        return parse_addresses(ini.get(section, "addresses", ""))
+    ip = ini.get(section, "ip", default[0])
+    port = ini.get(section, "port", default[1])
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"[{section}] port {port} out of range 1..65535")
+    return ((ip, port),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """The agent daemon. base_port 0 gives three ephemeral ports (tests)."""
+
+    # Network
+    udp_ip: str = DEFAULT_UDP_IP
+    base_port: int = DEFAULT_BASE_PORT
+    dns_addresses: tuple[tuple[str, int], ...] = (DEFAULT_DNS,)
+    reporter_addresses: tuple[tuple[str, int], ...] = (DEFAULT_REPORTER,)
+    caller: str | None = None  # dotted IPv4 reported as `caller`; None = primary address
+    use_uvloop: bool = True
+    # Layout
+    mode: ShardMode = ShardMode.ONE_LOOP
+    # Balancing
+    balancer: BalancerConfig = field(default_factory=BalancerConfig)
+    # Limits
+    max_modules: int = DEFAULT_MAX_MODULES  # per shard
+    report_backlog: int = DEFAULT_REPORT_BACKLOG  # modules kept while the reporter is down
+    # Timeouts
+    report_interval: float = DEFAULT_REPORT_INTERVAL
+    # Route snapshot cache (None: no cache)
+    cache_path: str | None = None
+    cache_interval: float = DEFAULT_CACHE_INTERVAL
+
+    def __post_init__(self) -> None:
+        if self.base_port != 0 and not 1 <= self.base_port <= 65535 - (SHARDS - 1):
+            raise ConfigError(f"base port {self.base_port} out of range")
+        if not self.dns_addresses or not self.reporter_addresses:
+            raise ConfigError("the agent needs route-service and reporter addresses")
+        if self.max_modules < 1 or self.report_backlog < 1:
+            raise ConfigError("max_modules and report_backlog must be >= 1")
+        if self.report_interval <= 0 or self.cache_interval <= 0:
+            raise ConfigError("report_interval and cache_interval must be > 0")
+
+    @classmethod
+    def from_ini(cls, ini: IniFile) -> AgentConfig:
+        base = cls()
+        mode = ini.get("agent", "mode", base.mode.value)
+        try:
+            shard_mode = ShardMode(mode)
+        except ValueError:
+            modes = ", ".join(m.value for m in ShardMode)
+            raise ConfigError(f"[agent] mode {mode!r}: expected one of {modes}") from None
+        cache = ini.get("agent", "cache_path", "")
+        caller = ini.get("agent", "caller", "")
+        return cls(
+            udp_ip=ini.get("agent", "ip", base.udp_ip),
+            base_port=ini.get("agent", "base_port", base.base_port),
+            dns_addresses=_addresses(ini, "dnsserver", DEFAULT_DNS),
+            reporter_addresses=_addresses(ini, "reporter", DEFAULT_REPORTER),
+            caller=caller or None,
+            use_uvloop=ini.get("agent", "uvloop", base.use_uvloop),
+            mode=shard_mode,
+            balancer=BalancerConfig.from_ini(ini),
+            max_modules=ini.get("agent", "max_modules", base.max_modules),
+            report_backlog=ini.get("agent", "report_backlog", base.report_backlog),
+            report_interval=ini.get("agent", "report_interval", base.report_interval),
+            cache_path=cache or None,
+            cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
+        )
