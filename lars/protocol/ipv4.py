@@ -29,7 +29,7 @@ _U32 = struct.Struct("!I")
 def dotted_to_uint(text: str) -> int:
     """Parse a dotted-quad IPv4 address; raise ValidationError when it is not one."""
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
         raise ValidationError(f"not a dotted IPv4 address: {text!r}")
     octets = [int(p) for p in parts]
     if any(o > 255 for o in octets):
