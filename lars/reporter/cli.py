@@ -1,0 +1,75 @@
+"""`lars reporter`: run the reporter daemon from a Lars INI file and flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from lars.config import IniFile, override
+from lars.reporter.service import ReporterConfig, ReporterService
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "reporter",
+        help="store per-host call statistics (TCP 7779)",
+        description="Receive ReportStatusRequest over TCP and upsert ServerCallStatus. "
+        "Reads a Lars reporter INI file ([reactor], [mysql], [repoter] db_thread_cnt); "
+        "flags override it; with neither, SQLite sqlite:///lars.db on port 7779.",
+    )
+    parser.add_argument("-c", "--config", metavar="FILE", help="Lars INI file")
+    parser.add_argument("--ip", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="listen port (default 7779; 0 = any)")
+    parser.add_argument("--threads", type=int, help="reactor worker loops (default 0)")
+    parser.add_argument("--db-url", help="SQLAlchemy URL (overrides [mysql])")
+    parser.add_argument("--writers", type=int, help="writer threads (default 3)")
+    parser.add_argument("--batch-rows", type=int, help="rows per upsert batch (default 1000)")
+    parser.add_argument("--batch-ms", type=float, help="max wait to fill a batch (default 50)")
+    parser.add_argument("--max-pending", type=int, help="pending keys per writer (200000)")
+    parser.add_argument("--stats-interval", type=float, help="seconds between counter logs")
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> ReporterConfig:
+    config = ReporterConfig.from_ini(IniFile.load(args.config))
+    reactor = override(config.reactor, ip=args.ip, port=args.port, threads=args.threads)
+    batch_interval = None if args.batch_ms is None else args.batch_ms / 1000
+    return override(
+        config,
+        reactor=reactor,
+        db_url=args.db_url,
+        writers=args.writers,
+        batch_rows=args.batch_rows,
+        batch_interval=batch_interval,
+        max_pending=args.max_pending,
+        stats_interval=args.stats_interval,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping (flushing pending rows)", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    service = ReporterService(config)
+    try:
+        service.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

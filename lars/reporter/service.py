@@ -1,0 +1,278 @@
+"""The reporter daemon: ReportStatusRequest over TCP -> ring -> writer threads -> table.
+
+Built in main from a frozen ReporterConfig; `start()` returns once listening, `stop()`
+stops reading, then flushes every pending row before the writers end. Handlers run on
+the reactor's loops and only hand rows to the writers' buffers, so the network side
+never waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
+from lars.dbengine import init_schema, make_engine
+from lars.errors import ConfigError
+from lars.protocol import MsgId
+from lars.ratelog import RateLimitedLog
+from lars.reactor import LoopThread, ReactorConfig, Router, TcpServer
+from lars.reporter.intake import parse_report, rows_from_report
+from lars.reporter.ring import DEFAULT_VNODES, HashRing
+from lars.reporter.writer import Writer, WriterStats
+
+__all__ = ["DEFAULT_PORT", "ReporterConfig", "ReporterService", "ReporterStats"]
+
+log = logging.getLogger(__name__)
+
+# Network
+DEFAULT_PORT = 7779
+# Writers
+DEFAULT_WRITERS = 3
+DEFAULT_BATCH_ROWS = 1000
+DEFAULT_BATCH_MS = 50
+DEFAULT_MAX_PENDING = 200_000
+# Timeouts
+DEFAULT_FLUSH_TIMEOUT = 10.0
+DEFAULT_STATS_INTERVAL = 10.0
+
+_SECTION = "repoter"  # sic: the section name of Lars configuration files
+
+
+def _default_reactor() -> ReactorConfig:
+    return ReactorConfig(port=DEFAULT_PORT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReporterConfig:
+    """Reporter settings: Lars [reactor], [mysql] and [repoter] db_thread_cnt, plus ours."""
+
+    # Store
+    db_url: str = DEFAULT_DB_URL
+    # Network
+    reactor: ReactorConfig = field(default_factory=_default_reactor)
+    # Writers
+    writers: int = DEFAULT_WRITERS
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_interval: float = DEFAULT_BATCH_MS / 1000
+    max_pending: int = DEFAULT_MAX_PENDING
+    vnodes: int = DEFAULT_VNODES
+    # Timeouts
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
+    stats_interval: float = DEFAULT_STATS_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.writers <= 256:
+            raise ConfigError(f"db_thread_cnt {self.writers} must be within 1..256")
+        if self.batch_rows < 1:
+            raise ConfigError(f"batch_rows {self.batch_rows} must be >= 1")
+        if self.batch_interval < 0:
+            raise ConfigError("batch_ms must be >= 0")
+        if self.max_pending < 1:
+            raise ConfigError(f"max_pending {self.max_pending} must be >= 1")
+        if self.flush_timeout < 0 or self.stats_interval < 0:
+            raise ConfigError("flush_timeout and stats_interval must be >= 0")
+
+    @classmethod
+    def from_ini(cls, ini: IniFile) -> ReporterConfig:
+        return cls(
+            db_url=db_url_from_ini(ini),
+            reactor=ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
+            writers=ini.get(_SECTION, "db_thread_cnt", DEFAULT_WRITERS),
+            batch_rows=ini.get(_SECTION, "batch_rows", DEFAULT_BATCH_ROWS),
+            batch_interval=ini.get(_SECTION, "batch_ms", float(DEFAULT_BATCH_MS)) / 1000,
+            max_pending=ini.get(_SECTION, "max_pending", DEFAULT_MAX_PENDING),
+            flush_timeout=ini.get(_SECTION, "flush_timeout", DEFAULT_FLUSH_TIMEOUT),
+            stats_interval=ini.get(_SECTION, "stats_interval", DEFAULT_STATS_INTERVAL),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterStats:
+    """A snapshot of the reporter's counters (rows unless said otherwise)."""
+
+    reports: int  # ReportStatusRequest messages parsed
+    received: int  # rows handed to the writers
+    written: int
+    batches: int
+    coalesced: int
+    dropped: int  # invalid + overflow + failed + lost + one per unparsable body
+    invalid: int  # rows with impossible values (negative ids, bad ports, huge counters)
+    bad_bodies: int  # frames whose body did not parse
+    overflow: int
+    db_errors: int
+    connections: int
+    queue_depth: tuple[int, ...]  # pending rows per writer
+    writers: tuple[WriterStats, ...]
+
+
+class ReporterService:
+    """Owns the TCP server, its master loop, the writers and the engine."""
+
+    def __init__(self, config: ReporterConfig) -> None:
+        self.config = config
+        self._engine: Engine | None = None
+        self._writers: list[Writer] = []
+        self._ring = HashRing(range(config.writers), vnodes=config.vnodes)
+        self._master = LoopThread("reporter-master", use_uvloop=config.reactor.use_uvloop)
+        router = Router()
+        router.register(MsgId.REPORT_STATUS_REQUEST, self._on_report)
+        self._server = TcpServer(config.reactor, router, name="reporter", master=self._master)
+        self._lock = threading.Lock()
+        self._reports = 0
+        self._invalid = 0
+        self._log_invalid = RateLimitedLog(log)
+        self._stats_timer: asyncio.TimerHandle | None = None
+        self._last_logged: ReporterStats | None = None
+        self._started = False
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def start(self) -> None:
+        """Connect the store, start the writers and listen; returns once listening."""
+        if self._started:
+            raise RuntimeError("reporter already started")
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        cfg = self.config
+        engine = self._engine = make_engine(cfg.db_url, pool_size=max(5, cfg.writers + 2))
+        schema_ready = True
+        try:
+            init_schema(engine)
+        except SQLAlchemyError as exc:
+            schema_ready = False
+            log.warning("database unavailable at start (%s); writers will retry", exc)
+        self._writers = [
+            Writer(
+                i,
+                engine,
+                batch_rows=cfg.batch_rows,
+                batch_interval=cfg.batch_interval,
+                max_pending=cfg.max_pending,
+                flush_timeout=cfg.flush_timeout,
+                schema_ready=schema_ready,
+            )
+            for i in range(cfg.writers)
+        ]
+        for writer in self._writers:
+            writer.start()
+        self._master.start()
+        self._server.start()
+        if cfg.stats_interval > 0:
+            self._master.call(self._schedule_stats).result()
+        log.info(
+            "reporter on port %d: %d writers, batches of %d rows / %.0f ms",
+            self.port,
+            cfg.writers,
+            cfg.batch_rows,
+            cfg.batch_interval * 1000,
+        )
+
+    def stop(self) -> None:
+        """Stop reading, flush every pending row to the database, release everything."""
+        if not self._started:
+            return
+        self._started = False
+        if self._master.running:
+            self._master.call(self._cancel_stats).result()
+        self._server.stop()
+        for writer in self._writers:
+            writer.stop()
+        self._master.stop()
+        self._log_stats(final=True)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def stats(self) -> ReporterStats:
+        writers = tuple(w.stats() for w in self._writers)
+        with self._lock:
+            reports, invalid = self._reports, self._invalid
+        bad_bodies = self._server.router.bad_bodies
+        overflow = sum(w.overflow for w in writers)
+        return ReporterStats(
+            reports=reports,
+            received=sum(w.received for w in writers),
+            written=sum(w.written for w in writers),
+            batches=sum(w.batches for w in writers),
+            coalesced=sum(w.coalesced for w in writers),
+            dropped=invalid + overflow + bad_bodies + sum(w.failed + w.lost for w in writers),
+            invalid=invalid,
+            bad_bodies=bad_bodies,
+            overflow=overflow,
+            db_errors=sum(w.db_errors for w in writers),
+            connections=self._server.stats().connections if self._server.workers else 0,
+            queue_depth=tuple(w.pending for w in writers),
+            writers=writers,
+        )
+
+    # reactor loops
+
+    def _on_report(self, conn: Any, _msgid: int, body: bytes) -> None:
+        msg = parse_report(body)
+        rows, bad = rows_from_report(msg)
+        with self._lock:
+            self._reports += 1
+            if bad:
+                self._invalid += bad
+        if bad:
+            self._log_invalid(
+                "dropped %d invalid results from %s (modid %d cmdid %d)",
+                bad,
+                getattr(conn, "peer", conn),
+                msg.modid,
+                msg.cmdid,
+            )
+        if rows:
+            self._writers[self._ring.node_for(msg.modid, msg.cmdid)].submit(rows)
+
+    # master loop: periodic counters
+
+    def _schedule_stats(self) -> None:
+        self._stats_timer = self._master.loop.call_later(
+            self.config.stats_interval, self._stats_tick
+        )
+
+    def _stats_tick(self) -> None:
+        self._log_stats()
+        self._schedule_stats()
+
+    def _cancel_stats(self) -> None:
+        if self._stats_timer is not None:
+            self._stats_timer.cancel()
+            self._stats_timer = None
+
+    def _log_stats(self, *, final: bool = False) -> None:
+        now = self.stats()
+        last = self._last_logged
+        self._last_logged = now
+        log.info(
+            "%s: received %d (+%d) written %d (+%d) batches %d coalesced %d dropped %d "
+            "(invalid %d, bad bodies %d, overflow %d) db errors %d queue %s",
+            "final" if final else "stats",
+            now.received,
+            now.received - (last.received if last else 0),
+            now.written,
+            now.written - (last.written if last else 0),
+            now.batches,
+            now.coalesced,
+            now.dropped,
+            now.invalid,
+            now.bad_bodies,
+            now.overflow,
+            now.db_errors,
+            list(now.queue_depth),
+        )

@@ -1,0 +1,287 @@
+"""Writer: one thread, one database connection, batched coalesced upserts in order.
+
+The reactor hands rows over with `submit()`, which only touches the in-memory pending
+buffer under a short lock, so it never waits for the database. The thread takes up to
+`batch_rows` rows (after waiting at most `batch_interval` for a batch to fill) and
+writes them as one multi-row upsert in one transaction. When the database fails, the
+batch goes back into the buffer (newer rows of the same keys win) and the writer
+retries with backoff; `stop()` flushes what is pending before the thread ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
+
+from lars.db import server_call_status
+from lars.dbengine import init_schema, is_sqlite
+from lars.ratelog import RateLimitedLog
+from lars.reactor.backoff import BackoffFactory, backoff
+from lars.reporter.pending import PendingRows, Row
+
+__all__ = ["COLUMNS", "Writer", "WriterStats", "upsert_statement"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("modid", "cmdid", "ip", "port", "caller", "succ_cnt", "err_cnt", "ts", "overload")
+_KEY_COLUMNS = COLUMNS[:5]
+_VALUE_COLUMNS = COLUMNS[5:]
+
+
+def upsert_statement(engine: Engine) -> Insert:
+    """INSERT ... ON DUPLICATE KEY UPDATE (MySQL) / ON CONFLICT DO UPDATE (SQLite).
+
+    Executed with a list of rows it becomes one multi-row statement on PyMySQL (its
+    executemany folds the VALUES) and one prepared statement run per row on SQLite,
+    inside the caller's single transaction either way.
+    """
+    table = server_call_status
+    if is_sqlite(engine):
+        lite = sqlite.insert(table)
+        return lite.on_conflict_do_update(
+            index_elements=list(_KEY_COLUMNS),
+            set_={name: lite.excluded[name] for name in _VALUE_COLUMNS},
+        )
+    my = mysql.insert(table)
+    return my.on_duplicate_key_update({name: my.inserted[name] for name in _VALUE_COLUMNS})
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    index: int
+    received: int  # rows accepted into the buffer
+    written: int  # rows upserted (committed)
+    batches: int  # transactions committed
+    coalesced: int  # rows replaced by a newer row of the same key before writing
+    overflow: int  # rows refused: the buffer held max_pending keys
+    failed: int  # rows the database rejected as invalid (batch dropped)
+    lost: int  # rows still pending when stop() gave up on a dead database
+    db_errors: int  # failed write attempts
+    pending: int  # queue depth now
+
+
+class Writer:
+    """Owns one thread and one connection; `submit` may be called from any thread."""
+
+    def __init__(
+        self,
+        index: int,
+        engine: Engine,
+        *,
+        batch_rows: int = 1000,
+        batch_interval: float = 0.05,
+        max_pending: int = 100_000,
+        flush_timeout: float = 10.0,
+        schema_ready: bool = True,
+        backoff_factory: BackoffFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be >= 1")
+        self.index = index
+        self._engine = engine
+        self._stmt = upsert_statement(engine)
+        self._batch_rows = batch_rows
+        self._batch_interval = batch_interval
+        self._flush_timeout = flush_timeout
+        self._backoff_factory = backoff_factory or (lambda: backoff(0.05, 2.0))
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._pending = PendingRows(max_pending)
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None
+        self._schema_ready = schema_ready
+        self._written = 0
+        self._batches = 0
+        self._failed = 0
+        self._lost = 0
+        self._db_errors = 0
+        self._log_overflow = RateLimitedLog(log)
+        self._log_db = RateLimitedLog(log)
+
+    # any thread
+
+    def submit(self, rows: Iterable[Row]) -> int:
+        """Queue rows (latest per key wins); return how many overflowed. Never blocks on I/O."""
+        with self._cond:
+            pending = self._pending
+            was_empty = not pending
+            refused = pending.add(rows)
+            if was_empty or len(pending) >= self._batch_rows:
+                self._cond.notify()
+        if refused:
+            self._log_overflow(
+                "writer %d: %d keys pending (max); %d rows dropped as overflow (total %d)",
+                self.index,
+                len(self._pending),
+                refused,
+                self._pending.overflow,
+            )
+        return refused
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            p = self._pending.stats()
+            return WriterStats(
+                index=self.index,
+                received=p.received,
+                written=self._written,
+                batches=self._batches,
+                coalesced=p.coalesced + p.superseded,
+                overflow=p.overflow,
+                failed=self._failed,
+                lost=self._lost,
+                db_errors=self._db_errors,
+                pending=p.pending,
+            )
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"writer {self.index} already started")
+        self._thread = threading.Thread(
+            target=self._run, name=f"reporter-writer{self.index}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write every pending row (retrying up to flush_timeout), then end the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cond:
+            if not self._stopping:
+                self._stopping = True
+                self._stop_deadline = self._clock() + self._flush_timeout
+            self._cond.notify()
+        thread.join(self._flush_timeout + 30.0)
+        if thread.is_alive():  # pragma: no cover - a database call hung past its timeouts
+            log.error("writer %d did not stop in time", self.index)
+
+    # the writer thread
+
+    def _run(self) -> None:
+        delays: Iterator[float] | None = None
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                if self._write(batch):
+                    if delays is not None:
+                        log.info("writer %d: database writes resumed", self.index)
+                    delays = None
+                    continue
+                with self._cond:
+                    self._pending.restore(batch)
+                    if self._stopping and self._clock() >= self._stop_deadline:
+                        self._give_up()
+                        return
+                delays = delays or self._backoff_factory()
+                self._sleep(next(delays))
+        finally:
+            self._close_connection()
+
+    def _next_batch(self) -> list[Row] | None:
+        """Wait for rows; None once stopping with nothing left to write."""
+        cond = self._cond
+        pending = self._pending
+        with cond:
+            while not pending:
+                if self._stopping:
+                    return None
+                cond.wait()
+            if len(pending) < self._batch_rows and not self._stopping:
+                deadline = self._clock() + self._batch_interval
+                while len(pending) < self._batch_rows and not self._stopping:
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        break
+                    cond.wait(remaining)
+            return pending.take(self._batch_rows)
+
+    def _sleep(self, delay: float) -> None:
+        with self._cond:
+            if self._stopping:  # a flush retries faster, within its deadline
+                delay = min(delay, 0.2, max(0.0, self._stop_deadline - self._clock()))
+            self._cond.wait(delay)
+
+    def _give_up(self) -> None:
+        lost = len(self._pending)
+        self._lost += lost
+        self._pending.take(lost)
+        log.error(
+            "writer %d: database still unavailable after %.1fs; %d pending rows lost",
+            self.index,
+            self._flush_timeout,
+            lost,
+        )
+
+    def _write(self, batch: list[Row]) -> bool:
+        """One transaction; True when committed or dropped as invalid, False to retry."""
+        params = [dict(zip(COLUMNS, row, strict=True)) for row in batch]
+        try:
+            conn = self._connection()
+            with conn.begin():
+                conn.execute(self._stmt, params)
+        except (SQLAlchemyError, OSError) as exc:
+            self._db_errors += 1
+            self._close_connection()
+            if _is_data_error(exc):
+                self._failed += len(batch)
+                log.error(
+                    "writer %d: database rejected a batch of %d rows; dropped: %s",
+                    self.index,
+                    len(batch),
+                    exc,
+                )
+                return True
+            self._schema_ready = False  # a missing table is created again on reconnect
+            self._log_db(
+                "writer %d: database write failed, %d rows kept for retry: %s",
+                self.index,
+                len(batch),
+                _short(exc),
+            )
+            return False
+        self._written += len(batch)
+        self._batches += 1
+        return True
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            if not self._schema_ready:
+                init_schema(self._engine)
+                self._schema_ready = True
+            conn = self._conn = self._engine.connect()
+        return conn
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception:  # pragma: no cover - the connection is dead anyway
+            log.debug("writer %d: closing a broken connection failed", self.index, exc_info=True)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Errors that a retry cannot fix: the rows themselves are unacceptable."""
+    return isinstance(exc, DataError | IntegrityError)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
