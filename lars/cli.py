@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES: list[str] = [
     # one line per component, e.g. "lars.dns.cli"
     "lars.bench.cli",
+    "lars.dns.cli",
     "lars.reporter.cli",
 ]
 

@@ -1,0 +1,209 @@
+"""`lars dns`, `lars initdb` and `lars route ...`: the route service and its table from a shell.
+
+`lars dns -c lars_dns.conf` reads a Lars configuration file unchanged; flags override it;
+with neither it serves `sqlite:///lars.db` (creating the tables if missing). Route edits go
+through RouteAdmin, one transaction each, so running route services push them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import insert, select
+
+from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini, override
+from lars.db import route_version
+from lars.dbengine import init_schema, is_sqlite, make_engine
+from lars.dns.admin import RouteAdmin
+from lars.dns.service import DnsConfig, DnsService
+from lars.errors import StoreUnavailable
+
+__all__ = ["DEMO_ROUTES", "register"]
+
+# The rows of sql/demo_routes.sql: (modid, cmdid, ip, port).
+DEMO_ROUTES: tuple[tuple[int, int, str, int], ...] = (
+    (1, 1, "127.0.0.1", 7777),
+    (1, 1, "127.0.0.1", 7778),
+    (1, 1, "127.0.0.1", 7779),
+    (1, 2, "192.168.1.177", 9000),
+    (1, 2, "192.168.1.178", 9000),
+    (2, 1, "10.0.0.1", 8080),
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("dns", help="run the route service (TCP 7778)")
+    _db_args(p)
+    p.add_argument("--ip", help="listen address ([reactor] ip; default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="listen port ([reactor] port; default 7778)")
+    p.add_argument("--threads", type=int, help="worker loops ([reactor] threadNum; default 0)")
+    p.add_argument("--poll-interval", type=float, help="seconds between version polls (1)")
+    p.add_argument("--reload-interval", type=float, help="reload anyway after this (10 s)")
+    p.set_defaults(func=run_dns)
+
+    p = subparsers.add_parser("initdb", help="create the lars_dns tables if missing")
+    _db_args(p)
+    p.add_argument("--demo", action="store_true", help="also add the demo routes")
+    p.set_defaults(func=run_initdb)
+
+    route = subparsers.add_parser("route", help="list and edit the route table")
+    sub = route.add_subparsers(dest="route_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="list hosts, optionally of one module")
+    _db_args(p)
+    p.add_argument("--modid", type=int)
+    p.add_argument("--cmdid", type=int)
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.set_defaults(func=run_route_list)
+    p = sub.add_parser("add", help="add a host to a module")
+    _db_args(p)
+    _host_args(p)
+    p.set_defaults(func=run_route_edit, action="add")
+    p = sub.add_parser("del", help="remove a host from a module")
+    _db_args(p)
+    _host_args(p)
+    p.set_defaults(func=run_route_edit, action="del")
+    p = sub.add_parser("replace", help="replace a host of a module by another")
+    _db_args(p)
+    _host_args(p)
+    p.add_argument("new_ip", metavar="NEW_IP")
+    p.add_argument("new_port", metavar="NEW_PORT", type=int)
+    p.set_defaults(func=run_route_edit, action="replace")
+    p = sub.add_parser("del-module", help="remove every host of a module")
+    _db_args(p)
+    p.add_argument("modid", metavar="MODID", type=int)
+    p.add_argument("cmdid", metavar="CMDID", type=int)
+    p.set_defaults(func=run_route_edit, action="del-module")
+    p = sub.add_parser("version", help="show the route version and pending change rows")
+    _db_args(p)
+    p.set_defaults(func=run_route_version)
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="FILE", help="a Lars INI file ([mysql] section)")
+    p.add_argument("--db", metavar="URL", help=f"database URL (default {DEFAULT_DB_URL})")
+
+
+def _host_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("modid", metavar="MODID", type=int)
+    p.add_argument("cmdid", metavar="CMDID", type=int)
+    p.add_argument("ip", metavar="IP", help="dotted IPv4 address")
+    p.add_argument("port", metavar="PORT", type=int)
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    return str(args.db or db_url_from_ini(IniFile.load(args.config)))
+
+
+@contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[sqlalchemy.Engine]:
+    engine = make_engine(_db_url(args))
+    try:
+        if is_sqlite(engine):
+            init_schema(engine)  # the embedded default works from an empty directory
+        yield engine
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise StoreUnavailable(f"route database unavailable: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def run_dns(args: argparse.Namespace) -> int:
+    ini = IniFile.load(args.config)
+    base = DnsConfig.from_ini(ini)
+    config = override(
+        base,
+        db_url=args.db,
+        poll_interval=args.poll_interval,
+        reload_interval=args.reload_interval,
+        reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
+    )
+    service = DnsService(config)
+    stopping = threading.Event()
+
+    def on_signal(_signo: int, _frame: FrameType | None) -> None:
+        stopping.set()
+        service.request_stop()  # only sets an event: safe inside a signal handler
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            service.start()
+        except StoreUnavailable:
+            if stopping.is_set():
+                return 0
+            raise
+        print(f"lars dns: listening on port {service.port}", file=sys.stderr, flush=True)
+        while not stopping.wait(1.0):
+            pass
+        return 0
+    finally:
+        service.stop()
+        for signo, handler in previous.items():
+            signal.signal(signo, handler)
+
+
+def run_initdb(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        init_schema(engine)
+        with engine.begin() as conn:
+            if conn.execute(select(route_version.c.id).where(route_version.c.id == 1)).first():
+                pass
+            else:
+                conn.execute(insert(route_version).values(id=1, version=0))
+        if args.demo:
+            admin = RouteAdmin(engine)
+            existing = {(e.modid, e.cmdid, e.ip, e.port) for e in admin.list_routes()}
+            for row in DEMO_ROUTES:
+                if row not in existing:
+                    admin.add_host(*row)
+    print(f"lars initdb: schema ready at {_db_url(args)}")
+    return 0
+
+
+def run_route_list(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        entries = RouteAdmin(engine).list_routes(args.modid, args.cmdid)
+    for e in entries:
+        if args.json:
+            print(json.dumps({"modid": e.modid, "cmdid": e.cmdid, "ip": e.ip, "port": e.port}))
+        else:
+            print(f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}")
+    if not args.json:
+        print(f"{len(entries)} host(s)", file=sys.stderr)
+    return 0
+
+
+def run_route_edit(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        admin = RouteAdmin(engine)
+        if args.action == "add":
+            version = admin.add_host(args.modid, args.cmdid, args.ip, args.port)
+        elif args.action == "del":
+            version = admin.del_host(args.modid, args.cmdid, args.ip, args.port)
+        elif args.action == "replace":
+            version = admin.replace_host(
+                args.modid, args.cmdid, args.ip, args.port, args.new_ip, args.new_port
+            )
+        else:
+            version = admin.del_module(args.modid, args.cmdid)
+    print(f"lars route {args.action}: done, route version {version}")
+    return 0
+
+
+def run_route_version(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        admin = RouteAdmin(engine)
+        version, pending = admin.current_version(), admin.pending_changes()
+    print(f"version {version}")
+    for modid, cmdid, v in pending:
+        print(f"pending change: module {modid}/{cmdid} at version {v}")
+    return 0

@@ -1,0 +1,188 @@
+"""DnsConfig and DnsService: the route service ("dns") put together.
+
+Built in main (or by `lars up` and tests): `DnsService(config).start()` loads the route
+table first and only then listens, so an agent never gets empty host lists from a service
+that has not read the database yet; `stop()` stops polling, drains the connections and
+releases the database engine. A Lars lars_dns.conf loads unchanged: [reactor] ip, port,
+threadNum, maxConn and [mysql] db_*; our own settings live in an optional [dns] section.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import sqlalchemy
+
+from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
+from lars.dbengine import init_schema, is_sqlite, make_engine
+from lars.dns.poller import Poller, PollerStats, PollerThread
+from lars.dns.server import RouteServer, SubscriptionStats
+from lars.dns.store import RouteStore
+from lars.dns.subscriptions import DEFAULT_MAX_PER_CONN
+from lars.dns.table import RouteTable
+from lars.errors import ConfigError, StoreUnavailable
+from lars.reactor import ReactorConfig, ServerStats, TcpServer
+from lars.reactor.backoff import backoff
+
+__all__ = ["DEFAULT_PORT", "DnsConfig", "DnsService", "DnsStats"]
+
+log = logging.getLogger(__name__)
+
+# Network
+DEFAULT_PORT = 7778
+# Timeouts
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_RELOAD_INTERVAL = 10.0
+DEFAULT_RETRY_INITIAL = 0.5
+DEFAULT_RETRY_MAX = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsConfig:
+    """Settings of one route service."""
+
+    # Store
+    db_url: str = DEFAULT_DB_URL
+    create_schema: bool = False  # also create missing tables on MySQL (always on SQLite)
+    # Network
+    reactor: ReactorConfig = field(default_factory=lambda: ReactorConfig(port=DEFAULT_PORT))
+    # Timeouts
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    retry_initial: float = DEFAULT_RETRY_INITIAL
+    retry_max: float = DEFAULT_RETRY_MAX
+    # Limits
+    max_subscriptions: int = DEFAULT_MAX_PER_CONN  # modules per connection
+
+    def __post_init__(self) -> None:
+        if self.poll_interval <= 0:
+            raise ConfigError(f"poll_interval must be > 0, got {self.poll_interval}")
+        if self.reload_interval <= 0:
+            raise ConfigError(f"reload_interval must be > 0, got {self.reload_interval}")
+        if self.retry_initial < 0 or self.retry_max < self.retry_initial:
+            raise ConfigError("need 0 <= retry_initial <= retry_max")
+        if self.max_subscriptions < 1:
+            raise ConfigError("max_subscriptions must be >= 1")
+
+    @classmethod
+    def from_ini(cls, ini: IniFile) -> DnsConfig:
+        return cls(
+            db_url=db_url_from_ini(ini),
+            create_schema=ini.get("dns", "create_schema", False),
+            reactor=ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
+            poll_interval=ini.get("dns", "poll_interval", DEFAULT_POLL_INTERVAL),
+            reload_interval=ini.get("dns", "reload_interval", DEFAULT_RELOAD_INTERVAL),
+            retry_initial=ini.get("dns", "retry_initial", DEFAULT_RETRY_INITIAL),
+            retry_max=ini.get("dns", "retry_max", DEFAULT_RETRY_MAX),
+            max_subscriptions=ini.get("dns", "max_subscriptions", DEFAULT_MAX_PER_CONN),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DnsStats:
+    version: int
+    modules: int
+    hosts: int
+    truncated_modules: int
+    pushes_sent: int
+    poller: PollerStats
+    subscriptions: SubscriptionStats
+    server: ServerStats
+
+
+class DnsService:
+    """The route service. `start()` returns once listening (after the first load)."""
+
+    def __init__(self, config: DnsConfig, *, engine: sqlalchemy.Engine | None = None) -> None:
+        self.config = config
+        self._own_engine = engine is None
+        self._engine = engine if engine is not None else make_engine(config.db_url)
+        self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
+        self._poller = Poller(
+            RouteStore(self._engine),
+            self._routes.publish,
+            reload_interval=config.reload_interval,
+        )
+        self._thread = PollerThread(
+            self._poller,
+            interval=config.poll_interval,
+            backoff_factory=functools.partial(backoff, config.retry_initial, config.retry_max),
+        )
+        self._server = TcpServer(
+            config.reactor,
+            self._routes.router(),
+            name="dns",
+            on_connect=self._routes.on_connect,
+            on_close=self._routes.on_close,
+        )
+        self._routes.attach(self._server)
+        self._lock = threading.Lock()
+        self._state = "new"
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def table(self) -> RouteTable:
+        return self._routes.table
+
+    def start(self) -> None:
+        """Load the table (retrying while the database is down), then listen and poll.
+
+        Raises StoreUnavailable if stop() is called before the first load succeeded.
+        """
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"DnsService cannot start from state {self._state}")
+            self._state = "loading"
+        if self.config.create_schema or is_sqlite(self._engine):
+            try:
+                init_schema(self._engine)
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                log.warning("dns: cannot create the schema yet: %s", exc)
+        if not self._thread.first_load():
+            raise StoreUnavailable("route service stopped before the first route load")
+        table = self._routes.table
+        log.info(
+            "dns: loaded version %d: %d modules, %d hosts",
+            table.version,
+            len(table),
+            table.host_count,
+        )
+        with self._lock:
+            if self._state != "loading":
+                raise StoreUnavailable("route service stopped during start")
+            self._server.start()
+            self._thread.start()
+            self._state = "running"
+
+    def request_stop(self) -> None:
+        """Make a pending start() give up; safe in a signal handler (sets an event)."""
+        self._thread.request_stop()
+
+    def stop(self) -> None:
+        """Stop polling and serving; safe from any thread, and twice."""
+        with self._lock:
+            state, self._state = self._state, "stopped"
+        self._thread.stop()
+        if state == "running":
+            self._server.stop()
+        if self._own_engine:
+            self._engine.dispose()
+
+    def stats(self) -> DnsStats:
+        table = self._routes.table
+        return DnsStats(
+            version=table.version,
+            modules=len(table),
+            hosts=table.host_count,
+            truncated_modules=self._routes.truncated_modules,
+            pushes_sent=self._routes.pushes_sent,
+            poller=self._thread.stats(),
+            subscriptions=self._routes.subscription_stats(),
+            server=self._server.stats(),
+        )
