@@ -48,10 +48,13 @@ class IniFile:
             return cls.empty()
         parser = _new_parser()
         try:
-            with open(path, encoding="utf-8") as fh:
+            # utf-8-sig: files saved by Windows editors start with a byte order mark.
+            with open(path, encoding="utf-8-sig") as fh:
                 parser.read_file(fh, source=str(path))
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8: {exc}") from exc
         except configparser.Error as exc:
             raise ConfigError(f"invalid config file {path}: {exc}") from exc
         return cls(parser, str(path))
