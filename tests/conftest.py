@@ -74,9 +74,17 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+def _open_process_globals() -> None:
+    """Open what libraries keep once per process (libuv's signal pipe) before counting fds."""
+    import uvloop
+
+    uvloop.new_event_loop().close()
+
+
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fails the test if it leaves threads or file descriptors behind."""
+    _open_process_globals()
     threads_before = set(threading.enumerate())
     fds_before = _open_fds()
     yield
