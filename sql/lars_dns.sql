@@ -1,0 +1,64 @@
+-- The lars_dns schema (spec section 5): the same tables lars/db.py creates.
+-- Usage: mysql -uroot < sql/lars_dns.sql   (or: lars initdb --db mysql+pymysql://...)
+-- tests/mysql/test_dns_schema.py checks that this file and lars/db.py agree.
+
+CREATE DATABASE IF NOT EXISTS lars_dns CHARACTER SET utf8mb4;
+USE lars_dns;
+
+-- One row per host of a module; serverip is the IPv4 address as an unsigned number.
+CREATE TABLE IF NOT EXISTS RouteData (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  modid int(10) unsigned NOT NULL,
+  cmdid int(10) unsigned NOT NULL,
+  serverip int(10) unsigned NOT NULL,
+  serverport int(10) unsigned NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- One row (id = 1): raise version after every edit of RouteData.
+CREATE TABLE IF NOT EXISTS RouteVersion (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  version int(10) unsigned NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- One row per module changed, with the version of the change; the route service pushes
+-- the module to its subscribers and deletes the row.
+CREATE TABLE IF NOT EXISTS RouteChange (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  modid int(10) unsigned NOT NULL,
+  cmdid int(10) unsigned NOT NULL,
+  version bigint(20) unsigned NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Latest call statistics per host per reporting agent (written by the reporter).
+CREATE TABLE IF NOT EXISTS ServerCallStatus (
+  modid int(11) NOT NULL,
+  cmdid int(11) NOT NULL,
+  ip int(10) unsigned NOT NULL,
+  port int(10) unsigned NOT NULL,
+  caller int(10) unsigned NOT NULL,
+  succ_cnt int(11) NOT NULL,
+  err_cnt int(11) NOT NULL,
+  ts bigint(20) NOT NULL,
+  overload char(1) NOT NULL,
+  PRIMARY KEY (modid, cmdid, ip, port, caller)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Human descriptions of modules and commands, for the console.
+CREATE TABLE IF NOT EXISTS ModIDConfig (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  modid int(10) unsigned NOT NULL,
+  content char(255) NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS CmdIDConfig (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  cmdid int(10) unsigned NOT NULL,
+  content char(255) NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+INSERT IGNORE INTO RouteVersion (id, version) VALUES (1, 0);
