@@ -1,0 +1,275 @@
+"""AsyncLarsClient: the asyncio face of the client API (one DatagramProtocol per agent port).
+
+Many calls may be in flight at once from any number of tasks of the loop the client was
+opened on: each get_host has its own seq and a future in a table keyed by seq, so replies
+are matched whatever their order. A reply that matches nothing in flight (stale, another
+module, garbage) is skipped and counted. The client is bound to one event loop and is not
+thread-safe; use one per loop.
+
+Failures are results, exactly as in LarsClient: no answer within the timeout gives
+SYSTEM_ERROR with `timed_out=True`; `close()` ends every call in flight with SYSTEM_ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lars.client.core import (
+    DEFAULT_AGENT_IP,
+    DEFAULT_BASE_PORT,
+    DEFAULT_TIMEOUT,
+    ClientConfig,
+    ClientCore,
+    HostRequest,
+    RouteRequest,
+    report_code_for,
+)
+from lars.client.result import HostResult, NoHostError, RouteResult
+from lars.client.sync import REG_INIT_ATTEMPTS, REG_INIT_DELAY, ClientStats
+from lars.errors import NetworkError
+from lars.protocol import MsgId, RetCode
+from lars.reactor.frame import HEADER
+
+__all__ = ["AsyncLarsClient"]
+
+_HOST_REPLY = int(MsgId.GET_HOST_RESPONSE)
+_ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """A connected UDP socket to one agent port; everything it receives goes to the client."""
+
+    def __init__(self, client: AsyncLarsClient) -> None:
+        self.client = client
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.client._on_datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from an earlier send; calls in flight time out on their own.
+        self.client.send_errors += 1
+
+
+class AsyncLarsClient:
+    """`async with AsyncLarsClient() as client: await client.get_host(1, 1)`."""
+
+    def __init__(
+        self,
+        agent_ip: str = DEFAULT_AGENT_IP,
+        base_port: int = DEFAULT_BASE_PORT,
+        *,
+        ports: tuple[int, int, int] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        failures: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        self.config = ClientConfig(
+            agent_ip=agent_ip, base_port=base_port, ports=ports, timeout=timeout, failures=failures
+        )
+        self._core = ClientCore()
+        self._endpoints: list[_Endpoint] = []
+        self._hosts: dict[int, tuple[HostRequest, asyncio.Future[HostResult]]] = {}
+        self._routes: dict[tuple[int, int], list[asyncio.Future[RouteResult]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.timeouts = 0
+        self.send_errors = 0
+
+    # Lifecycle
+
+    async def open(self) -> None:
+        """Create the three UDP endpoints on the running loop."""
+        if self._loop is not None:
+            raise NetworkError("AsyncLarsClient is already open")
+        loop = asyncio.get_running_loop()
+        try:
+            for address in self.config.addresses():
+                _, endpoint = await loop.create_datagram_endpoint(
+                    self._new_endpoint, remote_addr=address
+                )
+                self._endpoints.append(endpoint)
+        except OSError as exc:
+            self.close()
+            raise NetworkError(f"cannot reach agent {self.config.addresses()}: {exc}") from exc
+        self._loop = loop
+
+    def _new_endpoint(self) -> _Endpoint:
+        return _Endpoint(self)
+
+    async def __aenter__(self) -> AsyncLarsClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the sockets; calls in flight end with SYSTEM_ERROR."""
+        for endpoint in self._endpoints:
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+                endpoint.transport = None
+        self._endpoints.clear()
+        for request, future in self._hosts.values():
+            if not future.done():
+                future.set_result(self._core.host_failure(request, timed_out=False))
+        self._hosts.clear()
+        for (modid, cmdid), futures in self._routes.items():
+            failure = RouteResult(RetCode.SYSTEM_ERROR, modid, cmdid)
+            for fut in futures:
+                if not fut.done():
+                    fut.set_result(failure)
+        self._routes.clear()
+
+    def stats(self) -> ClientStats:
+        return ClientStats(self.timeouts, self.send_errors, self._core.skipped, self._core.bad)
+
+    def _send(self, shard: int, datagram: bytes) -> None:
+        if not self._endpoints:
+            raise NetworkError("AsyncLarsClient is not open")
+        transport = self._endpoints[shard].transport
+        if transport is None:
+            raise NetworkError("AsyncLarsClient is closed")
+        transport.sendto(datagram)
+
+    # Calls
+
+    async def get_host(self, modid: int, cmdid: int, *, timeout: float | None = None) -> HostResult:
+        """One host of the module, or OVERLOAD / NOEXIST / SYSTEM_ERROR (see HostResult)."""
+        request = self._core.host_request(modid, cmdid)
+        loop = self._loop
+        if loop is None:
+            raise NetworkError("AsyncLarsClient is not open")
+        future: asyncio.Future[HostResult] = loop.create_future()
+        seq = request.seq
+        self._hosts[seq] = (request, future)
+        timer = loop.call_later(
+            self.config.timeout if timeout is None else timeout, self._expire_host, seq
+        )
+        try:
+            self._send(request.shard, request.datagram)
+            return await future
+        finally:
+            timer.cancel()
+            if self._hosts.get(seq, (None, None))[1] is future:
+                del self._hosts[seq]
+
+    def _expire_host(self, seq: int) -> None:
+        entry = self._hosts.pop(seq, None)
+        if entry is not None and not entry[1].done():
+            self.timeouts += 1
+            entry[1].set_result(self._core.host_failure(entry[0], timed_out=True))
+
+    async def get_route(
+        self, modid: int, cmdid: int, *, timeout: float | None = None
+    ) -> RouteResult:
+        """Every host the agent holds for the module (an unknown module is fetched: NOEXIST)."""
+        request = self._core.route_request(modid, cmdid)
+        loop = self._loop
+        if loop is None:
+            raise NetworkError("AsyncLarsClient is not open")
+        future: asyncio.Future[RouteResult] = loop.create_future()
+        key = (modid, cmdid)
+        self._routes.setdefault(key, []).append(future)
+        timer = loop.call_later(
+            self.config.timeout if timeout is None else timeout,
+            self._expire_route,
+            request,
+            future,
+        )
+        try:
+            self._send(request.shard, request.datagram)
+            return await future
+        finally:
+            timer.cancel()
+            waiting = self._routes.get(key)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._routes[key]
+
+    def _expire_route(self, request: RouteRequest, future: asyncio.Future[RouteResult]) -> None:
+        if not future.done():
+            self.timeouts += 1
+            future.set_result(self._core.route_failure(request, timed_out=True))
+
+    async def report(self, modid: int, cmdid: int, ip: str, port: int, retcode: int) -> None:
+        """Tell the agent how a call to ip:port went (0 success); fire and forget."""
+        shard, datagram = self._core.report_datagram(modid, cmdid, ip, port, retcode)
+        self._send(shard, datagram)
+
+    async def reg_init(
+        self,
+        modid: int,
+        cmdid: int,
+        *,
+        attempts: int = REG_INIT_ATTEMPTS,
+        delay: float = REG_INIT_DELAY,
+        timeout: float | None = None,
+    ) -> RetCode:
+        """Make the agent fetch the module; SUCC once it has hosts, else the last retcode."""
+        code = RetCode.NOEXIST
+        for attempt in range(max(1, attempts)):
+            if attempt:
+                await asyncio.sleep(delay)
+            code = (await self.get_route(modid, cmdid, timeout=timeout)).retcode
+            if code == RetCode.SUCC:
+                break
+        return code
+
+    @contextlib.asynccontextmanager
+    async def call(
+        self,
+        modid: int,
+        cmdid: int,
+        *,
+        timeout: float | None = None,
+        failures: tuple[type[BaseException], ...] | None = None,
+    ) -> AsyncIterator[HostResult]:
+        """`async with client.call(m, c) as host:` as LarsClient.call (cancellation: no report)."""
+        host = await self.get_host(modid, cmdid, timeout=timeout)
+        if not host.ok:
+            raise NoHostError(host)
+        try:
+            yield host
+        except BaseException as exc:
+            code = report_code_for(exc, failures or self.config.failures)
+            if code is not None and self._endpoints:
+                await self.report(modid, cmdid, host.ip, host.port, code)
+            raise
+        await self.report(modid, cmdid, host.ip, host.port, 0)
+
+    # Replies
+
+    def _on_datagram(self, data: bytes) -> None:
+        core = self._core
+        msgid = HEADER.unpack_from(data, 0)[0] if len(data) >= HEADER.size else -1
+        if msgid == _HOST_REPLY:
+            reply = core.parse_host_reply(data)
+            if reply is None:
+                return
+            entry = self._hosts.get(reply.seq)
+            if entry is None:
+                core.skipped += 1
+            elif core.accepts(entry[0], reply):
+                del self._hosts[reply.seq]
+                if not entry[1].done():
+                    entry[1].set_result(reply.result)
+        elif msgid == _ROUTE_REPLY:
+            result = core.parse_route_reply(data)
+            if result is None:
+                return
+            waiting = self._routes.pop((result.modid, result.cmdid), None)
+            if waiting is None:
+                core.skipped += 1
+                return
+            for future in waiting:
+                if not future.done():
+                    future.set_result(result)
+        else:
+            core.bad += 1

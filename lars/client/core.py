@@ -1,0 +1,268 @@
+"""The sans-I/O core shared by LarsClient and AsyncLarsClient.
+
+It builds the request datagrams of spec section 2 (GetHostRequest, ReportRequest,
+API_GetRouteRequest), picks the agent port of spec section 4 and decides whether a
+received datagram is the awaited reply. It knows no sockets, loops or clocks: the faces
+send the bytes, wait with their own timeout and feed back what arrives.
+
+Matching rules: a GetHostResponse answers a request when its seq, modid and cmdid are
+the request's; anything else (a stale reply with a smaller seq left over from a timed-out
+call, another module's reply, another message, garbage) is skipped and counted. An
+API_GetRouteResponse has no seq, so it answers a route request of the same module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from lars.client.result import Host, HostResult, RouteResult
+from lars.errors import ConfigError, ProtocolError, ValidationError
+from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2, wire_to_dotted
+from lars.reactor.frame import decode_datagram, encode
+
+__all__ = [
+    "DEFAULT_AGENT_IP",
+    "DEFAULT_BASE_PORT",
+    "DEFAULT_TIMEOUT",
+    "FAILURE_RETCODE",
+    "SHARDS",
+    "ClientConfig",
+    "ClientCore",
+    "HostReply",
+    "HostRequest",
+    "RouteRequest",
+    "check_ids",
+    "report_code_for",
+    "shard_of",
+]
+
+# Network
+DEFAULT_AGENT_IP = "127.0.0.1"
+DEFAULT_BASE_PORT = 8888
+SHARDS = 3
+# Timeouts: a local agent answers in well under a millisecond; this bounds a lost datagram.
+DEFAULT_TIMEOUT = 0.2
+# Limits
+MAX_ID = 0x7FFFFFFF
+SEQ_MASK = 0xFFFFFFFF
+# What call() reports for a failed call: any non-zero retcode counts as a failure.
+FAILURE_RETCODE = int(RetCode.SYSTEM_ERROR)
+
+_GET_HOST = int(MsgId.GET_HOST_REQUEST)
+_GET_HOST_REPLY = int(MsgId.GET_HOST_RESPONSE)
+_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
+_GET_ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
+_REPORT = int(MsgId.REPORT_REQUEST)
+_RETCODES = {int(code): code for code in RetCode}
+
+
+def report_code_for(
+    exc: BaseException | None, failures: tuple[type[BaseException], ...]
+) -> int | None:
+    """What `call()` reports when its block ends with `exc` (None: it ended normally).
+
+    0 (success) for a normal end or an Exception outside `failures` (the host did its
+    job; the error is the caller's own); FAILURE_RETCODE for an exception in `failures`;
+    None (report nothing) for other BaseExceptions such as KeyboardInterrupt or task
+    cancellation, which say nothing about the host.
+    """
+    if exc is None:
+        return 0
+    if isinstance(exc, failures):
+        return FAILURE_RETCODE
+    if isinstance(exc, Exception):
+        return 0
+    return None
+
+
+def shard_of(modid: int, cmdid: int) -> int:
+    """Index of the agent UDP server that owns a module (spec section 4)."""
+    return (modid + cmdid) % SHARDS
+
+
+def check_ids(modid: int, cmdid: int) -> None:
+    """Raise ValidationError unless both ids fit the wire's non-negative int32."""
+    for name, value in (("modid", modid), ("cmdid", cmdid)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+            raise ValidationError(f"{name} must be an integer in 0..{MAX_ID}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Where the agent listens and how long a call may wait.
+
+    `ports` names the three agent UDP ports explicitly (index i serves modules with
+    (modid + cmdid) % 3 == i); when None they are base_port, base_port+1, base_port+2.
+    `failures` are the exceptions that make `call()` report a failed call.
+    """
+
+    # Network
+    agent_ip: str = DEFAULT_AGENT_IP
+    base_port: int = DEFAULT_BASE_PORT
+    ports: tuple[int, int, int] | None = None
+    # Timeouts
+    timeout: float = DEFAULT_TIMEOUT
+    # Reporting
+    failures: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.base_port <= 65535 - (SHARDS - 1):
+            raise ConfigError(f"agent base port {self.base_port} out of range 1..65533")
+        if self.ports is not None and (
+            len(self.ports) != SHARDS or not all(1 <= p <= 65535 for p in self.ports)
+        ):
+            raise ConfigError(f"agent ports must be three ports in 1..65535: {self.ports}")
+        if not self.timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The (ip, port) of each agent UDP server, by shard index."""
+        ports = self.ports or tuple(self.base_port + i for i in range(SHARDS))
+        return tuple((self.agent_ip, port) for port in ports)
+
+
+@dataclass(frozen=True, slots=True)
+class HostRequest:
+    seq: int
+    modid: int
+    cmdid: int
+    shard: int
+    datagram: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    modid: int
+    cmdid: int
+    shard: int
+    datagram: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HostReply:
+    """A parsed GetHostResponse, before it is matched to a request."""
+
+    seq: int
+    modid: int
+    cmdid: int
+    result: HostResult
+
+
+class ClientCore:
+    """Sequence numbers, request datagrams and reply matching; counters of what was skipped.
+
+    Not thread-safe: each face gives every thread (or event loop) its own core.
+    """
+
+    __slots__ = ("_seq", "bad", "skipped")
+
+    def __init__(self, first_seq: int = 0) -> None:
+        self._seq = first_seq & SEQ_MASK
+        self.skipped = 0  # well-formed replies that answer another request (stale seq, module)
+        self.bad = 0  # datagrams that are not a reply we understand
+
+    # Requests
+
+    def host_request(self, modid: int, cmdid: int) -> HostRequest:
+        check_ids(modid, cmdid)
+        self._seq = seq = (self._seq + 1) & SEQ_MASK
+        body = lars_pb2.GetHostRequest(seq=seq, modid=modid, cmdid=cmdid).SerializeToString()
+        return HostRequest(seq, modid, cmdid, shard_of(modid, cmdid), encode(_GET_HOST, body))
+
+    def route_request(self, modid: int, cmdid: int) -> RouteRequest:
+        check_ids(modid, cmdid)
+        body = lars_pb2.GetRouteRequest(modid=modid, cmdid=cmdid).SerializeToString()
+        return RouteRequest(modid, cmdid, shard_of(modid, cmdid), encode(_GET_ROUTE, body))
+
+    def report_datagram(
+        self, modid: int, cmdid: int, ip: str, port: int, retcode: int
+    ) -> tuple[int, bytes]:
+        """(shard, datagram) of a ReportRequest; retcode 0 is a success, anything else not."""
+        check_ids(modid, cmdid)
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValidationError(f"port must be in 1..65535, got {port!r}")
+        if not isinstance(retcode, int) or not -0x80000000 <= retcode <= MAX_ID:
+            raise ValidationError(f"retcode must be an int32, got {retcode!r}")
+        msg = lars_pb2.ReportRequest(modid=modid, cmdid=cmdid, retcode=retcode)
+        msg.host.ip = dotted_to_wire(ip)
+        msg.host.port = port
+        return shard_of(modid, cmdid), encode(_REPORT, msg.SerializeToString())
+
+    # Replies
+
+    def parse_host_reply(self, data: bytes) -> HostReply | None:
+        """The GetHostResponse in a datagram, or None (counted as bad) when it is not one."""
+        try:
+            msgid, body = decode_datagram(data)
+            if msgid != _GET_HOST_REPLY:
+                raise ProtocolError(f"unexpected msgid {msgid}")
+            msg = lars_pb2.GetHostResponse.FromString(body)
+        except (ProtocolError, DecodeError):
+            self.bad += 1
+            return None
+        retcode = _RETCODES.get(msg.retcode, RetCode.SYSTEM_ERROR)
+        result = HostResult(retcode, msg.modid, msg.cmdid)
+        if retcode == RetCode.SUCC:
+            port = msg.host.port
+            if not 0 < port <= 65535:
+                result = HostResult(RetCode.SYSTEM_ERROR, msg.modid, msg.cmdid)
+            else:
+                result = HostResult(
+                    retcode, msg.modid, msg.cmdid, wire_to_dotted(msg.host.ip), port
+                )
+        return HostReply(msg.seq, msg.modid, msg.cmdid, result)
+
+    def match_host(self, request: HostRequest, data: bytes) -> HostResult | None:
+        """The result when `data` answers `request`, else None (skip it, keep waiting)."""
+        reply = self.parse_host_reply(data)
+        if reply is None:
+            return None
+        if self.accepts(request, reply):
+            return reply.result
+        return None
+
+    def accepts(self, request: HostRequest, reply: HostReply) -> bool:
+        if (
+            reply.seq == request.seq
+            and reply.modid == request.modid
+            and (reply.cmdid == request.cmdid)
+        ):
+            return True
+        self.skipped += 1
+        return False
+
+    def match_route(self, request: RouteRequest, data: bytes) -> RouteResult | None:
+        """The result when `data` is the route of the requested module, else None."""
+        result = self.parse_route_reply(data)
+        if result is None:
+            return None
+        if result.modid != request.modid or result.cmdid != request.cmdid:
+            self.skipped += 1
+            return None
+        return result
+
+    def parse_route_reply(self, data: bytes) -> RouteResult | None:
+        """The API_GetRouteResponse in a datagram, or None (counted as bad)."""
+        try:
+            msgid, body = decode_datagram(data)
+            if msgid != _GET_ROUTE_REPLY:
+                raise ProtocolError(f"unexpected msgid {msgid}")
+            msg = lars_pb2.GetRouteResponse.FromString(body)
+        except (ProtocolError, DecodeError):
+            self.bad += 1
+            return None
+        hosts = tuple(Host(wire_to_dotted(h.ip), h.port) for h in msg.host if 0 < h.port <= 65535)
+        code = RetCode.SUCC if hosts else RetCode.NOEXIST
+        return RouteResult(code, msg.modid, msg.cmdid, hosts)
+
+    # Outcomes the faces turn into results or reports
+
+    @staticmethod
+    def host_failure(request: HostRequest, *, timed_out: bool) -> HostResult:
+        return HostResult(RetCode.SYSTEM_ERROR, request.modid, request.cmdid, timed_out=timed_out)
+
+    @staticmethod
+    def route_failure(request: RouteRequest, *, timed_out: bool) -> RouteResult:
+        return RouteResult(RetCode.SYSTEM_ERROR, request.modid, request.cmdid, timed_out=timed_out)

@@ -1,0 +1,85 @@
+"""What the client API hands back: hosts, results and the one error of `call()`.
+
+IPs are dotted strings here; the wire's signed int32 form never leaves the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lars.errors import LarsError
+from lars.protocol import RetCode
+
+__all__ = ["Host", "HostResult", "NoHostError", "RouteResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One host of a module: a dotted IPv4 address and a port."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """The answer to get_host.
+
+    `retcode` is SUCC with `ip`/`port` set, or OVERLOAD / NOEXIST from the agent, or
+    SYSTEM_ERROR when the agent did not answer in time (`timed_out` is then True) or
+    refused the datagram (no agent on that port). `ip` is "" and `port` 0 without a host.
+    """
+
+    retcode: RetCode
+    modid: int
+    cmdid: int
+    ip: str = ""
+    port: int = 0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.retcode == RetCode.SUCC
+
+    @property
+    def host(self) -> Host:
+        if not self.ok:
+            raise NoHostError(self)
+        return Host(self.ip, self.port)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.ip}:{self.port}"
+        return self.retcode.name
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """The answer to get_route: every host the agent knows for the module.
+
+    `retcode` is SUCC when there is at least one host, NOEXIST when the agent answered an
+    empty list (unknown module, or the agent is still fetching it: see reg_init), and
+    SYSTEM_ERROR when no answer came in time.
+    """
+
+    retcode: RetCode
+    modid: int
+    cmdid: int
+    hosts: tuple[Host, ...] = ()
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.retcode == RetCode.SUCC
+
+
+class NoHostError(LarsError):
+    """`call()` got no host (OVERLOAD, NOEXIST or SYSTEM_ERROR); `.result` says which."""
+
+    def __init__(self, result: HostResult) -> None:
+        reason = "no answer from the agent" if result.timed_out else result.retcode.name
+        super().__init__(f"no host for module ({result.modid}, {result.cmdid}): {reason}")
+        self.result = result

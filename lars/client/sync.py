@@ -1,0 +1,270 @@
+"""LarsClient: the blocking face of the client API (plain UDP sockets).
+
+Thread-safety: one LarsClient may be shared by any number of threads. Each thread gets
+its own core (sequence numbers) and its own three connected UDP sockets, created on its
+first call, so threads never wait for each other and never see each other's replies.
+`close()` closes every thread's sockets; calls after it raise NetworkError.
+
+Failures are results, not exceptions: when the agent does not answer within the timeout
+(down, overloaded, datagram lost) get_host returns SYSTEM_ERROR with `timed_out=True`;
+when the kernel reports the agent port closed it returns SYSTEM_ERROR at once. Only
+invalid arguments raise (ValidationError), and `call()` raises NoHostError without a host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from lars.client.core import (
+    DEFAULT_AGENT_IP,
+    DEFAULT_BASE_PORT,
+    DEFAULT_TIMEOUT,
+    SHARDS,
+    ClientConfig,
+    ClientCore,
+    report_code_for,
+)
+from lars.client.result import HostResult, NoHostError, RouteResult
+from lars.errors import NetworkError
+from lars.protocol import RetCode
+
+__all__ = ["ClientStats", "LarsClient"]
+
+_RECV_SIZE = 65536
+# reg_init, as the original: a few short tries while the agent fetches the route.
+REG_INIT_ATTEMPTS = 3
+REG_INIT_DELAY = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """Counters summed over every thread (or the one loop) of a client."""
+
+    timeouts: int
+    send_errors: int
+    skipped: int
+    bad: int
+
+
+class _ThreadState:
+    __slots__ = ("core", "send_errors", "socks", "timeouts")
+
+    def __init__(self) -> None:
+        self.core = ClientCore()
+        self.socks: list[socket.socket | None] = [None] * SHARDS
+        self.timeouts = 0
+        self.send_errors = 0
+
+
+class LarsClient:
+    """Blocking get_host / report / get_route against the local agent (spec sections 2, 4)."""
+
+    def __init__(
+        self,
+        agent_ip: str = DEFAULT_AGENT_IP,
+        base_port: int = DEFAULT_BASE_PORT,
+        *,
+        ports: tuple[int, int, int] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        failures: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        self.config = ClientConfig(
+            agent_ip=agent_ip, base_port=base_port, ports=ports, timeout=timeout, failures=failures
+        )
+        self._addresses = self.config.addresses()
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _states and _closed, never held during I/O
+        self._states: list[_ThreadState] = []
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> LarsClient:
+        return cls(
+            config.agent_ip,
+            config.base_port,
+            ports=config.ports,
+            timeout=config.timeout,
+            failures=config.failures,
+        )
+
+    # Lifecycle
+
+    def __enter__(self) -> LarsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for state in self._states:
+                for i, sock in enumerate(state.socks):
+                    if sock is not None:
+                        sock.close()
+                        state.socks[i] = None
+
+    def stats(self) -> ClientStats:
+        with self._lock:
+            states = list(self._states)
+        return ClientStats(
+            timeouts=sum(s.timeouts for s in states),
+            send_errors=sum(s.send_errors for s in states),
+            skipped=sum(s.core.skipped for s in states),
+            bad=sum(s.core.bad for s in states),
+        )
+
+    def _state(self) -> _ThreadState:
+        if self._closed:
+            raise NetworkError("LarsClient is closed")
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is None:
+            state = _ThreadState()
+            with self._lock:
+                self._states.append(state)
+            self._local.state = state
+        return state
+
+    def _socket(self, state: _ThreadState, shard: int) -> socket.socket:
+        sock = state.socks[shard]
+        if sock is not None:
+            return sock
+        with self._lock:
+            if self._closed:
+                raise NetworkError("LarsClient is closed")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.connect(self._addresses[shard])
+            except OSError as exc:
+                sock.close()
+                raise NetworkError(f"cannot reach agent {self._addresses[shard]}: {exc}") from exc
+            state.socks[shard] = sock
+        return sock
+
+    # Calls
+
+    def get_host(self, modid: int, cmdid: int, *, timeout: float | None = None) -> HostResult:
+        """One host of the module, or OVERLOAD / NOEXIST / SYSTEM_ERROR (see HostResult)."""
+        state = self._state()
+        core = state.core
+        request = core.host_request(modid, cmdid)
+        sock = self._socket(state, request.shard)
+        for data in self._replies(state, sock, request.datagram, timeout):
+            if data is None:
+                return core.host_failure(request, timed_out=False)
+            result = core.match_host(request, data)
+            if result is not None:
+                return result
+        state.timeouts += 1
+        return core.host_failure(request, timed_out=True)
+
+    def get_route(self, modid: int, cmdid: int, *, timeout: float | None = None) -> RouteResult:
+        """Every host the agent holds for the module (an unknown module is fetched: NOEXIST)."""
+        state = self._state()
+        core = state.core
+        request = core.route_request(modid, cmdid)
+        sock = self._socket(state, request.shard)
+        for data in self._replies(state, sock, request.datagram, timeout):
+            if data is None:
+                return core.route_failure(request, timed_out=False)
+            result = core.match_route(request, data)
+            if result is not None:
+                return result
+        state.timeouts += 1
+        return core.route_failure(request, timed_out=True)
+
+    def report(self, modid: int, cmdid: int, ip: str, port: int, retcode: int) -> None:
+        """Tell the agent how a call to ip:port went (0 success, anything else failure).
+
+        Fire and forget, as on the wire: a send error is counted, never raised.
+        """
+        state = self._state()
+        shard, datagram = state.core.report_datagram(modid, cmdid, ip, port, retcode)
+        sock = self._socket(state, shard)
+        try:
+            sock.send(datagram)
+        except OSError:
+            state.send_errors += 1
+
+    def reg_init(
+        self,
+        modid: int,
+        cmdid: int,
+        *,
+        attempts: int = REG_INIT_ATTEMPTS,
+        delay: float = REG_INIT_DELAY,
+        timeout: float | None = None,
+    ) -> RetCode:
+        """Make the agent fetch the module; SUCC once it has hosts, else the last retcode."""
+        code = RetCode.NOEXIST
+        for attempt in range(max(1, attempts)):
+            if attempt:
+                time.sleep(delay)
+            code = self.get_route(modid, cmdid, timeout=timeout).retcode
+            if code == RetCode.SUCC:
+                break
+        return code
+
+    @contextlib.contextmanager
+    def call(
+        self,
+        modid: int,
+        cmdid: int,
+        *,
+        timeout: float | None = None,
+        failures: tuple[type[BaseException], ...] | None = None,
+    ) -> Iterator[HostResult]:
+        """`with client.call(m, c) as host:` get a host, then report how the block went.
+
+        Raises NoHostError when get_host gives no host. A normal end reports success; an
+        exception in `failures` (default: the client's, Exception) reports a failure; see
+        `report_code_for` for the rest. The exception always propagates.
+        """
+        host = self.get_host(modid, cmdid, timeout=timeout)
+        if not host.ok:
+            raise NoHostError(host)
+        try:
+            yield host
+        except BaseException as exc:
+            code = report_code_for(exc, failures or self.config.failures)
+            if code is not None:
+                self.report(modid, cmdid, host.ip, host.port, code)
+            raise
+        self.report(modid, cmdid, host.ip, host.port, 0)
+
+    # I/O
+
+    def _replies(
+        self, state: _ThreadState, sock: socket.socket, datagram: bytes, timeout: float | None
+    ) -> Iterator[bytes | None]:
+        """Send, then yield datagrams until the deadline; None means the port refused."""
+        deadline = time.monotonic() + (self.config.timeout if timeout is None else timeout)
+        # A refusal left over from an earlier send belongs to that send, not to this one.
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        try:
+            sock.send(datagram)
+        except ConnectionRefusedError:
+            yield None
+            return
+        except OSError:
+            state.send_errors += 1
+            yield None
+            return
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            sock.settimeout(remaining)
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                return
+            except OSError:  # ConnectionRefusedError: nothing listens on the agent port
+                yield None
+                return
+            yield data
