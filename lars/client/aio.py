@@ -6,6 +6,9 @@ are matched whatever their order. A reply that matches nothing in flight (stale,
 module, garbage) is skipped and counted. The client is bound to one event loop and is not
 thread-safe; use one per loop.
 
+Calls in flight are bounded only by the caller; past the socket buffers (4 MB asked)
+replies may be lost, and those calls end with a timeout like any lost datagram.
+
 Failures are results, exactly as in LarsClient: no answer within the timeout gives
 SYSTEM_ERROR with `timed_out=True`; `close()` ends every call in flight with SYSTEM_ERROR.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +39,9 @@ from lars.reactor.frame import HEADER
 
 __all__ = ["AsyncLarsClient"]
 
+# Replies to a burst of calls in flight arrive together; the default buffer (~200 kB,
+# ~1 kB of kernel overhead per datagram) would drop them past a few hundred.
+RCVBUF = 4 * 1024 * 1024
 _HOST_REPLY = int(MsgId.GET_HOST_RESPONSE)
 _ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
 
@@ -89,9 +96,15 @@ class AsyncLarsClient:
         loop = asyncio.get_running_loop()
         try:
             for address in self.config.addresses():
-                _, endpoint = await loop.create_datagram_endpoint(
-                    self._new_endpoint, remote_addr=address
-                )
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                    sock.setblocking(False)
+                    sock.connect(address)
+                except OSError:
+                    sock.close()
+                    raise
+                _, endpoint = await loop.create_datagram_endpoint(self._new_endpoint, sock=sock)
                 self._endpoints.append(endpoint)
         except OSError as exc:
             self.close()
