@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from lars.bench.echo_client import ClientConfig
 from lars.bench.echo_run import run_client
 from lars.bench.echo_server import EchoServer, rss_kib
+from lars.errors import ConfigError
 from lars.reactor import ReactorConfig
 
 __all__ = ["register"]
@@ -33,6 +35,7 @@ def register(subparsers: Any) -> None:
         help="echo body bytes unparsed (default: parse and re-serialise like the original)",
     )
     server.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    _add_cpus(server)
     server.add_argument("--quiet", action="store_true", help="no per-second report")
     server.set_defaults(func=_server)
 
@@ -46,10 +49,39 @@ def register(subparsers: Any) -> None:
     )
     client.add_argument("--seconds", type=float, default=10.0, help="duration (default 10)")
     client.add_argument("--content", default=None, help="request content string")
+    _add_cpus(client)
     client.set_defaults(func=_client)
 
 
+def _add_cpus(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        default=None,
+        help="pin this process (and its children) to these CPUs, e.g. 0 or 0,1 (like taskset)",
+    )
+
+
+def _cpu_list(text: str) -> set[int]:
+    try:
+        cpus = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad CPU list {text!r}; expected e.g. 0 or 0,1") from None
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"bad CPU list {text!r}")
+    return cpus
+
+
+def _pin(cpus: set[int] | None) -> None:
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:
+            raise ConfigError(f"cannot pin to CPUs {sorted(cpus)}: {exc}") from exc
+
+
 def _server(args: argparse.Namespace) -> int:
+    _pin(args.cpus)
     config = ReactorConfig(ip=args.ip, port=args.port, threads=args.threads)
     server = EchoServer(config, raw=args.raw)
     stop = threading.Event()
@@ -74,6 +106,7 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> int:
+    _pin(args.cpus)
     extra = {} if args.content is None else {"content": args.content}
     try:
         cfg = ClientConfig(

@@ -3,37 +3,25 @@
 Each process runs one uvloop loop with raw asyncio protocols (no streams, no Router):
 a connection keeps `depth` requests in flight (depth 1 is the classic ping-pong), and
 every read is checked by an EchoChecker and answered with as many new requests in one
-write. Processes publish their reply counts to shared memory every SAMPLE_PERIOD; the
-parent turns those into one QPS figure per second and a median (see echo_run).
+write. A process reports its reply count on stdout every SAMPLE_PERIOD; the parent
+(echo_run) turns those into one QPS figure per second and a median.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
-import multiprocessing.sharedctypes
-import time
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from lars.bench.echo_ring import DEFAULT_CONTENT, EchoChecker, EchoRing
 from lars.reactor.loop import new_event_loop
 
-__all__ = [
-    "CONNECTED",
-    "ERRORS",
-    "REPLIES",
-    "ROW",
-    "STATE_RUN",
-    "STATE_STOP",
-    "STATE_WAIT",
-    "ClientConfig",
-    "EchoClientProtocol",
-    "Slots",
-    "new_slots",
-    "run_process",
-]
+__all__ = ["ClientConfig", "EchoClientProtocol", "ParentLink", "main", "run_connections"]
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +58,6 @@ class ClientConfig:
         """Connections of process `index`: conns spread as evenly as possible."""
         share, extra = divmod(self.conns, self.procs)
         return share + (1 if index < extra else 0)
-
-
-# Shared memory: one row of ROW cells per process, then one control cell (a STATE_*).
-REPLIES, ERRORS, CONNECTED, ROW = range(4)
-STATE_WAIT, STATE_RUN, STATE_STOP = 0, 1, 2
-Slots = Any  # a multiprocessing RawArray of unsigned long long
 
 
 class EchoClientProtocol(asyncio.Protocol):
@@ -135,53 +117,96 @@ class EchoClientProtocol(asyncio.Protocol):
             self.lost.set_result(None)
 
 
-async def _run_connections(cfg: ClientConfig, index: int, slots: Slots) -> None:
+class ParentLink:
+    """The worker's side of the pipes to the parent: stdin says go (a line) and stop (EOF);
+    stdout carries `connected N`, then `count REPLIES ERRORS` lines."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.go = asyncio.Event()
+        self.stop = asyncio.Event()
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.rfd, self._readable)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.remove_reader(self.rfd)
+
+    def _readable(self) -> None:
+        data = os.read(self.rfd, 4096)
+        if data:
+            self.go.set()
+        else:
+            self.go.set()
+            self.stop.set()
+            asyncio.get_running_loop().remove_reader(self.rfd)
+
+    def say(self, line: str) -> None:
+        os.write(self.wfd, line.encode("ascii") + b"\n")
+
+
+async def run_connections(cfg: ClientConfig, index: int, link: ParentLink) -> None:
+    """Open this process's connections, run them between go and stop, report counts."""
     loop = asyncio.get_running_loop()
-    base = index * ROW
     ring = EchoRing(size=RING_SIZE, window=cfg.depth, content=cfg.content)
     protos: list[EchoClientProtocol] = []
-    first = sum(cfg.conns_of(i) for i in range(index))
-    for k in range(cfg.conns_of(index)):
-        offset = ((first + k) * 4099) % RING_SIZE  # distinct ids per connection
-        _, proto = await asyncio.wait_for(
-            loop.create_connection(
-                functools.partial(EchoClientProtocol, ring, offset, cfg.depth), cfg.host, cfg.port
-            ),
-            cfg.connect_timeout,
-        )
-        protos.append(proto)
-    slots[base + CONNECTED] = len(protos)
-    control = len(slots) - 1
-    deadline = time.monotonic() + cfg.seconds + 30.0  # never outlive a vanished parent
-    while slots[control] == STATE_WAIT and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
-    for proto in protos:
-        proto.start()
-    while slots[control] == STATE_RUN and time.monotonic() < deadline:
-        await asyncio.sleep(SAMPLE_PERIOD)
-        slots[base + REPLIES] = sum(p.replies for p in protos)
-        slots[base + ERRORS] = sum(p.errors for p in protos)
-    for proto in protos:
-        proto.running = False
-        proto.transport.close()
-    await asyncio.wait([p.lost for p in protos], timeout=5.0)
-    slots[base + REPLIES] = sum(p.replies for p in protos)
-    slots[base + ERRORS] = sum(p.errors for p in protos)
+    link.attach(loop)
+    try:
+        first = sum(cfg.conns_of(i) for i in range(index))
+        for k in range(cfg.conns_of(index)):
+            offset = ((first + k) * 4099) % RING_SIZE  # distinct ids per connection
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    functools.partial(EchoClientProtocol, ring, offset, cfg.depth),
+                    cfg.host,
+                    cfg.port,
+                ),
+                cfg.connect_timeout,
+            )
+            protos.append(proto)
+        link.say(f"connected {len(protos)}")
+        deadline = cfg.seconds + 60.0  # never outlive a vanished parent
+        await asyncio.wait_for(link.go.wait(), deadline)
+        for proto in protos:
+            proto.start()
+        while not link.stop.is_set():
+            try:
+                await asyncio.wait_for(link.stop.wait(), SAMPLE_PERIOD)
+            except TimeoutError:
+                pass
+            link.say(_counts(protos))
+    finally:
+        link.detach(loop)
+        for proto in protos:
+            proto.running = False
+            proto.transport.close()
+        if protos:
+            await asyncio.wait([p.lost for p in protos], timeout=5.0)
+    link.say(_counts(protos))
 
 
-def run_process(cfg: ClientConfig, index: int, slots: Slots) -> None:
-    """Entry point of client process `index` (run by multiprocessing)."""
+def _counts(protos: list[EchoClientProtocol]) -> str:
+    replies = sum(p.replies for p in protos)
+    errors = sum(p.errors for p in protos)
+    return f"count {replies} {errors}"
+
+
+def main(argv: list[str]) -> int:
+    """Worker process: `python -m lars.bench.echo_client INDEX CONFIG_JSON`."""
+    index, cfg = int(argv[0]), ClientConfig(**json.loads(argv[1]))
+    logging.basicConfig(level=logging.WARNING, format="echo client %(process)d: %(message)s")
+    link = ParentLink(sys.stdin.fileno(), sys.stdout.fileno())
     loop = new_event_loop(cfg.use_uvloop)
     try:
-        loop.run_until_complete(_run_connections(cfg, index, slots))
-    except Exception as exc:
-        log.error("echo client process %d failed: %s", index, exc)
-        slots[index * ROW + ERRORS] += 1
-        raise SystemExit(1) from exc
+        loop.run_until_complete(run_connections(cfg, index, link))
+    except (OSError, TimeoutError) as exc:
+        log.error("process %d: %s", index, exc)
+        return 1
     finally:
         loop.close()
+    return 0
 
 
-def new_slots(procs: int) -> Slots:
-    ctx = multiprocessing.get_context("spawn")
-    return cast(Slots, ctx.RawArray("Q", procs * ROW + 1))
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

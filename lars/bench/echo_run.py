@@ -1,31 +1,26 @@
-"""Runs the echo client's processes and turns their counters into QPS figures.
+"""Runs the echo client's worker processes and turns their counts into QPS figures.
 
-The parent starts P spawned processes, waits until every connection is open, then
-flips the shared control cell to RUN and samples the reply counters once a second.
-The summary's QPS is the median of the per-second samples (robust against the ramp-up
-second and against other work on a shared machine).
+The parent starts P worker processes (`python -m lars.bench.echo_client`), waits until
+every connection is open, says go on their stdin, and reads their reply counts from
+their stdout once a second; closing stdin stops them. Plain pipes keep the parent free
+of multiprocessing's helper process and shared-memory files. The summary's QPS is the
+median of the per-second samples (robust against the ramp-up second and against other
+work on a shared machine).
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import dataclasses
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lars.bench.echo_client import (
-    CONNECTED,
-    ERRORS,
-    REPLIES,
-    ROW,
-    STATE_RUN,
-    STATE_STOP,
-    ClientConfig,
-    Slots,
-    new_slots,
-    run_process,
-)
+from lars.bench.echo_client import ClientConfig
 from lars.errors import NetworkError
 
 __all__ = ["ClientResult", "run_client"]
@@ -38,7 +33,6 @@ class ClientResult:
     samples: tuple[int, ...]  # replies per second, one per elapsed second
     replies: int
     errors: int
-    seconds: float
 
     @property
     def median_qps(self) -> float:
@@ -54,8 +48,60 @@ class ClientResult:
         )
 
 
-def _total(slots: Slots, procs: int, cell: int) -> int:
-    return sum(slots[i * ROW + cell] for i in range(procs))
+class _Worker:
+    """One worker process and the last figures it reported."""
+
+    def __init__(self, cfg: ClientConfig, index: int) -> None:
+        args = [sys.executable, "-m", "lars.bench.echo_client", str(index)]
+        args.append(json.dumps(dataclasses.asdict(cfg)))
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self._out = self.proc.stdout.fileno()
+        os.set_blocking(self._out, False)
+        self._partial = b""
+        self.connected = 0
+        self.replies = 0
+        self.errors = 0
+
+    def poll(self) -> None:
+        """Read whatever the worker has said so far (never blocks)."""
+        chunks = [self._partial]
+        while True:
+            try:
+                data = os.read(self._out, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        *lines, self._partial = b"".join(chunks).split(b"\n")
+        for line in lines:
+            kind, *values = line.decode("ascii", "replace").split()
+            if kind == "connected":
+                self.connected = int(values[0])
+            elif kind == "count":
+                self.replies, self.errors = int(values[0]), int(values[1])
+
+    def say_go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> int:
+        """Stop the worker (EOF on stdin), collect its last figures; its exit code."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(JOIN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.poll()
+        self.proc.stdout.close()
+        return self.proc.returncode
 
 
 def run_client(
@@ -64,45 +110,36 @@ def run_client(
     *,
     connect_deadline: float = 30.0,
 ) -> ClientResult:
-    """Run the benchmark for cfg.seconds and return the samples; raises NetworkError when
-    the connections cannot be opened."""
-    ctx = multiprocessing.get_context("spawn")
-    slots = new_slots(cfg.procs)
-    control = cfg.procs * ROW
-    procs = [
-        ctx.Process(target=run_process, args=(cfg, i, slots), name=f"echo-client-{i}")
-        for i in range(cfg.procs)
-    ]
-    for proc in procs:
-        proc.start()
+    """Run the benchmark for cfg.seconds and return the per-second samples.
+
+    Raises NetworkError when the connections cannot all be opened."""
+    workers: list[_Worker] = []
     try:
+        for i in range(cfg.procs):
+            workers.append(_Worker(cfg, i))
         deadline = time.monotonic() + connect_deadline
-        while _total(slots, cfg.procs, CONNECTED) < cfg.conns:
-            if time.monotonic() > deadline or any(p.exitcode is not None for p in procs):
+        while sum(w.connected for w in workers) < cfg.conns:
+            if time.monotonic() > deadline or any(w.proc.poll() is not None for w in workers):
                 raise NetworkError(
-                    f"echo client: only {_total(slots, cfg.procs, CONNECTED)} of "
+                    f"echo client: only {sum(w.connected for w in workers)} of "
                     f"{cfg.conns} connections to {cfg.host}:{cfg.port} opened"
                 )
             time.sleep(0.01)
-        slots[control] = STATE_RUN
-        samples = _sample(cfg, slots, report)
+            for w in workers:
+                w.poll()
+        for w in workers:
+            w.say_go()
+        samples = _sample(cfg, workers, report)
     finally:
-        slots[control] = STATE_STOP
-        for proc in procs:
-            proc.join(JOIN_TIMEOUT)
-            if proc.exitcode is None:
-                proc.kill()
-                proc.join()
-    failed = sum(1 for p in procs if p.exitcode != 0)
+        failed = sum(1 for w in workers if w.finish() != 0)
     return ClientResult(
         samples=tuple(samples),
-        replies=_total(slots, cfg.procs, REPLIES),
-        errors=_total(slots, cfg.procs, ERRORS) + failed,
-        seconds=float(len(samples)),
+        replies=sum(w.replies for w in workers),
+        errors=sum(w.errors for w in workers) + failed,
     )
 
 
-def _sample(cfg: ClientConfig, slots: Slots, report: Callable[[str], None]) -> list[int]:
+def _sample(cfg: ClientConfig, workers: list[_Worker], report: Callable[[str], None]) -> list[int]:
     samples: list[int] = []
     start = last_time = time.monotonic()
     end = start + cfg.seconds
@@ -113,13 +150,15 @@ def _sample(cfg: ClientConfig, slots: Slots, report: Callable[[str], None]) -> l
         delay = tick - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        for w in workers:
+            w.poll()
         now = time.monotonic()
-        total = _total(slots, cfg.procs, REPLIES)
+        total = sum(w.replies for w in workers)
         elapsed = now - last_time
         if elapsed >= 0.5:  # a short last stretch is not a sample
             qps = round((total - last) / elapsed)
             samples.append(qps)
-            errors = _total(slots, cfg.procs, ERRORS)
+            errors = sum(w.errors for w in workers)
             report(f"{now - start:5.1f}s {qps:>10,} QPS  errors {errors}")
         last, last_time = total, now
     return samples
