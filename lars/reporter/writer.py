@@ -121,9 +121,9 @@ class Writer:
                 self._cond.notify()
         if refused:
             self._log_overflow(
-                "writer %d: %d keys pending (max); %d rows dropped as overflow (total %d)",
+                "writer %d: %d rows held (max); %d rows dropped as overflow (total %d)",
                 self.index,
-                len(self._pending),
+                self._pending.held,
                 refused,
                 self._pending.overflow,
             )
@@ -177,6 +177,8 @@ class Writer:
                 if batch is None:
                     return
                 if self._write(batch):
+                    with self._cond:
+                        self._pending.done(len(batch))
                     if delays is not None:
                         log.info("writer %d: database writes resumed", self.index)
                     delays = None
@@ -218,7 +220,7 @@ class Writer:
     def _give_up(self) -> None:
         lost = len(self._pending)
         self._lost += lost
-        self._pending.take(lost)
+        self._pending.done(len(self._pending.take(lost)))
         log.error(
             "writer %d: database still unavailable after %.1fs; %d pending rows lost",
             self.index,

@@ -51,7 +51,10 @@ def test_past_max_keys_new_keys_overflow_but_known_keys_still_update() -> None:
     assert p.add([row(4, 0), row(5, 0), row(2, 7)]) == 2
     assert p.overflow == 2
     assert len(p) == 3
-    assert p.take(10) == [row(1, 0), row(2, 7), row(3, 0)]
+    batch = p.take(10)
+    assert batch == [row(1, 0), row(2, 7), row(3, 0)]
+    assert p.add([row(4, 0)]) == 1  # still held in flight
+    p.done(len(batch))
     assert p.add([row(4, 0)]) == 0
 
 
@@ -63,6 +66,20 @@ def test_restored_batch_goes_first_and_loses_to_newer_rows() -> None:
     p.restore(batch)
     assert p.superseded == 1
     assert p.take(10) == [row(1, 1), row(3, 1), row(2, 5), row(4, 1)]
+
+
+def test_rows_in_flight_count_against_the_bound_until_done_or_restored() -> None:
+    p = PendingRows(4)
+    p.add([row(1, 0), row(2, 0), row(3, 0)])
+    batch = p.take(2)
+    assert (len(p), p.inflight, p.held) == (1, 2, 3)
+    assert p.add([row(4, 0), row(5, 0)]) == 1  # 4 rows held: the 5th key overflows
+    assert p.add([row(1, 9)]) == 1  # a newer row of an in-flight key is a new row held
+    p.restore(batch)
+    assert (p.inflight, p.held) == (0, 4)
+    batch = p.take(10)
+    p.done(len(batch))
+    assert (p.inflight, p.held) == (0, 0)
 
 
 def test_stats_snapshot() -> None:
@@ -107,9 +124,11 @@ def test_the_table_ends_with_the_latest_value_of_every_key(
             batch = p.take(op[1])
             if op[2]:
                 table.update((row_key(r), r) for r in batch)
+                p.done(len(batch))
             else:
                 p.restore(batch)
-        assert len(p) <= 8
+        assert p.held <= 8
+        assert p.inflight == 0
     for r in p.take(1000):
         table[row_key(r)] = r
     assert table == latest
