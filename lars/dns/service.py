@@ -90,7 +90,7 @@ class DnsStats:
     pushes_sent: int
     poller: PollerStats
     subscriptions: SubscriptionStats
-    server: ServerStats
+    server: ServerStats | None  # None until listening
 
 
 class DnsService:
@@ -111,20 +111,14 @@ class DnsService:
             interval=config.poll_interval,
             backoff_factory=functools.partial(backoff, config.retry_initial, config.retry_max),
         )
-        self._server = TcpServer(
-            config.reactor,
-            self._routes.router(),
-            name="dns",
-            on_connect=self._routes.on_connect,
-            on_close=self._routes.on_close,
-        )
-        self._routes.attach(self._server)
+        self._server: TcpServer | None = None  # built at start: it owns loop threads
         self._lock = threading.Lock()
         self._state = "new"
 
     @property
     def port(self) -> int:
-        return self._server.port
+        """The listening port (0 until start() has returned)."""
+        return self._server.port if self._server is not None else 0
 
     @property
     def table(self) -> RouteTable:
@@ -156,6 +150,14 @@ class DnsService:
         with self._lock:
             if self._state != "loading":
                 raise StoreUnavailable("route service stopped during start")
+            self._server = TcpServer(
+                self.config.reactor,
+                self._routes.router(),
+                name="dns",
+                on_connect=self._routes.on_connect,
+                on_close=self._routes.on_close,
+            )
+            self._routes.attach(self._server)
             self._server.start()
             self._thread.start()
             self._state = "running"
@@ -169,7 +171,7 @@ class DnsService:
         with self._lock:
             state, self._state = self._state, "stopped"
         self._thread.stop()
-        if state == "running":
+        if state == "running" and self._server is not None:
             self._server.stop()
         if self._own_engine:
             self._engine.dispose()
@@ -184,5 +186,5 @@ class DnsService:
             pushes_sent=self._routes.pushes_sent,
             poller=self._thread.stats(),
             subscriptions=self._routes.subscription_stats(),
-            server=self._server.stats(),
+            server=self._server.stats() if self._server is not None else None,
         )
