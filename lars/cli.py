@@ -19,9 +19,11 @@ __all__ = ["build_parser", "main"]
 
 COMMAND_MODULES: list[str] = [
     # one line per component, e.g. "lars.dns.cli"
+    "lars.console.cli",
     "lars.bench.cli",
     "lars.dns.cli",
     "lars.reporter.cli",
+    "lars.client.cli",
 ]
 
 

@@ -1,0 +1,160 @@
+"""build_console(engine, password) -> the ASGI app: JSON API, pages, auth, error mapping.
+
+Without a session only the login page, /static, /healthz and POST /api/login answer; API
+calls get 401, pages redirect to /login. Unsafe API methods need the session's CSRF token
+in X-CSRF-Token; forms carry it as a hidden field (checked in pages.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from lars.console import api, pages
+from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
+from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
+from lars.console.service import ConsoleService, NotFound, RouteAdminLike
+from lars.console.store import ConsoleStore
+from lars.console.validate import FieldErrors
+from lars.errors import StoreUnavailable, ValidationError
+
+__all__ = ["build_console"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/api/login"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def build_console(
+    engine: Engine,
+    password: str,
+    *,
+    admin: RouteAdminLike | None = None,
+    clock: Callable[[], float] = time.time,
+    stale_after: float = 60.0,
+    refresh_interval: float = 5.0,
+    session_ttl: float = 8 * 3600.0,
+    secure_cookie: bool = False,
+) -> FastAPI:
+    """The console app on `engine`; raises ConfigError for a missing or too short password.
+
+    Route edits go through `admin` (default: lars.dns.admin.RouteAdmin on the same engine).
+    The password is hashed here and the plain text dropped.
+    """
+    hashed = PasswordHash(password)
+    if admin is None:
+        from lars.dns.admin import RouteAdmin
+
+        admin = RouteAdmin(engine, clock=clock)
+    context = ConsoleContext(
+        service=ConsoleService(admin, ConsoleStore(engine), stale_after=stale_after, clock=clock),
+        password=hashed,
+        sessions=SessionStore(session_ttl),
+        throttle=LoginThrottle(),
+        clock=clock,
+        refresh_interval=refresh_interval,
+        secure_cookie=secure_cookie,
+        session_ttl=session_ttl,
+    )
+    app = FastAPI(
+        title="lars console",
+        version="1",
+        description="Route administration and host health for lars.",
+        docs_url=None,  # Swagger UI would load scripts from a CDN
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.console = context
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        ok = await run_in_threadpool(get_context(request).service.store.ping)
+        return JSONResponse(
+            {"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503
+        )
+
+    app.middleware("http")(_require_session)
+    _install_error_handlers(app)
+    return app
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+async def _require_session(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    path = request.url.path
+    if path in _PUBLIC_EXACT or path.startswith("/static/"):
+        return await call_next(request)
+    ctx = get_context(request)
+    session = ctx.sessions.get(request.cookies.get(COOKIE), ctx.clock())
+    if session is None:
+        if _is_api(path) or path.endswith(".part") or request.method not in _SAFE_METHODS:
+            return JSONResponse({"detail": "not logged in"}, status_code=401)
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    if (
+        _is_api(path)
+        and request.method not in _SAFE_METHODS
+        and not session.csrf_ok(request.headers.get(CSRF_HEADER))
+    ):
+        return JSONResponse({"detail": "missing or wrong X-CSRF-Token header"}, status_code=403)
+    request.state.session = session
+    return await call_next(request)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        if _is_api(request.url.path):
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return pages.error_page(request, 404, str(exc))
+
+    @app.exception_handler(ValidationError)
+    async def conflict(request: Request, exc: ValidationError) -> Response:
+        fields = exc.errors if isinstance(exc, FieldErrors) else {}
+        return JSONResponse({"detail": str(exc), "fields": fields}, status_code=409)
+
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        log.warning("console request %s failed: %s", request.url.path, exc)
+        if _is_api(request.url.path):
+            return JSONResponse({"detail": "database unavailable"}, status_code=503)
+        return pages.error_page(request, 503, "The database is unavailable; try again shortly.")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request.url.path):
+            return JSONResponse({"detail": _jsonable(exc.errors())}, status_code=422)
+        return pages.error_page(request, 404, "No such page.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request.url.path) or request.url.path.startswith("/static/"):
+            return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+        return pages.error_page(request, exc.status_code, str(exc.detail))
+
+
+def _jsonable(errors: object) -> object:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(errors)

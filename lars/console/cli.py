@@ -1,0 +1,80 @@
+"""`lars console`: the admin console on its own (it is also part of `lars up`).
+
+The password comes from LARS_CONSOLE_PASSWORD or `[console] password` in the -c file, never
+from a flag (flags show up in `ps`); without one the console refuses to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from lars.config import IniFile, override
+from lars.console.app import build_console
+from lars.console.config import PASSWORD_ENV, ConsoleConfig, check_password
+from lars.console.server import ConsoleServer
+from lars.dbengine import init_schema, is_sqlite, make_engine
+
+__all__ = ["register", "run_console"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "console",
+        help="run the admin console (HTTP 7780)",
+        description=f"Route administration and host health in a browser. The password "
+        f"comes from ${PASSWORD_ENV} or [console] password in the config file.",
+    )
+    p.add_argument("-c", "--config", metavar="FILE", help="a Lars INI file ([console], [mysql])")
+    p.add_argument("--db", metavar="URL", help="database URL (default sqlite:///lars.db)")
+    p.add_argument("--ip", help="listen address ([console] ip; default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port ([console] port; default 7780)")
+    p.add_argument("--stale-after", type=float, help="seconds before a report is stale (60)")
+    p.set_defaults(func=run_console)
+
+
+def run_console(args: argparse.Namespace) -> int:
+    config = override(
+        ConsoleConfig.from_ini(IniFile.load(args.config), os.environ),
+        db_url=args.db,
+        ip=args.ip,
+        port=args.port,
+        stale_after=args.stale_after,
+    )
+    check_password(config.password)
+    engine = make_engine(config.db_url)
+    server: ConsoleServer | None = None
+    stopping = threading.Event()
+
+    def on_signal(_signo: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if is_sqlite(engine):
+            init_schema(engine)  # the embedded default works from an empty directory
+        app = build_console(
+            engine,
+            config.password,
+            stale_after=config.stale_after,
+            refresh_interval=config.refresh_interval,
+            session_ttl=config.session_ttl,
+            secure_cookie=config.secure_cookie,
+        )
+        server = ConsoleServer(app, config.ip, config.port)
+        server.start()
+        print(f"lars console: listening on {server.url}", file=sys.stderr, flush=True)
+        while not stopping.wait(1.0):
+            pass
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        engine.dispose()
+        for signo, handler in previous.items():
+            signal.signal(signo, handler)

@@ -1,0 +1,75 @@
+"""The console's settings: a [console] section of a Lars INI file, the environment, flags.
+
+The password never has a default: without one from the file (`[console] password`) or the
+environment (LARS_CONSOLE_PASSWORD) the console refuses to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lars.config import IniFile, db_url_from_ini
+from lars.errors import ConfigError
+
+__all__ = ["DEFAULT_PORT", "PASSWORD_ENV", "ConsoleConfig"]
+
+PASSWORD_ENV = "LARS_CONSOLE_PASSWORD"
+SECTION = "console"
+# Network
+DEFAULT_IP = "127.0.0.1"
+DEFAULT_PORT = 7780
+# Health
+DEFAULT_STALE_AFTER = 60.0
+DEFAULT_REFRESH_INTERVAL = 5.0
+# Sessions
+DEFAULT_SESSION_TTL = 8 * 3600.0
+MIN_PASSWORD_LEN = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleConfig:
+    """Everything `lars console` needs; `password` is hashed by build_console, never logged."""
+
+    # Network
+    ip: str = DEFAULT_IP
+    port: int = DEFAULT_PORT
+    # Store
+    db_url: str = "sqlite:///lars.db"
+    # Auth
+    password: str = field(default="", repr=False)
+    session_ttl: float = DEFAULT_SESSION_TTL
+    secure_cookie: bool = False
+    # Health
+    stale_after: float = DEFAULT_STALE_AFTER
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"console port {self.port} out of range 0..65535")
+        if self.stale_after <= 0 or self.refresh_interval <= 0 or self.session_ttl <= 0:
+            raise ConfigError("stale_after, refresh_interval and session_ttl must be > 0")
+
+    @classmethod
+    def from_ini(cls, ini: IniFile, environ: Mapping[str, str]) -> ConsoleConfig:
+        """Defaults, then `[console]` and `[mysql]` of the file, then the environment."""
+        base = cls()
+        password = environ.get(PASSWORD_ENV) or ini.get(SECTION, "password", "")
+        return cls(
+            ip=ini.get(SECTION, "ip", base.ip),
+            port=ini.get(SECTION, "port", base.port),
+            db_url=ini.get(SECTION, "db_url", db_url_from_ini(ini)),
+            password=password,
+            session_ttl=ini.get(SECTION, "session_ttl", base.session_ttl),
+            secure_cookie=ini.get(SECTION, "secure_cookie", base.secure_cookie),
+            stale_after=ini.get(SECTION, "stale_after", base.stale_after),
+            refresh_interval=ini.get(SECTION, "refresh_interval", base.refresh_interval),
+        )
+
+
+def check_password(password: str) -> None:
+    """Raise ConfigError unless `password` is usable (there is no built-in default)."""
+    if not password:
+        raise ConfigError(f"the console needs a password: set {PASSWORD_ENV} or [console] password")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ConfigError(f"the console password must have at least {MIN_PASSWORD_LEN} characters")

@@ -1,0 +1,187 @@
+"""The JSON API's request and response shapes; they are also its OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from lars.console.health import HostHealth, ModuleHealth
+from lars.console.service import ModuleDetail, ModuleSummary
+from lars.console.validate import MAX_DESC, MAX_ID, check_text
+
+__all__ = [
+    "CmdId",
+    "DescriptionsIn",
+    "ErrorOut",
+    "HealthOut",
+    "HostIn",
+    "HostIp",
+    "HostOut",
+    "HostPort",
+    "LoginIn",
+    "ModId",
+    "ModuleIn",
+    "ModuleOut",
+    "ModuleSummaryOut",
+    "PendingOut",
+    "SessionOut",
+    "VersionOut",
+    "VersionsOut",
+]
+
+IPV4_PATTERN = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"  # noqa: E501
+
+
+def _text(value: str) -> str:
+    problem = check_text(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Id = Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]
+ModId = Annotated[int, Path(ge=0, le=MAX_ID)]
+CmdId = Annotated[int, Path(ge=0, le=MAX_ID)]
+HostIp = Annotated[str, Path(pattern=IPV4_PATTERN)]
+HostPort = Annotated[int, Path(ge=1, le=65535)]
+Ip = Annotated[str, Field(pattern=IPV4_PATTERN, examples=["10.0.0.7"])]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Text = Annotated[str, Field(max_length=MAX_DESC), AfterValidator(_text)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(_In):
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class SessionOut(BaseModel):
+    csrf_token: str
+
+
+class HostIn(_In):
+    ip: Ip
+    port: Port
+
+
+class ModuleIn(_In):
+    modid: Id
+    cmdid: Id
+    ip: Ip
+    port: Port
+    mod_desc: Text = ""
+    cmd_desc: Text = ""
+
+
+class DescriptionsIn(_In):
+    mod_desc: Text = ""
+    cmd_desc: Text = ""
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    fields: dict[str, str] = {}
+
+
+class VersionOut(BaseModel):
+    version: int
+
+
+class HealthOut(BaseModel):
+    hosts: int
+    ok: int
+    overloaded: int
+    stale: int
+    nodata: int
+    state: str
+
+    @classmethod
+    def of(cls, h: ModuleHealth) -> HealthOut:
+        return cls(
+            hosts=h.hosts,
+            ok=h.ok,
+            overloaded=h.overloaded,
+            stale=h.stale,
+            nodata=h.nodata,
+            state=h.state.value,
+        )
+
+
+class HostOut(BaseModel):
+    ip: str
+    port: int
+    in_route: bool
+    succ: int
+    err: int
+    error_rate: float | None
+    overload: bool
+    callers: list[str]
+    last_report: int | None
+    age: float | None
+    stale: bool
+    state: str
+
+    @classmethod
+    def of(cls, h: HostHealth) -> HostOut:
+        return cls(
+            ip=h.ip,
+            port=h.port,
+            in_route=h.in_route,
+            succ=h.succ,
+            err=h.err,
+            error_rate=h.error_rate,
+            overload=h.overload,
+            callers=list(h.callers),
+            last_report=h.last_report,
+            age=h.age,
+            stale=h.stale,
+            state=h.state.value,
+        )
+
+
+class ModuleSummaryOut(BaseModel):
+    modid: int
+    cmdid: int
+    mod_desc: str
+    cmd_desc: str
+    health: HealthOut
+
+    @classmethod
+    def of(cls, m: ModuleSummary) -> ModuleSummaryOut:
+        return cls(
+            modid=m.modid,
+            cmdid=m.cmdid,
+            mod_desc=m.mod_desc,
+            cmd_desc=m.cmd_desc,
+            health=HealthOut.of(m.health),
+        )
+
+
+class ModuleOut(ModuleSummaryOut):
+    hosts: list[HostOut]
+
+    @classmethod
+    def of_detail(cls, m: ModuleDetail) -> ModuleOut:
+        return cls(
+            modid=m.modid,
+            cmdid=m.cmdid,
+            mod_desc=m.mod_desc,
+            cmd_desc=m.cmd_desc,
+            health=HealthOut.of(m.health),
+            hosts=[HostOut.of(h) for h in m.hosts],
+        )
+
+
+class PendingOut(BaseModel):
+    modid: int
+    cmdid: int
+    version: int
+
+
+class VersionsOut(BaseModel):
+    version: int
+    pending: list[PendingOut]

@@ -1,0 +1,123 @@
+"""ConsoleServer: uvicorn serving the console app on a thread its owner starts and stops.
+
+The listening socket is bound in start(), so port 0 gives an ephemeral port that is known
+(`.port`) before the first request. `serve()` is the same server as a coroutine for a
+caller that owns its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from lars.errors import ConfigError, LarsError
+
+__all__ = ["ConsoleServer"]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+
+class ConsoleServer:
+    def __init__(self, app: ASGIApp, ip: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._ip = ip
+        self._requested_port = port
+        self._sock: socket.socket | None = None
+        self._port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise LarsError("console server is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._ip}:{self.port}"
+
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._ip, self._requested_port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"console cannot listen on {self._ip}:{self._requested_port}: {exc.strerror}"
+            ) from exc
+        sock.listen(128)
+        sock.setblocking(False)
+        self._sock = sock
+        self._port = sock.getsockname()[1]
+        return sock
+
+    def _make_server(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self._app,
+            loop="asyncio",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        return server
+
+    def start(self) -> None:
+        """Listen, then serve on a new thread; returns once requests are answered."""
+        if self._thread is not None:
+            raise LarsError("console server already started")
+        sock = self._bind()
+        server = self._make_server()
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="lars-console", daemon=True
+        )
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(START_TIMEOUT / 0.02)):
+            if server.started or not self._thread.is_alive():
+                break
+            deadline.wait(0.02)
+        if not server.started:
+            self.stop()
+            raise LarsError("console server did not start")
+        log.info("console listening on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and join the thread; safe to call twice."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT)
+            if self._thread.is_alive():
+                log.warning("console thread did not stop within %.0f s", STOP_TIMEOUT)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._server = None
+
+    async def serve(self) -> None:
+        """Serve on the running loop until cancelled (for callers that own a loop)."""
+        sock = self._bind()
+        server = self._make_server()
+        try:
+            await server.serve(sockets=[sock])
+        except asyncio.CancelledError:
+            server.should_exit = True
+            raise
+        finally:
+            sock.close()
