@@ -122,7 +122,9 @@ class Connection(asyncio.Protocol):
             if out and not self.closed:
                 self._write(out[0] if len(out) == 1 else b"".join(out))
         if self._decoder.pending:
-            if self.partial_since is None:
+            # The timer runs for the frame now incomplete: a read that completed frames
+            # made progress, so a busy stream whose reads end mid-frame is not timed out.
+            if frames or self.partial_since is None:
                 self.partial_since = time.monotonic()
         else:
             self.partial_since = None

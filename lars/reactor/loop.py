@@ -127,7 +127,10 @@ class LoopThread:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop and join its thread; safe to call twice."""
         thread = self._thread
-        if thread is None or not thread.is_alive():
+        if thread is None:
+            self.queue.close()  # never started: release the wake-up fd
+            return
+        if not thread.is_alive():
             return
         if thread is threading.current_thread():
             raise RuntimeError("a loop thread cannot join itself")

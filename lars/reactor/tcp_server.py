@@ -193,6 +193,7 @@ class TcpServer:
             lsock.setblocking(False)
         except OSError:
             lsock.close()
+            self.stop()  # releases the loops' wake-up fds
             raise
         self._lsock = lsock
         self.address = lsock.getsockname()[:2]
@@ -310,6 +311,10 @@ class TcpServer:
     def stop(self) -> None:
         """Stop accepting, flush and close every connection, stop the loops we own."""
         if not self._master.running:
+            for thread in self._threads:  # never started, or already stopped
+                thread.stop()
+            if self._own_master:
+                self._master.stop()
             return
         try:
             self._master.call(self._stop_accepting).result()
