@@ -66,6 +66,11 @@ class FrameDecoder:
             view: bytes | bytearray = buf
         else:
             view = data
+            size = len(data)
+            if size >= HEADER_SIZE:  # fast path: a read that is exactly one frame
+                msgid, msglen = _unpack_from(data, 0)
+                if size - HEADER_SIZE == msglen <= MAX_BODY:
+                    return [(msgid, bytes(data[HEADER_SIZE:]))]
         frames: list[Frame] = []
         size = len(view)
         off = 0
