@@ -160,6 +160,8 @@ class TcpClient:
         waiter: asyncio.Future[None] = loop.create_future()
         self._closed_waiter = waiter
         self._conn = conn
+        if conn.closed:  # the peer closed before we got here: connection_lost saw no waiter
+            waiter.set_result(None)
         self.current_address = address
         self.connects += 1
         if self._queue:
