@@ -1,0 +1,245 @@
+"""AgentService: the LB agent daemon wired together (spec sections 2, 4, 8).
+
+Three shards, each behind its own UDP port (base_port + i), run on one loop thread
+(ShardMode.ONE_LOOP, fastest under the GIL) or a loop thread each (ShardMode.THREADS).
+One client loop thread runs the route-service client, the reporter client and the route
+cache writer. Shards and clients talk only through task queues (LoopThread.post).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lars.agent.balancer import HostKey
+from lars.agent.cache import CacheWriter, RouteCache
+from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode
+from lars.agent.endpoint import ShardEndpoint
+from lars.agent.report_client import ReportClient
+from lars.agent.route_client import RouteClient
+from lars.agent.shard import Shard, ShardStats, shard_of
+from lars.protocol import dotted_to_wire
+from lars.reactor import LoopThread, backoff
+from lars.reactor.backoff import BackoffFactory
+
+__all__ = ["AgentConfig", "AgentService", "AgentStats", "BalancerConfig", "primary_ipv4"]
+
+log = logging.getLogger(__name__)
+
+
+def primary_ipv4() -> str:
+    """The address this host's default route uses, found without sending anything
+    (connect() on a UDP socket only picks a route); 127.0.0.1 when there is none."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("10.254.254.254", 1))
+            addr: str = sock.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    return addr if addr and addr != "0.0.0.0" else "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStats:
+    shards: tuple[ShardStats, ...]
+    datagrams: int
+    dropped_datagrams: int
+    bad_bodies: int
+    unknown_msgids: int
+    route_connected: bool
+    route_responses: int
+    reporter_connected: bool
+    reports_sent: int
+    reports_pending: int
+    reports_dropped: int
+    cache_writes: int
+
+
+class AgentService:
+    """Build with a config, `start()` (returns once all three ports listen), `stop()`."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        backoff_factory: BackoffFactory = backoff,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._wall = wall
+        self.caller = config.caller or primary_ipv4()
+        caller = dotted_to_wire(self.caller)
+        self._clients = LoopThread("agent-clients", use_uvloop=config.use_uvloop)
+        if config.mode is ShardMode.THREADS:
+            threads = [
+                LoopThread(f"agent-udp{i}", use_uvloop=config.use_uvloop) for i in range(SHARDS)
+            ]
+        else:
+            one = LoopThread("agent-udp", use_uvloop=config.use_uvloop)
+            threads = [one] * SHARDS
+        self._shard_threads = threads
+        self.route_client = RouteClient(
+            self._clients,
+            config.dns_addresses,
+            deliver=self._deliver,
+            on_connected=self._route_connected,
+            backoff_factory=backoff_factory,
+            rng=rng,
+        )
+        self.report_client = ReportClient(
+            self._clients,
+            config.reporter_addresses,
+            backlog=config.report_backlog,
+            backoff_factory=backoff_factory,
+            rng=rng,
+        )
+        self.shards = [
+            Shard(i, config.balancer, ask=self.route_client.ask, max_modules=config.max_modules)
+            for i in range(SHARDS)
+        ]
+        self.endpoints = [
+            ShardEndpoint(shard, caller=caller, clock=clock, wall=wall) for shard in self.shards
+        ]
+        self.cache_writer: CacheWriter | None = None
+        if config.cache_path:
+            self.cache_writer = CacheWriter(
+                RouteCache(config.cache_path),
+                self._clients,
+                SHARDS,
+                interval=config.cache_interval,
+                wall=wall,
+            )
+        self._started = False
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(ep.port for ep in self.endpoints)
+
+    def _unique_threads(self) -> list[LoopThread]:
+        return list(dict.fromkeys(self._shard_threads))
+
+    def start(self) -> None:
+        cfg = self.config
+        self._load_cache()
+        self._clients.start()
+        try:
+            for thread in self._unique_threads():
+                thread.start()
+            for i, (ep, thread) in enumerate(zip(self.endpoints, self._shard_threads, strict=True)):
+                port = cfg.base_port + i if cfg.base_port else 0
+                thread.submit(ep.open(cfg.udp_ip, port)).result()
+            snapshots = self.cache_writer.update if self.cache_writer is not None else None
+            for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+                thread.call(
+                    ep.start_ticker, cfg.report_interval, self.report_client.submit, snapshots
+                ).result()
+            if self.cache_writer is not None:
+                self.cache_writer.start()
+            self.report_client.start()
+            self.route_client.start()
+        except BaseException:
+            self._stop_threads()
+            raise
+        self._started = True
+        log.info(
+            "agent listening on %s UDP %s (%s), caller %s, route service %s, reporter %s",
+            cfg.udp_ip,
+            ",".join(map(str, self.ports)),
+            cfg.mode.value,
+            self.caller,
+            _addrs(cfg.dns_addresses),
+            _addrs(cfg.reporter_addresses),
+        )
+
+    def _load_cache(self) -> None:
+        if self.cache_writer is None:
+            return
+        routes, saved_at = self.cache_writer.cache.load()
+        if not routes:
+            return
+        now = self._clock()
+        loaded = sum(shard.load_cached(routes, now) for shard in self.shards)
+        self.cache_writer.seed(routes, shard_of)
+        age = "unknown age" if saved_at is None else f"{self._wall() - saved_at:.0f}s old"
+        log.warning(
+            "answering from %d cached module route(s) of %s (%s): stale until the route "
+            "service answers",
+            loaded,
+            self.cache_writer.cache.path,
+            age,
+        )
+
+    def stop(self) -> None:
+        """Send the last aggregated reports, write the cache, stop every thread."""
+        if self._started:
+            self._started = False
+            self.route_client.stop()  # no more deliveries to the shards
+            snapshots = self.cache_writer.update if self.cache_writer is not None else None
+            for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+                try:
+                    thread.call(ep.tick, self.report_client.submit, snapshots).result(5)
+                    thread.call(ep.close).result(5)
+                except Exception:
+                    log.exception("agent shard %d did not close cleanly", ep.shard.index)
+            if self.cache_writer is not None:
+                self.cache_writer.stop()
+            try:  # the task queue is FIFO: the last report batches are handed over first
+                self._clients.call(lambda: None).result(5)
+            except Exception:
+                log.exception("agent client loop did not drain")
+        self._stop_threads()
+
+    def _stop_threads(self) -> None:
+        self.route_client.stop()
+        for thread in self._unique_threads():
+            thread.stop()
+        self.report_client.stop()
+        self._clients.stop()
+
+    def sync(self, timeout: float = 10.0) -> None:
+        """Return once every task already posted between the agent's threads has run
+        (the client loop first, then each shard loop): a barrier for tests and tools."""
+        self._clients.call(lambda: None).result(timeout)
+        for thread in self._unique_threads():
+            thread.call(lambda: None).result(timeout)
+
+    # route client callbacks (client loop)
+
+    def _deliver(self, modid: int, cmdid: int, hosts: list[HostKey]) -> None:
+        i = shard_of(modid, cmdid)
+        self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts)
+
+    def _route_connected(self) -> None:
+        for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+            thread.post(ep.on_connected)
+
+    def stats(self) -> AgentStats:
+        """A snapshot of counters (read without locks: values may be a moment apart)."""
+        servers = [ep.server for ep in self.endpoints]
+        routers = [ep.router for ep in self.endpoints]
+        writer = self.cache_writer
+        return AgentStats(
+            shards=tuple(shard.stats() for shard in self.shards),
+            datagrams=sum(s.received for s in servers),
+            dropped_datagrams=sum(s.dropped for s in servers),
+            bad_bodies=sum(r.bad_bodies for r in routers),
+            unknown_msgids=sum(r.unknown_msgids for r in routers),
+            route_connected=self.route_client.connected,
+            route_responses=self.route_client.responses,
+            reporter_connected=self.report_client.connected,
+            reports_sent=self.report_client.sent,
+            reports_pending=self.report_client.pending,
+            reports_dropped=self.report_client.dropped,
+            cache_writes=0 if writer is None else writer.writes,
+        )
+
+
+def _addrs(addresses: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(f"{h}:{p}" for h, p in addresses)

@@ -1,0 +1,197 @@
+"""One UDP shard's modules, sans-I/O: get_host, report, routes, reports, snapshots.
+
+A shard owns the modules whose (modid + cmdid) % 3 is its index (spec section 4). It
+creates a module on first use (asking the route service through the injected `ask`
+callback), up to `max_modules`; past the cap it answers NOEXIST without keeping state.
+Requests for another shard's modules are answered NOEXIST and counted, never stored.
+Time comes in as `now` (monotonic seconds) and `wall` (unix seconds, for reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from lars.agent.balancer import Host, HostKey, ModuleBalancer, RouteState
+from lars.agent.config import SHARDS, BalancerConfig
+from lars.protocol import RetCode, lars_pb2
+
+__all__ = ["ModuleKey", "Shard", "ShardStats", "shard_of"]
+
+ModuleKey = tuple[int, int]
+AskRoute = Callable[[int, int], None]
+
+_NOEXIST = int(RetCode.NOEXIST)
+
+
+def shard_of(modid: int, cmdid: int) -> int:
+    return (modid + cmdid) % SHARDS
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    modules: int
+    get_host: int
+    reports: int
+    get_route: int
+    refused_modules: int
+    misrouted: int
+    unknown_host_reports: int
+    routes_received: int
+    routes_ignored: int
+    route_requests: int
+
+
+class Shard:
+    """The modules of one shard index; called only from the shard's own loop."""
+
+    def __init__(
+        self, index: int, config: BalancerConfig, *, ask: AskRoute, max_modules: int
+    ) -> None:
+        self.index = index
+        self.config = config
+        self.max_modules = max_modules
+        self._ask = ask
+        self.modules: dict[ModuleKey, ModuleBalancer] = {}
+        self._dirty: set[ModuleBalancer] = set()  # reported since the last collect
+        self.routes_changed = False  # since the last snapshot
+        self.n_get_host = 0
+        self.n_reports = 0
+        self.n_get_route = 0
+        self.refused_modules = 0
+        self.misrouted = 0
+        self.unknown_host_reports = 0
+        self.routes_received = 0
+        self.routes_ignored = 0
+        self.route_requests = 0
+
+    # client requests
+
+    def _module(self, modid: int, cmdid: int, now: float) -> ModuleBalancer | None:
+        """The module, created (and asked for) if new and within the cap; None otherwise."""
+        mod = self.modules.get((modid, cmdid))
+        if mod is not None:
+            return mod
+        if (modid + cmdid) % SHARDS != self.index:
+            self.misrouted += 1
+            return None
+        if len(self.modules) >= self.max_modules:
+            self.refused_modules += 1
+            return None
+        mod = ModuleBalancer(modid, cmdid, self.config)
+        self.modules[(modid, cmdid)] = mod
+        self._request(mod, now)
+        return mod
+
+    def _request(self, mod: ModuleBalancer, now: float) -> None:
+        mod.asked(now)
+        self.route_requests += 1
+        self._ask(mod.modid, mod.cmdid)
+
+    def get_host(self, modid: int, cmdid: int, now: float) -> tuple[int, Host | None]:
+        """(retcode, host) for a GetHostRequest (spec section 8)."""
+        self.n_get_host += 1
+        mod = self.modules.get((modid, cmdid))
+        if mod is None:
+            self._module(modid, cmdid, now)
+            return _NOEXIST, None
+        result = mod.pick()
+        if not mod.waiting and now - mod.updated_at >= self.config.update_timeout:
+            self._request(mod, now)
+        return result
+
+    def report(self, modid: int, cmdid: int, ip: int, port: int, retcode: int, now: float) -> None:
+        """Count a ReportRequest; unknown modules and hosts are ignored (counted)."""
+        self.n_reports += 1
+        mod = self.modules.get((modid, cmdid))
+        if mod is None or not mod.report(ip, port, retcode, now):
+            self.unknown_host_reports += 1
+            return
+        self._dirty.add(mod)
+
+    def get_route(self, modid: int, cmdid: int, now: float) -> list[HostKey]:
+        """All hosts of a module for API_GetRouteRequest; empty (and asked for) when new."""
+        self.n_get_route += 1
+        mod = self.modules.get((modid, cmdid))
+        if mod is None:
+            self._module(modid, cmdid, now)
+            return []
+        if mod.needs_route(now):
+            self._request(mod, now)
+        return mod.host_keys()
+
+    # route service
+
+    def on_route(self, modid: int, cmdid: int, hosts: Iterable[HostKey], now: float) -> None:
+        """A GetRouteResponse (reply or push). Unknown modules are ignored: nobody asked."""
+        mod = self.modules.get((modid, cmdid))
+        if mod is None:
+            self.routes_ignored += 1
+            return
+        self.routes_received += 1
+        mod.update_routes(hosts, now)
+        self.routes_changed = True
+
+    def on_connected(self, now: float) -> None:
+        """The route service (re)connected: forget pending asks and ask for every module."""
+        for mod in self.modules.values():
+            mod.waiting = False
+        for mod in list(self.modules.values()):
+            self._request(mod, now)
+
+    # periodic work
+
+    def collect_reports(self, caller: int, wall: float) -> list[tuple[ModuleKey, bytes]]:
+        """One serialized ReportStatusRequest per module reported since the last call."""
+        if not self._dirty:
+            return []
+        out: list[tuple[ModuleKey, bytes]] = []
+        ts = int(wall)
+        for mod in self._dirty:
+            if self.modules.get((mod.modid, mod.cmdid)) is not mod:
+                continue
+            msg = lars_pb2.ReportStatusRequest(
+                modid=mod.modid, cmdid=mod.cmdid, caller=caller, ts=ts
+            )
+            for ip, port, rsucc, rerr, overload in mod.report_rows():
+                msg.results.add(ip=ip, port=port, succ=rsucc, err=rerr, overload=overload)
+            out.append(((mod.modid, mod.cmdid), msg.SerializeToString()))
+        self._dirty.clear()
+        return out
+
+    def snapshot(self) -> list[tuple[int, int, list[HostKey]]]:
+        """Known routes (modules with a route reply) for the cache; clears routes_changed."""
+        self.routes_changed = False
+        return [
+            (mod.modid, mod.cmdid, mod.host_keys())
+            for mod in self.modules.values()
+            if mod.route_state is not RouteState.NEW
+        ]
+
+    def load_cached(self, routes: Iterable[tuple[int, int, list[HostKey]]], now: float) -> int:
+        """Seed modules from a route snapshot (stale; refreshed on connection)."""
+        loaded = 0
+        for modid, cmdid, hosts in routes:
+            if shard_of(modid, cmdid) != self.index or (modid, cmdid) in self.modules:
+                continue
+            if len(self.modules) >= self.max_modules:
+                break
+            mod = ModuleBalancer(modid, cmdid, self.config)
+            mod.update_routes(hosts, now)
+            self.modules[(modid, cmdid)] = mod
+            loaded += 1
+        return loaded
+
+    def stats(self) -> ShardStats:
+        return ShardStats(
+            modules=len(self.modules),
+            get_host=self.n_get_host,
+            reports=self.n_reports,
+            get_route=self.n_get_route,
+            refused_modules=self.refused_modules,
+            misrouted=self.misrouted,
+            unknown_host_reports=self.unknown_host_reports,
+            routes_received=self.routes_received,
+            routes_ignored=self.routes_ignored,
+            route_requests=self.route_requests,
+        )
