@@ -82,25 +82,29 @@ def main() -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--client-cpus", default="1")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the whole plan")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    print("| threads | conns | depth | median QPS | server RSS MiB idle/loaded | client summary |")
+    threads = [int(t) for t in args.threads.split(",")]
+    plan = [(t, int(c), 1) for t in threads for c in args.conns.split(",")]
+    plan += [(t, 10, args.depth) for t in threads]
+    results: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {k: [] for k in plan}
+    for round_no in range(args.repeat):  # rounds interleave configs: noise spreads evenly
+        for key in plan:
+            summary, idle, rss = run(*key, args)
+            match = re.search(r"median ([\d,]+) QPS", summary)
+            qps = int(match.group(1).replace(",", "")) if match else 0
+            results[key].append((qps, idle, rss))
+            print(f"round {round_no + 1} {key}: {summary}", file=sys.stderr, flush=True)
+    print(f"load after: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    print("| threads | conns | depth | best median QPS | all rounds | server RSS MiB idle/loaded |")
     print("|---|---|---|---|---|---|")
-    plan = [
-        (t, c, 1)
-        for t in map(int, args.threads.split(","))
-        for c in map(int, args.conns.split(","))
-    ]
-    plan += [(t, 10, args.depth) for t in map(int, args.threads.split(","))]
-    for threads, conns, depth in plan:
-        summary, idle, rss = run(threads, conns, depth, args)
-        match = re.search(r"median ([\d,]+) QPS", summary)
-        qps = match.group(1) if match else "?"
-        print(
-            f"| {threads} | {conns} | {depth} | {qps} | {idle >> 10}/{rss >> 10} | {summary} |",
-            flush=True,
-        )
-    print(f"load after: {os.getloadavg()}")
+    for (t, c, d), runs in results.items():
+        best = max(q for q, _, _ in runs)
+        rounds = ", ".join(f"{q:,}" for q, _, _ in runs)
+        idle = max(i for _, i, _ in runs) >> 10
+        loaded = max(r for _, _, r in runs) >> 10
+        print(f"| {t} | {c} | {d} | {best:,} | {rounds} | {idle}/{loaded} |")
     return 0
 
 
