@@ -1,0 +1,204 @@
+"""`lars initdb`, `lars route ...` and `lars dns` as real processes."""
+
+from __future__ import annotations
+
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.integration.dns_wire import RouteConn, hosts_of
+
+pytestmark = pytest.mark.e2e
+
+
+def lars(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lars", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_initdb_and_route_commands(tmp_path: Path) -> None:
+    r = lars("initdb", "--demo", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "lars.db").exists()  # the embedded default
+    r = lars("route", "list", cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[3] == "1\t2\t192.168.1.177\t9000"
+    assert "6 host(s)" in r.stderr
+
+    db = f"sqlite:///{tmp_path / 'other.db'}"
+    assert lars("initdb", "--db", db, cwd=tmp_path).returncode == 0
+    r = lars("route", "add", "7", "8", "200.1.2.3", "8080", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"lars route add: done, route version \d+", r.stdout)
+    r = lars("route", "add", "7", "8", "10.0.0.1", "8080", "--db", db, cwd=tmp_path)
+    r = lars(
+        "route", "replace", "7", "8", "10.0.0.1", "8080", "10.0.0.2", "81", "--db", db, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    r = lars("route", "list", "--modid", "7", "--json", "--db", db, cwd=tmp_path)
+    assert r.stdout.splitlines() == [
+        '{"modid": 7, "cmdid": 8, "ip": "10.0.0.2", "port": 81}',
+        '{"modid": 7, "cmdid": 8, "ip": "200.1.2.3", "port": 8080}',
+    ]
+    r = lars("route", "version", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count("pending change: module 7/8") == 3
+    assert (
+        lars("route", "del", "7", "8", "10.0.0.2", "81", "--db", db, cwd=tmp_path).returncode == 0
+    )
+    assert lars("route", "del-module", "7", "8", "--db", db, cwd=tmp_path).returncode == 0
+    r = lars("route", "list", "--db", db, cwd=tmp_path)
+    assert r.stdout == "" and "0 host(s)" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("add", "1", "1", "1.2.3", "80"), "not a dotted IPv4 address: '1.2.3'"),
+        (("add", "1", "1", "1.2.3.4", "0"), "port must be an integer in 1..65535"),
+        (("add", "1", "3000000000", "1.2.3.4", "80"), "cmdid must be an integer in 0..2147483647"),
+        (("del", "1", "1", "1.2.3.4", "80"), "host 1.2.3.4:80 is not in module 1/1"),
+        (("del-module", "5", "5"), "module 5/5 has no hosts"),
+        (("add", "x", "1", "1.2.3.4", "80"), "invalid int value: 'x'"),
+    ],
+)
+def test_route_input_is_validated(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    r = lars("route", *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    r = lars("route", "list", "--db", "mysql+pymysql://root@127.0.0.1:1/lars_dns", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "route database unavailable" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+class DnsProcess:
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lars", "dns", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.port = self._wait_port()
+
+    def _wait_port(self) -> int:
+        assert self.proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(0.5):
+                    continue
+                line = self.proc.stderr.readline()
+                if not line:
+                    break
+                self.log.append(line)
+                m = re.search(r"lars dns: listening on port (\d+)", line)
+                if m:
+                    return int(m.group(1))
+        finally:
+            sel.close()
+        self.proc.kill()
+        self.proc.wait()
+        raise AssertionError("lars dns did not start: " + "".join(self.log))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            assert self.proc.stderr is not None
+            self.proc.stderr.close()
+        return code
+
+
+def run_push_scenario(dns: DnsProcess, route_args: list[str], cwd: Path) -> None:
+    try:
+        with RouteConn(dns.port) as c:
+            assert c.get(1, 1) == [("127.0.0.1", 7777), ("127.0.0.1", 7778), ("127.0.0.1", 7779)]
+            r = lars("route", "del", "1", "1", "127.0.0.1", "7778", *route_args, cwd=cwd)
+            assert r.returncode == 0, r.stderr
+            msgid, msg = c.read(timeout=30)
+            assert msgid == 2
+            assert hosts_of(msg) == [("127.0.0.1", 7777), ("127.0.0.1", 7779)]
+    finally:
+        assert dns.stop() == 0
+
+
+def test_lars_dns_on_the_embedded_default_pushes_route_edits(tmp_path: Path) -> None:
+    cwd = tmp_path
+    conf = cwd / "lars_dns.conf"
+    conf.write_text(
+        "; a Lars configuration file\n[reactor]\nmaxConn = 1024\nthreadNum = 2\n"
+        "ip = 127.0.0.1\nport = 7778\n\n[dns]\npoll_interval = 0.2\n"
+    )
+    assert lars("initdb", "--demo", cwd=cwd).returncode == 0
+    dns = DnsProcess(["-c", str(conf), "--port", "0"], cwd)  # the flag overrides the file
+    run_push_scenario(dns, [], cwd)
+
+
+@pytest.mark.mysql
+def test_lars_dns_reads_a_lars_mysql_section(tmp_path: Path, mysql_url: str) -> None:
+    cwd = tmp_path
+    url = make_url(mysql_url)
+    conf = cwd / "lars_dns.conf"
+    conf.write_text(
+        "[reactor]\nmaxConn = 1024\nthreadNum = 1\nip = 127.0.0.1\nport = 0\n\n"
+        f"[mysql]\ndb_host = {url.host}\ndb_port = {url.port or 3306}\n"
+        f"db_user = {url.username}\ndb_passwd = {url.password or ''}\n"
+        f"db_name = {url.database}\n"
+    )
+    r = lars("initdb", "--demo", "-c", str(conf), cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert not (cwd / "lars.db").exists()
+    dns = DnsProcess(["-c", str(conf)], cwd)
+    run_push_scenario(dns, ["-c", str(conf)], cwd)
+
+
+def test_sigint_while_waiting_for_the_database(tmp_path: Path) -> None:
+    cwd = tmp_path
+    env_url = "mysql+pymysql://root@127.0.0.1:1/lars_dns"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lars", "dns", "--db", env_url, "--port", "0"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the one outage line
+        assert "database unavailable" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        rest = proc.stderr.read()
+        assert "Traceback" not in rest and "listening" not in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
