@@ -23,7 +23,9 @@ COMMAND_MODULES: list[str] = [
     "lars.bench.cli",
     "lars.dns.cli",
     "lars.reporter.cli",
+    "lars.agent.cli",
     "lars.client.cli",
+    "lars.up",
 ]
 
 
