@@ -25,7 +25,6 @@ COMMAND_MODULES: list[str] = [
     "lars.reporter.cli",
     "lars.agent.cli",
     "lars.client.cli",
-    "lars.up",
 ]
 
 
