@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "lars.reporter.cli",
     "lars.agent.cli",
     "lars.client.cli",
+    "lars.up",
 ]
 
 

@@ -1,0 +1,211 @@
+"""`lars up [--demo] [--db URL]`: route service, reporter and agent in one process.
+
+For a newcomer and for tests: one command on the embedded SQLite database (tables created
+if missing), listening on loopback. `--demo` seeds a few modules, (1, 1) among them,
+through RouteAdmin, so `lars gethost 1 1` answers at once. Ctrl-C or SIGTERM stops the
+agent, then the reporter (flushing its rows), then the route service.
+
+Ports: the defaults of spec section 4; 0 for --dns-port/--reporter-port/--agent-port
+picks free ones (the agent then has three unrelated ports). The ready line names them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import sqlalchemy
+
+from lars.agent.config import AgentConfig
+from lars.agent.service import AgentService
+from lars.config import DEFAULT_DB_URL
+from lars.dbengine import init_schema, make_engine
+from lars.dns.admin import RouteAdmin
+from lars.dns.cli import DEMO_ROUTES
+from lars.dns.service import DnsConfig, DnsService
+from lars.errors import NetworkError
+from lars.reactor import ReactorConfig
+from lars.reporter.service import ReporterConfig, ReporterService
+
+__all__ = ["UpConfig", "UpStack", "register", "seed_demo"]
+
+log = logging.getLogger(__name__)
+
+# Network: one machine, so everything listens on loopback unless told otherwise.
+DEFAULT_IP = "127.0.0.1"
+DEFAULT_DNS_PORT = 7778
+DEFAULT_REPORTER_PORT = 7779
+DEFAULT_AGENT_PORT = 8888
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpConfig:
+    # Store
+    db_url: str = DEFAULT_DB_URL
+    demo: bool = False
+    # Network
+    ip: str = DEFAULT_IP
+    dns_port: int = DEFAULT_DNS_PORT
+    reporter_port: int = DEFAULT_REPORTER_PORT
+    agent_port: int = DEFAULT_AGENT_PORT  # 0: three ephemeral ports
+
+
+def seed_demo(engine: sqlalchemy.Engine) -> int:
+    """Add the demo hosts that are missing (idempotent); returns how many were added."""
+    admin = RouteAdmin(engine)
+    present = {(e.modid, e.cmdid, e.ip, e.port) for e in admin.list_routes()}
+    added = 0
+    for modid, cmdid, ip, port in DEMO_ROUTES:
+        if (modid, cmdid, ip, port) not in present:
+            admin.add_host(modid, cmdid, ip, port)
+            added += 1
+    return added
+
+
+class UpStack:
+    """Owns the engine and the three services; `start()` in order, `stop()` in reverse."""
+
+    def __init__(self, config: UpConfig) -> None:
+        self.config = config
+        self.engine = make_engine(config.db_url)
+        self.dns: DnsService | None = None
+        self.reporter: ReporterService | None = None
+        self.agent: AgentService | None = None
+
+    def start(self) -> None:
+        cfg = self.config
+        stage = "database"
+        try:
+            init_schema(self.engine)
+            if cfg.demo:
+                added = seed_demo(self.engine)
+                log.info("demo: %d host(s) added to the route table", added)
+            self.dns = DnsService(
+                DnsConfig(db_url=cfg.db_url, reactor=ReactorConfig(ip=cfg.ip, port=cfg.dns_port)),
+                engine=self.engine,
+            )
+            stage = "route service"
+            self.dns.start()
+            stage = "reporter"
+            self.reporter = ReporterService(
+                ReporterConfig(
+                    db_url=cfg.db_url, reactor=ReactorConfig(ip=cfg.ip, port=cfg.reporter_port)
+                )
+            )
+            self.reporter.start()
+            stage = "agent"
+            self.agent = AgentService(
+                AgentConfig(
+                    udp_ip=cfg.ip,
+                    base_port=cfg.agent_port,
+                    dns_addresses=((cfg.ip, self.dns.port),),
+                    reporter_addresses=((cfg.ip, self.reporter.port),),
+                )
+            )
+            self.agent.start()
+        except OSError as exc:
+            self.stop()
+            raise NetworkError(f"{stage} cannot start on {cfg.ip}: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+
+    def request_stop(self) -> None:
+        """Make a start() blocked on the database give up; safe in a signal handler."""
+        if self.dns is not None:
+            self.dns.request_stop()
+
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+        if self.reporter is not None:
+            self.reporter.stop()
+        if self.dns is not None:
+            self.dns.stop()
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        assert self.dns is not None and self.reporter is not None and self.agent is not None
+        ip = self.config.ip
+        ports = ",".join(map(str, self.agent.ports))
+        return (
+            f"lars up: route service {ip}:{self.dns.port}, reporter {ip}:{self.reporter.port}, "
+            f"agent UDP {ip} ports {ports}; database {self.config.db_url}"
+        )
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "up", help="run route service, reporter and agent in one process (SQLite by default)"
+    )
+    p.add_argument("--demo", action="store_true", help="seed demo modules, (1, 1) among them")
+    p.add_argument(
+        "--db", default=DEFAULT_DB_URL, metavar="URL",
+        help="database URL (default %(default)s; mysql+pymysql://user@host/lars_dns works too)",
+    )  # fmt: skip
+    p.add_argument("--ip", default=DEFAULT_IP, help="listen address (default %(default)s)")
+    p.add_argument(
+        "--dns-port", type=int, default=DEFAULT_DNS_PORT, help="route service TCP port (0: any)"
+    )
+    p.add_argument(
+        "--reporter-port",
+        type=int,
+        default=DEFAULT_REPORTER_PORT,
+        help="reporter TCP port (0: any)",
+    )
+    p.add_argument(
+        "--agent-port", type=int, default=DEFAULT_AGENT_PORT,
+        help="agent base UDP port, serving base..base+2 (0: three free ports)",
+    )  # fmt: skip
+    p.set_defaults(func=_up)
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = UpConfig(
+        db_url=args.db,
+        demo=args.demo,
+        ip=args.ip,
+        dns_port=args.dns_port,
+        reporter_port=args.reporter_port,
+        agent_port=args.agent_port,
+    )
+    stack = UpStack(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        stack.request_stop()
+
+    with _signals(on_signal):
+        stack.start()
+        try:
+            print(stack.describe(), flush=True)
+            if config.demo:
+                modules = sorted({(m, c) for m, c, _, _ in DEMO_ROUTES})
+                listed = ", ".join(f"({m}, {c})" for m, c in modules)
+                print(f"demo modules {listed}; try: lars gethost 1 1", flush=True)
+            while not stop.wait(1.0):
+                pass
+            print("lars up: stopping", flush=True)
+        finally:
+            stack.stop()
+    print("lars up: stopped", flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def _signals(handler: Any) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
