@@ -43,7 +43,7 @@ class RouteCache:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return [], None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             log.warning("route cache %s unreadable (%s); starting empty", self.path, exc)
             return [], None
         try:

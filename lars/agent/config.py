@@ -35,6 +35,7 @@ class ShardMode(enum.Enum):
 
     ONE_LOOP = "one-loop"  # all three on one loop thread: fastest under the GIL
     THREADS = "threads"  # a loop thread each: for a free-threaded CPython
+    PROCESSES = "processes"  # a process each (`lars agent` supervises three children)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +126,7 @@ class AgentConfig:
     use_uvloop: bool = True
     # Layout
     mode: ShardMode = ShardMode.ONE_LOOP
+    shards: tuple[int, ...] = tuple(range(SHARDS))  # served here (a subset in a child)
     # Balancing
     balancer: BalancerConfig = field(default_factory=BalancerConfig)
     # Limits
@@ -143,6 +145,8 @@ class AgentConfig:
             raise ConfigError("the agent needs route-service and reporter addresses")
         if self.max_modules < 1 or self.report_backlog < 1:
             raise ConfigError("max_modules and report_backlog must be >= 1")
+        if not self.shards or any(not 0 <= i < SHARDS for i in self.shards):
+            raise ConfigError(f"shards {self.shards}: expected indices 0..{SHARDS - 1}")
         if self.report_interval <= 0 or self.cache_interval <= 0:
             raise ConfigError("report_interval and cache_interval must be > 0")
 

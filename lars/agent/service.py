@@ -4,6 +4,8 @@ Three shards, each behind its own UDP port (base_port + i), run on one loop thre
 (ShardMode.ONE_LOOP, fastest under the GIL) or a loop thread each (ShardMode.THREADS).
 One client loop thread runs the route-service client, the reporter client and the route
 cache writer. Shards and clients talk only through task queues (LoopThread.post).
+`config.shards` limits the ports served (a child of ShardMode.PROCESSES serves one);
+the other shards exist but stay empty: nothing reaches them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lars.agent.endpoint import ShardEndpoint
 from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
 from lars.agent.shard import Shard, ShardStats, shard_of
+from lars.errors import ConfigError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread, backoff
 from lars.reactor.backoff import BackoffFactory
@@ -77,6 +80,8 @@ class AgentService:
         self.caller = config.caller or primary_ipv4()
         caller = dotted_to_wire(self.caller)
         self._clients = LoopThread("agent-clients", use_uvloop=config.use_uvloop)
+        if config.mode is ShardMode.PROCESSES:
+            raise ConfigError("ShardMode.PROCESSES is run by `lars agent`, one service per child")
         if config.mode is ShardMode.THREADS:
             threads = [
                 LoopThread(f"agent-udp{i}", use_uvloop=config.use_uvloop) for i in range(SHARDS)
@@ -123,7 +128,10 @@ class AgentService:
         return tuple(ep.port for ep in self.endpoints)
 
     def _unique_threads(self) -> list[LoopThread]:
-        return list(dict.fromkeys(self._shard_threads))
+        return list(dict.fromkeys(self._shard_threads[i] for i in self.config.shards))
+
+    def _served(self) -> list[tuple[ShardEndpoint, LoopThread]]:
+        return [(self.endpoints[i], self._shard_threads[i]) for i in self.config.shards]
 
     def start(self) -> None:
         cfg = self.config
@@ -132,11 +140,11 @@ class AgentService:
         try:
             for thread in self._unique_threads():
                 thread.start()
-            for i, (ep, thread) in enumerate(zip(self.endpoints, self._shard_threads, strict=True)):
-                port = cfg.base_port + i if cfg.base_port else 0
+            for ep, thread in self._served():
+                port = cfg.base_port + ep.shard.index if cfg.base_port else 0
                 thread.submit(ep.open(cfg.udp_ip, port)).result()
             snapshots = self.cache_writer.update if self.cache_writer is not None else None
-            for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+            for ep, thread in self._served():
                 thread.call(
                     ep.start_ticker, cfg.report_interval, self.report_client.submit, snapshots
                 ).result()
@@ -151,7 +159,7 @@ class AgentService:
         log.info(
             "agent listening on %s UDP %s (%s), caller %s, route service %s, reporter %s",
             cfg.udp_ip,
-            ",".join(map(str, self.ports)),
+            ",".join(str(self.endpoints[i].port) for i in cfg.shards),
             cfg.mode.value,
             self.caller,
             _addrs(cfg.dns_addresses),
@@ -182,7 +190,7 @@ class AgentService:
             self._started = False
             self.route_client.stop()  # no more deliveries to the shards
             snapshots = self.cache_writer.update if self.cache_writer is not None else None
-            for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+            for ep, thread in self._served():
                 try:
                     thread.call(ep.tick, self.report_client.submit, snapshots).result(5)
                     thread.call(ep.close).result(5)
@@ -214,10 +222,11 @@ class AgentService:
 
     def _deliver(self, modid: int, cmdid: int, hosts: list[HostKey]) -> None:
         i = shard_of(modid, cmdid)
-        self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts)
+        if i in self.config.shards:
+            self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts)
 
     def _route_connected(self) -> None:
-        for ep, thread in zip(self.endpoints, self._shard_threads, strict=True):
+        for ep, thread in self._served():
             thread.post(ep.on_connected)
 
     def stats(self) -> AgentStats:

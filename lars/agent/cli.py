@@ -1,0 +1,173 @@
+"""`lars agent`: run the LB agent from a Lars lars_lb_agent.conf file and flags.
+
+With `--mode processes` this process supervises three children, one per shard (each
+`lars agent --only-shard i` with its own route-service and reporter clients), forwards
+SIGINT/SIGTERM to them and stops them all when one exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode, parse_addresses
+from lars.agent.service import AgentService
+from lars.config import IniFile, override
+from lars.errors import ConfigError
+
+__all__ = ["build_config", "register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "agent",
+        help="per-host LB agent: get_host/report over UDP 8888-8890",
+        description="Answer GetHostRequest, ReportRequest and API_GetRouteRequest on three "
+        "UDP ports with Lars idle/overload balancing. Reads a Lars lars_lb_agent.conf "
+        "([dnsserver], [reporter], [loadbalance], plus our [agent]); flags override it; "
+        "with neither: route service 127.0.0.1:7778, reporter 127.0.0.1:7779.",
+    )
+    parser.add_argument("-c", "--config", metavar="FILE", help="Lars INI file")
+    parser.add_argument("--ip", help="UDP listen address (default 127.0.0.1)")
+    parser.add_argument("--base-port", type=int, help="first UDP port (default 8888)")
+    parser.add_argument("--dns", metavar="H:P[,H:P]", help="route service address(es)")
+    parser.add_argument("--reporter", metavar="H:P[,H:P]", help="reporter address(es)")
+    parser.add_argument("--caller", help="IPv4 reported as caller (default: primary address)")
+    parser.add_argument(
+        "--mode", choices=[m.value for m in ShardMode], help="shards on loops (one-loop)"
+    )
+    parser.add_argument("--max-modules", type=int, help="modules per shard (100000)")
+    parser.add_argument("--report-interval", type=float, help="seconds between reports (1)")
+    parser.add_argument("--cache", metavar="FILE", help="route snapshot file")
+    parser.add_argument("--probe-num", type=int, help="[loadbalance] probe_num")
+    parser.add_argument("--update-timeout", type=float, help="[loadbalance] update_timeout")
+    parser.add_argument("--only-shard", type=int, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> AgentConfig:
+    config = AgentConfig.from_ini(IniFile.load(args.config))
+    balancer: BalancerConfig = override(
+        config.balancer, probe_num=args.probe_num, update_timeout=args.update_timeout
+    )
+    only = None if args.only_shard is None else (args.only_shard,)
+    return override(
+        config,
+        udp_ip=args.ip,
+        base_port=args.base_port,
+        dns_addresses=parse_addresses(args.dns) if args.dns else None,
+        reporter_addresses=parse_addresses(args.reporter) if args.reporter else None,
+        caller=args.caller,
+        mode=ShardMode(args.mode) if args.mode else None,
+        max_modules=args.max_modules,
+        report_interval=args.report_interval,
+        cache_path=args.cache,
+        balancer=balancer,
+        shards=only,
+    )
+
+
+def _wait_for_signal() -> threading.Event:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    return stop
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if config.mode is ShardMode.PROCESSES:
+        return _supervise(config, args)
+    stop = _wait_for_signal()
+    service = AgentService(config)
+    try:
+        service.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+    return 0
+
+
+def _child_argv(argv: Sequence[str], config: AgentConfig, index: int) -> list[str]:
+    out = [
+        sys.executable,
+        "-m",
+        "lars",
+        "--log-level",
+        logging.getLevelName(log.getEffectiveLevel()),
+    ]
+    out += ["agent", *argv, "--mode", ShardMode.ONE_LOOP.value, "--only-shard", str(index)]
+    if config.cache_path:
+        out += ["--cache", f"{config.cache_path}.{index}"]
+    return out
+
+
+def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
+    """Run one child per shard; stop them all on a signal or when one exits."""
+    if config.base_port == 0:
+        raise ConfigError("--mode processes needs a fixed base port")
+    argv = _agent_argv(args)
+    stop = _wait_for_signal()
+    children = [subprocess.Popen(_child_argv(argv, config, i)) for i in range(SHARDS)]
+    log.info("agent: shards in processes %s", ",".join(str(c.pid) for c in children))
+    code = 0
+    try:
+        while not stop.wait(0.5):
+            exited = [c for c in children if c.poll() is not None]
+            if exited:
+                log.error(
+                    "agent: shard process %d exited (%s); stopping",
+                    exited[0].pid,
+                    exited[0].returncode,
+                )
+                code = 1
+                break
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    return code
+
+
+def _agent_argv(args: argparse.Namespace) -> list[str]:
+    """The agent flags given, minus --mode/--cache (the supervisor sets them per child)."""
+    flags = {
+        "--config": args.config,
+        "--ip": args.ip,
+        "--base-port": args.base_port,
+        "--dns": args.dns,
+        "--reporter": args.reporter,
+        "--caller": args.caller,
+        "--max-modules": args.max_modules,
+        "--report-interval": args.report_interval,
+        "--probe-num": args.probe_num,
+        "--update-timeout": args.update_timeout,
+    }
+    out: list[str] = []
+    for flag, value in flags.items():
+        if value is not None:
+            out += [flag, str(value)]
+    return out
