@@ -22,9 +22,9 @@ ip = 127.0.0.1
 port = 7778
 
 [loadbalance]
-;经过若干次获取请求host节点后，试探选择一次overload过载节点
+;经过若干次获取请求host节点后\uff0c试探选择一次overload过载节点
 probe_num=10
-;初始化host_info主机信息访问成功的个数，防止刚启动时少数失败就认为过载
+;初始化host_info主机信息访问成功的个数\uff0c防止刚启动时少数失败就认为过载
 init_succ_cnt=180
 init_err_cnt=5
 err_rate=0.1
