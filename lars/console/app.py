@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -154,7 +155,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         return pages.error_page(request, exc.status_code, str(exc.detail))
 
 
-def _jsonable(errors: object) -> object:
-    from fastapi.encoders import jsonable_encoder
+def _jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """loc, msg and type of each error; the input is never echoed (it may be a password)."""
+    return [
+        {
+            "loc": [_printable(part) for part in err.get("loc", ())],
+            "msg": _printable(err.get("msg", "")),
+            "type": _printable(err.get("type", "")),
+        }
+        for err in errors
+    ]
 
-    return jsonable_encoder(errors)
+
+def _printable(value: object) -> object:
+    """Strings made safe to encode as UTF-8 (a lone surrogate in a JSON key is escaped)."""
+    if isinstance(value, int):
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
