@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -100,25 +98,17 @@ class DnsProcess:
         self.port = self._wait_port()
 
     def _wait_port(self) -> int:
+        # Blocking readline: the process either prints the line or exits (EOF); a select()
+        # here would miss lines already buffered by the text wrapper.
         assert self.proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stderr, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(0.5):
-                    continue
-                line = self.proc.stderr.readline()
-                if not line:
-                    break
-                self.log.append(line)
-                m = re.search(r"lars dns: listening on port (\d+)", line)
-                if m:
-                    return int(m.group(1))
-        finally:
-            sel.close()
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = re.search(r"lars dns: listening on port (\d+)", line)
+            if m:
+                return int(m.group(1))
         self.proc.kill()
         self.proc.wait()
+        self.proc.stderr.close()
         raise AssertionError("lars dns did not start: " + "".join(self.log))
 
     def stop(self) -> int:
