@@ -34,6 +34,7 @@ from lars.console.models import (
 __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the body is not valid JSON"},
     401: {"model": ErrorOut, "description": "not logged in"},
     403: {"model": ErrorOut, "description": "missing or wrong CSRF token"},
     503: {"model": ErrorOut, "description": "database unavailable"},
