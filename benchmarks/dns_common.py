@@ -1,0 +1,82 @@
+"""Shared pieces of the dns benchmarks: a fresh MariaDB database, a `lars dns` process,
+percentiles and the machine description recorded with every figure."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_SERVER = os.environ.get("LARS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+@contextmanager
+def fresh_mysql_db(server_url: str = DEFAULT_SERVER) -> Iterator[str]:
+    """A URL of a new, empty database, dropped afterwards."""
+    name = f"lars_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    url = make_url(server_url).set(database=name, query={"charset": "utf8mb4"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+class DnsProcess:
+    """`lars dns` in a child process; `port` once it listens; `stop()` with SIGTERM."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lars", "--log-level", "WARNING", "dns", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        lines = []
+        for line in self.proc.stderr:
+            lines.append(line)
+            m = re.search(r"listening on port (\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return
+        self.proc.wait()
+        raise RuntimeError("lars dns did not start:\n" + "".join(lines))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def machine() -> str:
+    with open("/proc/loadavg") as fh:
+        load = " ".join(fh.read().split()[:3])
+    return (
+        f"{platform.node()} {os.cpu_count()} cpu, Python {platform.python_version()}, load {load}"
+    )

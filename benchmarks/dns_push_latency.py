@@ -1,0 +1,164 @@
+"""Route push latency: a committed route edit -> its receipt by every subscribed agent.
+
+    python -m benchmarks.dns_push_latency [--conns 1000] [--per-conn 10] [--changes 20]
+                                           [--threads 0] [--poll-interval 1.0] [--sqlite]
+
+`lars dns` runs in its own process on a fresh MariaDB database (or SQLite) with 100
+modules of one host. This process opens `--conns` connections (uvloop), each subscribing
+to `--per-conn` modules (so every module has conns*per_conn/100 subscribers), then makes
+`--changes` edits through RouteAdmin, one module each, at random moments relative to the
+poll tick. Latency = receipt time of the pushed GetRouteResponse - the time the edit's
+transaction committed, per subscriber. Target: p99 <= poll interval + 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import struct
+import time
+from collections import defaultdict
+
+import uvloop
+
+from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
+from lars.dbengine import init_schema, make_engine
+from lars.dns.admin import RouteAdmin
+from lars.protocol import lars_pb2
+
+MODULES = 100
+HEADER = struct.Struct("<ii")
+
+
+class Subscriber(asyncio.Protocol):
+    def __init__(self, receipts: dict[int, list[float]], replies: asyncio.Queue[int]) -> None:
+        self.buf = bytearray()
+        self.receipts = receipts
+        self.replies = replies
+        self.transport: asyncio.Transport | None = None
+        self.subscribed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buf += data
+        off = 0
+        while len(self.buf) - off >= 8:
+            _msgid, n = HEADER.unpack_from(self.buf, off)
+            if len(self.buf) - off - 8 < n:
+                break
+            msg = lars_pb2.GetRouteResponse()
+            msg.ParseFromString(bytes(self.buf[off + 8 : off + 8 + n]))
+            off += 8 + n
+            if self.subscribed:
+                self.receipts[msg.modid].append(now)
+            else:
+                self.replies.put_nowait(msg.modid)
+        del self.buf[:off]
+
+
+async def run(args: argparse.Namespace, port: int, admin: RouteAdmin) -> dict[str, object]:
+    loop = asyncio.get_running_loop()
+    receipts: dict[int, list[float]] = defaultdict(list)
+    replies: asyncio.Queue[int] = asyncio.Queue()
+    subs: list[Subscriber] = []
+    for i in range(args.conns):
+        _t, proto = await loop.create_connection(
+            lambda: Subscriber(receipts, replies), "127.0.0.1", port
+        )
+        subs.append(proto)
+        payload = b""
+        for j in range(args.per_conn):
+            modid = (i * args.per_conn + j) % MODULES + 1
+            body = lars_pb2.GetRouteRequest(modid=modid, cmdid=1).SerializeToString()
+            payload += HEADER.pack(1, len(body)) + body
+        assert proto.transport is not None
+        proto.transport.write(payload)
+    for _ in range(args.conns * args.per_conn):
+        await asyncio.wait_for(replies.get(), 60)
+    for s in subs:
+        s.subscribed = True
+    expected = args.conns * args.per_conn // MODULES
+    rng = random.Random(1)
+    latencies: list[float] = []
+    missing = 0
+    for k in range(args.changes):
+        modid = (k * 37) % MODULES + 1
+        await asyncio.sleep(rng.uniform(0, args.poll_interval))
+        receipts[modid].clear()
+        await loop.run_in_executor(None, admin.add_host, modid, 1, f"10.1.{k}.1", 1000 + k)
+        committed = time.monotonic()
+        deadline = committed + 10 * args.poll_interval + 10
+        while len(receipts[modid]) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        got = receipts[modid]
+        missing += max(0, expected - len(got))
+        latencies.extend(t - committed for t in got)
+    for s in subs:
+        if s.transport is not None:
+            s.transport.close()
+    return {
+        "samples": len(latencies),
+        "missing": missing,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--conns", type=int, default=1000)
+    ap.add_argument("--per-conn", type=int, default=10)
+    ap.add_argument("--changes", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--sqlite", action="store_true", help="SQLite instead of MariaDB")
+    args = ap.parse_args()
+    before = machine()
+    with fresh_mysql_db() as url:
+        if args.sqlite:
+            url = f"sqlite:////tmp/lars_bench_push_{time.time_ns()}.db"
+        engine = make_engine(url)
+        init_schema(engine)
+        admin = RouteAdmin(engine)
+        for m in range(1, MODULES + 1):
+            admin.add_host(m, 1, "10.0.0.1", 80)
+        dns = DnsProcess(
+            [
+                "--db",
+                url,
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--threads",
+                str(args.threads),
+                "--poll-interval",
+                str(args.poll_interval),
+            ]
+        )
+        try:
+            result = uvloop.run(run(args, dns.port, admin))
+        finally:
+            dns.stop()
+            engine.dispose()
+    result.update(
+        conns=args.conns,
+        per_conn=args.per_conn,
+        changes=args.changes,
+        threads=args.threads,
+        poll_interval=args.poll_interval,
+        db="sqlite" if args.sqlite else "mariadb",
+        machine_before=before,
+        machine_after=machine(),
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
