@@ -78,7 +78,10 @@ class Worker:
         self.connections[conn.id] = conn
         self.counters.accepted += 1
         if self.server.on_connect is not None:
-            self.server.on_connect(conn)
+            try:
+                self.server.on_connect(conn)
+            except Exception:  # uvloop would otherwise leave the connection half set up
+                log.exception("on_connect hook failed for %r", conn)
 
     def connection_lost(self, conn: Connection) -> None:
         if self.connections.pop(conn.id, None) is None:
@@ -124,12 +127,16 @@ class Worker:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for conn in list(self.connections.values()):
-            conn.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.connections and loop.time() < deadline:
+        # Sockets accepted just before stop may still be in our queue or being adopted:
+        # close every round, and wait for those too, not only the ones seen first.
+        while True:
+            for conn in list(self.connections.values()):
+                conn.close()
             await asyncio.sleep(0.01)
+            if not (self.connections or self._adopting) or loop.time() >= deadline:
+                break
         for conn in list(self.connections.values()):
             conn.abort()
         await asyncio.sleep(0)  # let connection_lost callbacks run

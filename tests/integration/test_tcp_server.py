@@ -387,6 +387,22 @@ def test_hooks_run_on_the_worker_loop_and_user_state_follows_the_connection() ->
     assert sorted(n for kind, n, _ in events if kind == "close") == [1, 3]
 
 
+@LOOPS
+def test_a_failing_on_connect_hook_is_logged_and_the_connection_served(
+    use_uvloop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    def bad_hook(conn: Connection) -> None:
+        raise RuntimeError("hook bug")
+
+    cfg = config(use_uvloop=use_uvloop)
+    with serving(cfg, on_connect=bad_hook) as server:
+        with connect(server) as sock:
+            assert_echo(sock)
+        wait_until(lambda: server.stats().connections == 0)
+        assert server.stats().closed == 1
+    assert "on_connect hook failed" in caplog.text
+
+
 def test_send_threadsafe_from_another_thread() -> None:
     conns: list[Connection] = []
     with serving(config(threads=1), on_connect=conns.append) as server, connect(server) as sock:
@@ -447,6 +463,43 @@ def test_stop_leaves_no_thread_or_fd(no_leaks: None, use_uvloop: bool, threads: 
         assert closed_by_peer(c)
         c.close()
     server.stop()  # idempotent
+
+
+def _stop_during_a_connect_storm() -> None:
+    server = TcpServer(config(threads=2, drain_timeout=20.0), echo_router())
+    server.start()
+    stop = threading.Event()
+    socks: list[socket.socket] = []
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", server.port), 1))
+            except OSError:
+                pass
+
+    hammers = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in hammers:
+        t.start()
+    wait_until(lambda: server.stats().accepted >= 20)
+    started = time.monotonic()
+    server.stop()
+    elapsed = time.monotonic() - started
+    stop.set()
+    for t in hammers:
+        t.join()
+    for sock in socks:
+        sock.close()
+    assert elapsed < 10, f"stop waited {elapsed:.1f}s for connections it never closed"
+    stats = server.stats()
+    assert stats.connections == 0
+    assert stats.closed == stats.accepted
+
+
+def test_stop_while_clients_keep_connecting_is_prompt_and_clean(no_leaks: None) -> None:
+    """Sockets handed to a worker just before stop are closed too, not left to time out."""
+    for _ in range(5):
+        _stop_during_a_connect_storm()
 
 
 def test_stop_flushes_what_was_sent_before_closing() -> None:
