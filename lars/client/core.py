@@ -14,6 +14,7 @@ API_GetRouteResponse has no seq, so it answers a route request of the same modul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -47,6 +48,7 @@ DEFAULT_TIMEOUT = 0.2
 # Limits
 MAX_ID = 0x7FFFFFFF
 SEQ_MASK = 0xFFFFFFFF
+_MAX_CACHED_IPS = 4096
 # What call() reports for a failed call: any non-zero retcode counts as a failure.
 FAILURE_RETCODE = int(RetCode.SYSTEM_ERROR)
 
@@ -84,8 +86,11 @@ def shard_of(modid: int, cmdid: int) -> int:
 
 def check_ids(modid: int, cmdid: int) -> None:
     """Raise ValidationError unless both ids fit the wire's non-negative int32."""
+    # type() is not int also rejects bool; one cheap test on the hot path, details on failure.
+    if type(modid) is int and type(cmdid) is int and 0 <= modid <= MAX_ID and 0 <= cmdid <= MAX_ID:
+        return
     for name, value in (("modid", modid), ("cmdid", cmdid)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        if type(value) is not int or not 0 <= value <= MAX_ID:
             raise ValidationError(f"{name} must be an integer in 0..{MAX_ID}, got {value!r}")
 
 
@@ -123,8 +128,10 @@ class ClientConfig:
         return tuple((self.agent_ip, port) for port in ports)
 
 
-@dataclass(frozen=True, slots=True)
-class HostRequest:
+# NamedTuples, not frozen dataclasses: built once per call, and about 5x cheaper.
+
+
+class HostRequest(NamedTuple):
     seq: int
     modid: int
     cmdid: int
@@ -132,16 +139,14 @@ class HostRequest:
     datagram: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRequest:
+class RouteRequest(NamedTuple):
     modid: int
     cmdid: int
     shard: int
     datagram: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class HostReply:
+class HostReply(NamedTuple):
     """A parsed GetHostResponse, before it is matched to a request."""
 
     seq: int
@@ -156,10 +161,11 @@ class ClientCore:
     Not thread-safe: each face gives every thread (or event loop) its own core.
     """
 
-    __slots__ = ("_seq", "bad", "skipped")
+    __slots__ = ("_dotted", "_seq", "bad", "skipped")
 
     def __init__(self, first_seq: int = 0) -> None:
         self._seq = first_seq & SEQ_MASK
+        self._dotted: dict[int, str] = {}  # wire ip -> dotted: a client meets few hosts
         self.skipped = 0  # well-formed replies that answer another request (stale seq, module)
         self.bad = 0  # datagrams that are not a reply we understand
 
@@ -202,17 +208,26 @@ class ClientCore:
         except (ProtocolError, DecodeError):
             self.bad += 1
             return None
+        modid, cmdid = msg.modid, msg.cmdid
         retcode = _RETCODES.get(msg.retcode, RetCode.SYSTEM_ERROR)
-        result = HostResult(retcode, msg.modid, msg.cmdid)
-        if retcode == RetCode.SUCC:
-            port = msg.host.port
-            if not 0 < port <= 65535:
-                result = HostResult(RetCode.SYSTEM_ERROR, msg.modid, msg.cmdid)
-            else:
-                result = HostResult(
-                    retcode, msg.modid, msg.cmdid, wire_to_dotted(msg.host.ip), port
-                )
-        return HostReply(msg.seq, msg.modid, msg.cmdid, result)
+        if retcode is not RetCode.SUCC:
+            result = HostResult(retcode, modid, cmdid)
+        else:
+            host = msg.host
+            port = host.port
+            if 0 < port <= 65535:
+                result = HostResult(retcode, modid, cmdid, self._ip(host.ip), port)
+            else:  # a SUCC without a usable host is the agent's fault
+                result = HostResult(RetCode.SYSTEM_ERROR, modid, cmdid)
+        return HostReply(msg.seq, modid, cmdid, result)
+
+    def _ip(self, wire: int) -> str:
+        dotted = self._dotted.get(wire)
+        if dotted is None:
+            if len(self._dotted) >= _MAX_CACHED_IPS:
+                self._dotted.clear()
+            dotted = self._dotted[wire] = wire_to_dotted(wire)
+        return dotted
 
     def match_host(self, request: HostRequest, data: bytes) -> HostResult | None:
         """The result when `data` answers `request`, else None (skip it, keep waiting)."""

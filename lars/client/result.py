@@ -6,6 +6,7 @@ IPs are dotted strings here; the wire's signed int32 form never leaves the core.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from lars.errors import LarsError
 from lars.protocol import RetCode
@@ -24,9 +25,8 @@ class Host:
         return f"{self.ip}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class HostResult:
-    """The answer to get_host.
+class HostResult(NamedTuple):
+    """The answer to get_host (immutable; a NamedTuple because one is built per call).
 
     `retcode` is SUCC with `ip`/`port` set, or OVERLOAD / NOEXIST from the agent, or
     SYSTEM_ERROR when the agent did not answer in time (`timed_out` is then True) or
