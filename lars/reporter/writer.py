@@ -17,41 +17,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.dml import Insert
 
-from lars.db import server_call_status
-from lars.dbengine import init_schema, is_sqlite
+from lars.dbengine import init_schema
 from lars.ratelog import RateLimitedLog
 from lars.reactor.backoff import BackoffFactory, backoff
 from lars.reporter.pending import PendingRows, Row
+from lars.reporter.upsert import BatchUpsert
 
-__all__ = ["COLUMNS", "Writer", "WriterStats", "upsert_statement"]
+__all__ = ["Writer", "WriterStats"]
 
 log = logging.getLogger(__name__)
-
-COLUMNS = ("modid", "cmdid", "ip", "port", "caller", "succ_cnt", "err_cnt", "ts", "overload")
-_KEY_COLUMNS = COLUMNS[:5]
-_VALUE_COLUMNS = COLUMNS[5:]
-
-
-def upsert_statement(engine: Engine) -> Insert:
-    """INSERT ... ON DUPLICATE KEY UPDATE (MySQL) / ON CONFLICT DO UPDATE (SQLite).
-
-    Executed with a list of rows it becomes one multi-row statement on PyMySQL (its
-    executemany folds the VALUES) and one prepared statement run per row on SQLite,
-    inside the caller's single transaction either way.
-    """
-    table = server_call_status
-    if is_sqlite(engine):
-        lite = sqlite.insert(table)
-        return lite.on_conflict_do_update(
-            index_elements=list(_KEY_COLUMNS),
-            set_={name: lite.excluded[name] for name in _VALUE_COLUMNS},
-        )
-    my = mysql.insert(table)
-    return my.on_duplicate_key_update({name: my.inserted[name] for name in _VALUE_COLUMNS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +64,7 @@ class Writer:
             raise ValueError("batch_rows must be >= 1")
         self.index = index
         self._engine = engine
-        self._stmt = upsert_statement(engine)
+        self._upsert = BatchUpsert(engine)
         self._batch_rows = batch_rows
         self._batch_interval = batch_interval
         self._flush_timeout = flush_timeout
@@ -230,11 +206,10 @@ class Writer:
 
     def _write(self, batch: list[Row]) -> bool:
         """One transaction; True when committed or dropped as invalid, False to retry."""
-        params = [dict(zip(COLUMNS, row, strict=True)) for row in batch]
         try:
             conn = self._connection()
             with conn.begin():
-                conn.execute(self._stmt, params)
+                self._upsert.execute(conn, batch)
         except (SQLAlchemyError, OSError) as exc:
             self._db_errors += 1
             self._close_connection()
@@ -255,6 +230,12 @@ class Writer:
                 _short(exc),
             )
             return False
+        except Exception:  # a bug, not the database: never let it kill the writer
+            self._db_errors += 1
+            self._failed += len(batch)
+            self._close_connection()
+            log.exception("writer %d: batch of %d rows dropped", self.index, len(batch))
+            return True
         self._written += len(batch)
         self._batches += 1
         return True

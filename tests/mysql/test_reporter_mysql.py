@@ -15,6 +15,7 @@ from lars.dbengine import init_schema
 from lars.protocol import dotted_to_uint, dotted_to_wire
 from lars.reactor import LoopThread
 from lars.reporter.service import ReporterService
+from lars.reporter.upsert import BatchUpsert
 from tests.integration.test_reporter_service import (
     make_config,
     report_frame,
@@ -191,3 +192,26 @@ def test_database_down_at_start_then_back_keeps_a_bounded_buffer(
     assert len(rows) == 40
     assert {v[0] for v in rows.values()} == {2}
     assert service.stats().dropped == 10
+
+
+def test_batch_upsert_renders_one_multi_row_statement_for_the_server(
+    no_leaks: None, mysql_url: str, db: Engine
+) -> None:
+    init_schema(db)
+    upsert = BatchUpsert(db)
+    with db.connect() as conn:
+        with conn.begin():
+            upsert.execute(
+                conn, [(1, 1, 2**32 - 1, 80, 7, 1, 0, 5, "1"), (1, 1, 2, 80, 7, 2, 0, 5, "0")]
+            )
+        sql = upsert.render([(1, 1, 2, 80, 7, 3, 4, 6, "1")])
+        assert sql.startswith("INSERT INTO `ServerCallStatus` (modid, cmdid")
+        assert "VALUES (1,1,2,80,7,3,4,6,'1') ON DUPLICATE KEY UPDATE" in sql
+        with conn.begin():
+            conn.exec_driver_sql(sql)
+    assert table_rows(db) == {
+        (1, 1, 2**32 - 1, 80, 7): (1, 0, 5, "1"),
+        (1, 1, 2, 80, 7): (3, 4, 6, "1"),
+    }
+    with pytest.raises(KeyError):
+        upsert.render([(1, 1, 2, 80, 7, 3, 4, 6, "1'); DROP TABLE x; --")])
