@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -62,13 +63,16 @@ class TaskQueue:
     thread until `close()`, after which it raises LoopClosed.
     """
 
-    __slots__ = ("_closed", "_loop", "_signalled", "_tasks", "_waker", "errors")
+    __slots__ = ("_closed", "_loop", "_signalled", "_tasks", "_wake_lock", "_waker", "errors")
 
     def __init__(self) -> None:
         self._tasks: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._waker = _Waker()
         self._signalled = False
         self._closed = False
+        # Taken once per wake-up, not per post: close() must not release the fd between
+        # a poster's closed-check and its write (the fd number could be reused by then).
+        self._wake_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.errors = 0
 
@@ -85,7 +89,10 @@ class TaskQueue:
         # Order matters: append first, then check the flag (see _on_wake).
         if not self._signalled:
             self._signalled = True
-            self._waker.wake()
+            with self._wake_lock:
+                if self._closed:
+                    raise LoopClosed("task queue is closed")
+                self._waker.wake()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -113,9 +120,10 @@ class TaskQueue:
 
     def close(self) -> None:
         """Refuse further posts, run what is queued, release the fd (on the loop's thread)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._wake_lock:
+            if self._closed:
+                return
+            self._closed = True
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._waker.read_fd)
         while self._tasks:

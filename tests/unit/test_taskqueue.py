@@ -246,3 +246,25 @@ def test_post_accepts_any_callable_signature(loop: asyncio.AbstractEventLoop) ->
     run_until(loop, lambda: len(got) == 2)
     assert got == {"a": 1, "b": 2}
     queue.close()
+
+
+def test_a_post_racing_close_never_writes_to_a_released_fd() -> None:
+    """close() on one thread while another thread is between its checks and its wake-up."""
+    queue = TaskQueue()
+    ran: list[int] = []
+    waker = queue._waker
+    real_wake: Callable[[], None] = waker.wake
+    closer = threading.Thread(target=queue.close)
+
+    def wake_while_closing() -> None:
+        closer.start()
+        closer.join(0.2)  # close() must wait for this wake-up, not release the fd under it
+        real_wake()  # EBADF (or a write into a reused fd) if close() got there first
+
+    waker.wake = wake_while_closing  # type: ignore[method-assign]
+    queue.post(ran.append, 1)
+    closer.join(5)
+    assert not closer.is_alive()
+    assert ran == [1]  # close() ran what was queued
+    with pytest.raises(LoopClosed):
+        queue.post(ran.append, 2)
