@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lars.dns.subscriptions import Subscriptions
@@ -52,6 +52,7 @@ ops = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(ops)
 def test_matches_a_plain_model(script: list[tuple[str, int, int]]) -> None:
     subs: Subscriptions[int] = Subscriptions(max_per_conn=3)

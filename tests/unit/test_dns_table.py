@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lars.dns.table import MAX_HOSTS_PER_MODULE, RouteTable, changed_modules, encode_response
@@ -95,6 +95,7 @@ routes = st.dictionaries(
 )
 
 
+@settings(deadline=None)
 @given(routes, routes)
 def test_changed_modules_is_exactly_the_differing_keys(
     old: dict[tuple[int, int], tuple[tuple[int, int], ...]],
@@ -108,6 +109,7 @@ def test_changed_modules_is_exactly_the_differing_keys(
     assert a.same_routes(b) == (not expected)
 
 
+@settings(deadline=None)
 @given(routes)
 def test_every_response_round_trips(r: dict[tuple[int, int], tuple[tuple[int, int], ...]]) -> None:
     table = RouteTable(1, r)
