@@ -22,8 +22,18 @@ DEFAULT_FRAME_TIMEOUT = 30.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BufferLimits:
+    """Unsent bytes per connection: stop reading past high_water, drop past max_write_buffer."""
+
     high_water: int = DEFAULT_HIGH_WATER
     max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER
+
+    def __post_init__(self) -> None:
+        if self.high_water < 1:
+            raise ConfigError(f"high_water {self.high_water} must be >= 1")
+        if self.max_write_buffer < self.high_water:
+            raise ConfigError(
+                f"max_write_buffer {self.max_write_buffer} must be >= high_water {self.high_water}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +60,7 @@ class ReactorConfig:
             raise ConfigError(f"threadNum {self.threads} must be >= 0")
         if self.max_conns < 1:
             raise ConfigError(f"maxConn {self.max_conns} must be >= 1")
-        if self.frame_timeout <= 0:
+        if not self.frame_timeout > 0:  # also rejects nan
             raise ConfigError("frame_timeout must be > 0")
 
     @classmethod

@@ -151,7 +151,10 @@ def test_override_validates_like_construction() -> None:
         ("[reactor]\nmaxConn = 0\n", "maxConn"),
         ("[reactor]\nframe_timeout = 0\n", "frame_timeout"),
         ("[reactor]\nframe_timeout = soon\n", "frame_timeout"),
+        ("[reactor]\nframe_timeout = nan\n", "frame_timeout"),
         ("[reactor]\nuvloop = maybe\n", "uvloop"),
+        ("[reactor]\nhigh_water = 0\n", "high_water"),
+        ("[reactor]\nhigh_water = 4096\nmax_write_buffer = 1024\n", "max_write_buffer"),
         ("[reactor]\nport=7778;comment without a space\n", "port"),
     ],
 )
