@@ -25,7 +25,7 @@ from lars.db import route_version
 from lars.dbengine import init_schema, is_sqlite, make_engine
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
-from lars.errors import StoreUnavailable
+from lars.errors import NetworkError, StoreUnavailable
 
 __all__ = ["DEMO_ROUTES", "register"]
 
@@ -141,6 +141,9 @@ def run_dns(args: argparse.Namespace) -> int:
             if stopping.is_set():
                 return 0
             raise
+        except OSError as exc:
+            reactor = config.reactor
+            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {exc}") from exc
         print(f"lars dns: listening on port {service.port}", file=sys.stderr, flush=True)
         while not stopping.wait(1.0):
             pass

@@ -69,7 +69,8 @@ class RouteStore:
             with self._engine.connect() as conn:
                 if self._sqlite:
                     conn.exec_driver_sql("BEGIN")  # pysqlite starts none for SELECTs
-                else:
+                else:  # a server defaulting to READ COMMITTED would ignore the snapshot
+                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 version = _version(conn)
                 routes = [
