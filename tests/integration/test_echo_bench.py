@@ -110,17 +110,28 @@ def test_server_echoes_content_and_id_and_survives_bad_bodies(echo_server: EchoS
         assert echo_server.server.stats().bad_bodies == 1
 
 
-@pytest.mark.parametrize(("procs", "depth"), [(1, 1), (2, 4)])
-def test_smoke_run_replies_match(echo_server: EchoServer, procs: int, depth: int) -> None:
-    cfg = ClientConfig(port=echo_server.port, conns=4, procs=procs, depth=depth, seconds=1.2)
-    lines: list[str] = []
-    result = run_client(cfg, lines.append)
-    assert result.errors == 0
-    assert result.replies > 0
-    assert result.median_qps > 0
-    assert len(result.samples) == len(lines) >= 1
-    assert echo_server.frames_in() >= result.replies
-    assert result.summary(cfg).endswith(" 0 errors")
+@pytest.mark.parametrize(
+    ("threads", "raw", "procs", "depth"),
+    [(0, False, 1, 1), (2, False, 2, 4), (0, True, 1, 3)],
+    ids=["t0-pingpong", "t2-2procs-depth4", "t0-raw-depth3"],
+)
+def test_smoke_run_replies_match(
+    no_leaks: None, threads: int, raw: bool, procs: int, depth: int
+) -> None:
+    server = EchoServer(ReactorConfig(ip="127.0.0.1", port=0, threads=threads), raw=raw)
+    server.start()
+    try:
+        cfg = ClientConfig(port=server.port, conns=4, procs=procs, depth=depth, seconds=1.2)
+        lines: list[str] = []
+        result = run_client(cfg, lines.append)
+        assert result.errors == 0
+        assert result.replies > 0
+        assert result.median_qps > 0
+        assert len(result.samples) == len(lines) >= 1
+        assert server.frames_in() >= result.replies
+        assert result.summary(cfg).endswith(" 0 errors")
+    finally:
+        server.stop()
 
 
 def test_client_fails_clearly_without_a_server(no_leaks: None) -> None:
