@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import resource
 import socket
 import struct
 import threading
@@ -315,6 +317,36 @@ def test_max_conns_holds_and_refusals_are_counted() -> None:
         finally:
             for sock in admitted:
                 sock.close()
+
+
+@LOOPS
+def test_accept_survives_running_out_of_file_descriptors(
+    use_uvloop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(config(use_uvloop=use_uvloop)) as server:
+        clients = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(8)]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        try:
+            # Every fd number below the limit is taken: accept() gets EMFILE.
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+            for c in clients:
+                c.settimeout(10)
+                c.connect(("127.0.0.1", server.port))  # completes in the kernel's backlog
+            time.sleep(0.5)
+            assert server.stats().accepted == 0
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            # Accepting resumes by itself once descriptors are available again.
+            wait_until(lambda: server.stats().accepted == 8)
+            for c in clients:
+                assert_echo(c)
+        finally:
+            for c in clients:
+                c.close()
+    assert "pausing accepts" in caplog.text
 
 
 def test_a_peer_that_never_reads_is_dropped_past_max_write_buffer() -> None:
