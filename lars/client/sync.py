@@ -3,7 +3,8 @@
 Thread-safety: one LarsClient may be shared by any number of threads. Each thread gets
 its own core (sequence numbers) and its own three connected UDP sockets, created on its
 first call, so threads never wait for each other and never see each other's replies.
-`close()` closes every thread's sockets; calls after it raise NetworkError.
+A thread that exits takes its sockets (and its counters in `stats()`) with it; `close()`
+closes every live thread's sockets; calls after it raise NetworkError.
 
 Failures are results, not exceptions: when the agent does not answer within the timeout
 (down, overloaded, datagram lost) get_host returns SYSTEM_ERROR with `timed_out=True`;
@@ -17,6 +18,7 @@ import contextlib
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,8 +53,15 @@ class ClientStats:
     bad: int
 
 
+def _close_all(socks: list[socket.socket | None]) -> None:
+    for i, sock in enumerate(socks):
+        if sock is not None:
+            sock.close()
+            socks[i] = None
+
+
 class _ThreadState:
-    __slots__ = ("core", "send_errors", "socks", "timeouts")
+    __slots__ = ("__weakref__", "core", "send_errors", "socks", "timeouts")
 
     def __init__(self) -> None:
         self.core = ClientCore()
@@ -79,7 +88,8 @@ class LarsClient:
         self._addresses = self.config.addresses()
         self._local = threading.local()
         self._lock = threading.Lock()  # guards _states and _closed, never held during I/O
-        self._states: list[_ThreadState] = []
+        # Weak: a thread that exits drops its state, and a finalizer closes its sockets.
+        self._states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
         self._closed = False
 
     @classmethod
@@ -103,11 +113,8 @@ class LarsClient:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for state in self._states:
-                for i, sock in enumerate(state.socks):
-                    if sock is not None:
-                        sock.close()
-                        state.socks[i] = None
+            for state in list(self._states):
+                _close_all(state.socks)
 
     def stats(self) -> ClientStats:
         with self._lock:
@@ -125,8 +132,9 @@ class LarsClient:
         state: _ThreadState | None = getattr(self._local, "state", None)
         if state is None:
             state = _ThreadState()
+            weakref.finalize(state, _close_all, state.socks)
             with self._lock:
-                self._states.append(state)
+                self._states.add(state)
             self._local.state = state
         return state
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import socket
 import threading
 import time
@@ -170,3 +172,20 @@ def wait_for(condition: Callable[[], bool], deadline: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < end, "condition not met in time"
         time.sleep(0.005)
+
+
+def test_a_thread_that_exits_takes_its_sockets_along(agent: FakeAgent, client: LarsClient) -> None:
+    assert client.get_host(1, 1).ok  # the main thread's socket stays
+    before = len(os.listdir("/proc/self/fd"))
+
+    def work() -> None:
+        for modid in (1, 2, 3):
+            assert client.get_host(modid, 1).retcode in (RetCode.SUCC, RetCode.NOEXIST)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    del thread
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert client.get_host(1, 1).ok
