@@ -56,11 +56,13 @@ class Host:
         "state",
         "verr",
         "vsucc",
+        "wire",
     )
 
     def __init__(self, ip: int, port: int, config: BalancerConfig, now: float) -> None:
         self.ip = ip
         self.port = port
+        self.wire: bytes | None = None  # encoded form, cached by the I/O layer
         self.overload_ts = now  # initialised (the original left it unset)
         self.state = HostState.IDLE
         self.vsucc = self.verr = self.rsucc = self.rerr = 0

@@ -1,22 +1,34 @@
-"""The UDP face of one shard: decode a request, ask the Shard, answer the peer.
+"""The UDP face of one shard: check a datagram, ask the Shard, answer the peer.
 
-Runs on the shard's loop thread only. Messages are parsed into and serialized from
-per-endpoint protobuf objects reused for every datagram (no per-request allocation
-beyond the bytes themselves). A periodic tick hands the shard's aggregated reports and,
-when routes changed, its route snapshot to callbacks that post them to other threads.
+Runs on the shard's loop thread only. This is the agent's hot path, so it is its own
+DatagramProtocol rather than the generic UdpServer + Router: the frame check and the
+msgid dispatch are inlined, requests are parsed into reused protobuf objects, and
+GetHostResponse frames are joined from pre-encoded parts (lars.agent.wire). Bad input
+follows spec section 1: a datagram that is not exactly one frame, an unknown msgid or
+an unparsable body is dropped, counted and logged at a limited rate, never answered.
+
+A periodic tick hands the shard's aggregated reports and, when routes changed, its
+route snapshot to callbacks that post them to other threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
+from typing import Any, cast
+
+from google.protobuf.message import DecodeError
 
 from lars.agent.balancer import HostKey
 from lars.agent.shard import ModuleKey, Shard
+from lars.agent.wire import get_host_response, host_part, module_part
 from lars.protocol import MsgId, lars_pb2
-from lars.reactor import Router, UdpServer
+from lars.ratelog import RateLimitedLog
+from lars.reactor.frame import MAX_BODY, encode
+from lars.reactor.udp import open_udp_socket
 
 __all__ = ["ShardEndpoint"]
 
@@ -25,11 +37,15 @@ log = logging.getLogger(__name__)
 ReportSink = Callable[[list[tuple[ModuleKey, bytes]]], None]
 SnapshotSink = Callable[[int, list[tuple[int, int, list[HostKey]]]], None]
 
-_GET_HOST_RESPONSE = int(MsgId.GET_HOST_RESPONSE)
+_unpack_header = struct.Struct("<ii").unpack_from
+_GET_HOST = int(MsgId.GET_HOST_REQUEST)
+_REPORT = int(MsgId.REPORT_REQUEST)
+_API_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
+_MODULE_PARTS_LIMIT = 1 << 16  # cached encodings of (modid, cmdid); cleared when full
 
 
-class ShardEndpoint:
+class ShardEndpoint(asyncio.DatagramProtocol):
     """One shard behind one UDP port. Build, `await open()` on its loop, `close()` there."""
 
     def __init__(
@@ -44,69 +60,123 @@ class ShardEndpoint:
         self.caller = caller
         self._clock = clock
         self._wall = wall
-        router = Router(
-            {
-                int(MsgId.GET_HOST_REQUEST): self._on_get_host,
-                int(MsgId.REPORT_REQUEST): self._on_report,
-                int(MsgId.API_GET_ROUTE_REQUEST): self._on_get_route,
-            }
-        )
-        self.router = router
-        self.server = UdpServer(router, name=f"agent-udp{shard.index}")
+        self.transport: asyncio.DatagramTransport | None = None
+        self.address: tuple[str, int] = ("", 0)
         self._get_host_req = lars_pb2.GetHostRequest()
-        self._get_host_rsp = lars_pb2.GetHostResponse()
         self._report_req = lars_pb2.ReportRequest()
         self._route_req = lars_pb2.GetRouteRequest()
+        self._module_parts: dict[ModuleKey, bytes] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._log_drop = RateLimitedLog(log)
+        # counters (read from other threads as a snapshot)
+        self.received = 0
+        self.dropped = 0  # not exactly one valid frame
+        self.unknown_msgids = 0
+        self.bad_bodies = 0
+        self.handler_errors = 0
+        self.send_errors = 0
 
     @property
     def port(self) -> int:
-        return self.server.address[1]
+        return self.address[1]
 
     async def open(self, host: str, port: int) -> None:
-        await self.server.open(host, port)
+        sock = open_udp_socket(host, port)
+        self.address = sock.getsockname()[:2]
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.server.close()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
-    # handlers (shard loop)
+    # asyncio.DatagramProtocol
 
-    def _on_get_host(self, conn: UdpServer, msgid: int, body: bytes) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's are not subclasses
+
+    def error_received(self, exc: Exception) -> None:
+        self.send_errors += 1
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received += 1
+        size = len(data)
+        if size < 8:
+            self._drop(addr, f"{size}-byte datagram is shorter than a frame header")
+            return
+        msgid, msglen = _unpack_header(data)
+        if msglen != size - 8 or msglen > MAX_BODY:
+            self._drop(addr, f"{size}-byte datagram carries msglen {msglen}")
+            return
+        try:
+            if msgid == _GET_HOST:
+                self._get_host(data, addr)
+            elif msgid == _REPORT:
+                req = self._report_req
+                req.ParseFromString(data[8:])
+                host = req.host
+                self.shard.report(
+                    req.modid, req.cmdid, host.ip, host.port, req.retcode, self._clock()
+                )
+            elif msgid == _API_GET_ROUTE:
+                self._get_route(data, addr)
+            else:
+                self.unknown_msgids += 1
+                self._log_drop("agent shard %d: msgid %d from %s skipped", self.shard.index,
+                               msgid, addr)  # fmt: skip
+        except DecodeError:
+            self.bad_bodies += 1
+            self._log_drop("agent shard %d: unparsable body (msgid %d) from %s dropped",
+                           self.shard.index, msgid, addr)  # fmt: skip
+        except Exception:
+            self.handler_errors += 1
+            log.exception("agent shard %d: msgid %d failed", self.shard.index, msgid)
+
+    def _drop(self, addr: Any, why: str) -> None:
+        self.dropped += 1
+        self._log_drop("agent shard %d: dropped datagram from %s: %s", self.shard.index, addr, why)
+
+    def _get_host(self, data: bytes, addr: Any) -> None:
         req = self._get_host_req
-        req.ParseFromString(body)
+        req.ParseFromString(data[8:])
         modid = req.modid
         cmdid = req.cmdid
         code, host = self.shard.get_host(modid, cmdid, self._clock())
-        rsp = self._get_host_rsp
-        rsp.seq = req.seq
-        rsp.modid = modid
-        rsp.cmdid = cmdid
-        rsp.retcode = code
+        parts = self._module_parts
+        module = parts.get((modid, cmdid))
+        if module is None:
+            if len(parts) >= _MODULE_PARTS_LIMIT:
+                parts.clear()
+            module = parts[(modid, cmdid)] = module_part(modid, cmdid)
+        wire: bytes | None
         if host is None:
-            rsp.ClearField("host")
+            wire = b""
         else:
-            h = rsp.host
-            h.ip = host.ip
-            h.port = host.port
-        conn.send(_GET_HOST_RESPONSE, rsp.SerializeToString())
+            wire = host.wire
+            if wire is None:
+                wire = host.wire = host_part(host.ip, host.port)
+        transport = self.transport
+        if transport is not None:
+            transport.sendto(get_host_response(req.seq, module, code, wire), addr)
 
-    def _on_report(self, conn: UdpServer, msgid: int, body: bytes) -> None:
-        req = self._report_req
-        req.ParseFromString(body)
-        host = req.host
-        self.shard.report(req.modid, req.cmdid, host.ip, host.port, req.retcode, self._clock())
-
-    def _on_get_route(self, conn: UdpServer, msgid: int, body: bytes) -> None:
+    def _get_route(self, data: bytes, addr: Any) -> None:
         req = self._route_req
-        req.ParseFromString(body)
+        req.ParseFromString(data[8:])
         hosts = self.shard.get_route(req.modid, req.cmdid, self._clock())
         rsp = lars_pb2.GetRouteResponse(modid=req.modid, cmdid=req.cmdid)
         for ip, port in hosts:
             rsp.host.add(ip=ip, port=port)
-        conn.send(_API_GET_ROUTE_RESPONSE, rsp.SerializeToString())
+        body = rsp.SerializeToString()
+        if len(body) > MAX_BODY:  # ~5,000 hosts: more than one datagram can carry
+            del rsp.host[:]
+            body = rsp.SerializeToString()
+            self._log_drop("agent shard %d: route of %d:%d too large for a datagram",
+                           self.shard.index, req.modid, req.cmdid)  # fmt: skip
+        if self.transport is not None:
+            self.transport.sendto(encode(_API_GET_ROUTE_RESPONSE, body), addr)
 
     # from the route client (posted to this loop)
 

@@ -53,6 +53,7 @@ class AgentStats:
     dropped_datagrams: int
     bad_bodies: int
     unknown_msgids: int
+    handler_errors: int
     route_connected: bool
     route_responses: int
     reporter_connected: bool
@@ -231,15 +232,15 @@ class AgentService:
 
     def stats(self) -> AgentStats:
         """A snapshot of counters (read without locks: values may be a moment apart)."""
-        servers = [ep.server for ep in self.endpoints]
-        routers = [ep.router for ep in self.endpoints]
+        eps = self.endpoints
         writer = self.cache_writer
         return AgentStats(
             shards=tuple(shard.stats() for shard in self.shards),
-            datagrams=sum(s.received for s in servers),
-            dropped_datagrams=sum(s.dropped for s in servers),
-            bad_bodies=sum(r.bad_bodies for r in routers),
-            unknown_msgids=sum(r.unknown_msgids for r in routers),
+            datagrams=sum(ep.received for ep in eps),
+            dropped_datagrams=sum(ep.dropped for ep in eps),
+            bad_bodies=sum(ep.bad_bodies for ep in eps),
+            unknown_msgids=sum(ep.unknown_msgids for ep in eps),
+            handler_errors=sum(ep.handler_errors for ep in eps),
             route_connected=self.route_client.connected,
             route_responses=self.route_client.responses,
             reporter_connected=self.report_client.connected,

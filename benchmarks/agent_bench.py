@@ -1,0 +1,192 @@
+"""Agent throughput: get_host + report pairs/s per shard mode and load processes.
+
+Sets up a SQLite route table (10 modules of 5 hosts), starts the real `lars dns`,
+`lars reporter` and `lars agent --mode M` processes on loopback, waits until every
+module answers SUCC, then runs benchmarks/agent_load.py with 1, 2, 4, 8 processes.
+Everything is stopped at the end; traffic stays on 127.0.0.1.
+
+    python benchmarks/agent_bench.py --modes one-loop,threads,processes --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, update
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import agent_load
+
+from lars.db import route_data, route_version
+from lars.dbengine import init_schema, make_engine
+from lars.protocol import MsgId, dotted_to_uint, lars_pb2
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def free_udp_base() -> int:
+    for _ in range(200):
+        base = free_port(socket.SOCK_DGRAM)
+        socks: list[socket.socket] = []
+        try:
+            for i in range(3):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no three consecutive free UDP ports")
+
+
+def fill_routes(url: str, modules: int, hosts: int) -> None:
+    engine = make_engine(url)
+    init_schema(engine)
+    rows = [
+        {"modid": m, "cmdid": 1, "serverip": dotted_to_uint(f"10.{m // 250}.{m % 250}.{h + 1}"),
+         "serverport": 9000 + h}
+        for m in range(1, modules + 1)
+        for h in range(hosts)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 5000):
+            conn.execute(insert(route_data), rows[i : i + 5000])
+        conn.execute(update(route_version).values(version=int(time.time())))
+    engine.dispose()
+
+
+def lars(log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with open(log, "w", encoding="utf-8") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lars", "--log-level", "WARNING", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def warm(base: int, modules: list[tuple[int, int]], deadline: float = 120.0) -> None:
+    """Ask every module until it answers SUCC (routes fetched from the route service)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(0.5)
+    pending = list(modules)
+    end = time.monotonic() + deadline
+    seq = 0
+    try:
+        while pending:
+            if time.monotonic() > end:
+                raise RuntimeError(f"{len(pending)} modules never answered SUCC")
+            still = []
+            for m, c in pending:
+                seq += 1
+                body = lars_pb2.GetHostRequest(seq=seq, modid=m, cmdid=c).SerializeToString()
+                sock.sendto(agent_load.frame(int(MsgId.GET_HOST_REQUEST), body),
+                            ("127.0.0.1", base + (m + c) % 3))  # fmt: skip
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    still.append((m, c))
+                    continue
+                if lars_pb2.GetHostResponse.FromString(data[8:]).retcode != 0:
+                    still.append((m, c))
+            pending = still
+            if pending:
+                time.sleep(0.1)
+    finally:
+        sock.close()
+
+
+class Stack:
+    """Route service + reporter (SQLite) + one agent process."""
+
+    def __init__(self, workdir: Path, url: str, mode: str) -> None:
+        self.dns_port, self.rep_port = free_port(), free_port()
+        self.base = free_udp_base()
+        self.procs = [
+            lars(workdir / "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
+                 "--port", str(self.dns_port)),
+            lars(workdir / "reporter.log", "reporter", "--db-url", url, "--ip", "127.0.0.1",
+                 "--port", str(self.rep_port)),
+            lars(workdir / f"agent-{mode}.log", "agent", "--mode", mode,
+                 "--base-port", str(self.base), "--dns", f"127.0.0.1:{self.dns_port}",
+                 "--reporter", f"127.0.0.1:{self.rep_port}", "--caller", "127.0.0.1"),
+        ]  # fmt: skip
+
+    @property
+    def agent(self) -> subprocess.Popen[bytes]:
+        return self.procs[2]
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            stop(p)
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modes", default="one-loop,threads,processes")
+    ap.add_argument("--procs", default="1,2,4,8")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--window", type=int, default=1)
+    ap.add_argument("--modules", type=int, default=10)
+    ap.add_argument("--hosts", type=int, default=5)
+    args = ap.parse_args()
+    mods = [(m, 1) for m in range(1, args.modules + 1)]
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lars-agent-bench-") as tmp:
+        work = Path(tmp)
+        url = f"sqlite:///{work / 'lars.db'}"
+        fill_routes(url, args.modules, args.hosts)
+        print(json.dumps({"uptime_before": uptime(), "cpus": os.cpu_count()}), flush=True)
+        for mode in args.modes.split(","):
+            stack = Stack(work, url, mode)
+            try:
+                warm(stack.base, mods)
+                for n in (int(p) for p in args.procs.split(",")):
+                    r = agent_load.run(stack.base, n, args.seconds, mods, args.window)
+                    r.update(mode=mode, uptime=uptime())
+                    r.pop("per_second")
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
+            finally:
+                stack.close()
+    print("| mode | load procs | window | pairs/s (median) | pairs/s (mean) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['mode']} | {r['procs']} | {r['window']} | "
+              f"{r['pairs_per_s_median']:,.0f} | {r['pairs_per_s_mean']:,.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
