@@ -99,6 +99,8 @@ class TcpClient:
     # loop thread
 
     def _start(self) -> None:
+        if self._task is not None:  # a second task would open a second connection
+            raise RuntimeError(f"{self.name} was already started")
         self._task = self.thread.loop.create_task(self._run(), name=self.name)
 
     async def _stop(self) -> None:

@@ -192,6 +192,8 @@ class TcpServer:
 
     def start(self) -> None:
         """Bind, start the loops, and begin accepting; returns once listening."""
+        if self.workers:  # loop threads cannot be restarted: build a new server
+            raise RuntimeError(f"{self.name} was already started")
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -244,6 +244,21 @@ def test_spreads_over_addresses_and_never_retries_the_one_that_just_failed() -> 
     client.thread.stop()
 
 
+def test_start_twice_is_refused(loop_thread: LoopThread) -> None:
+    server = start_server()
+    replies, hooks = Replies(), Hooks()
+    client = make_client(loop_thread, [("127.0.0.1", server.port)], replies, hooks)
+    try:
+        client.start()
+        with pytest.raises(RuntimeError, match="already started"):
+            client.start()
+        wait_until(lambda: client.connected)
+        assert server.stats().accepted == 1
+    finally:
+        client.stop()
+        server.stop()
+
+
 def test_needs_an_address() -> None:
     thread = LoopThread("unused")
     with pytest.raises(ValueError, match="address"):

@@ -386,6 +386,21 @@ def test_a_peer_that_never_reads_is_dropped_past_max_write_buffer() -> None:
         reader.close()
 
 
+def test_a_slow_reader_is_paused_not_dropped_and_gets_every_echo() -> None:
+    limits = BufferLimits(high_water=64 * 1024, max_write_buffer=8 * 1024 * 1024)
+    frames = [encode(ECHO, bytes([i]) * 60_000) for i in range(100)]  # 6 MB of requests
+    with serving(config(buffers=limits)) as server, connect(server, rcvbuf=8192) as sock:
+        sender = threading.Thread(target=lambda: sock.sendall(b"".join(frames)))
+        sender.start()  # blocks while the server, paused, stops reading from us
+        wait_until(lambda: server.stats().backpressure_pauses >= 1)
+        got = recv_exact(sock, sum(map(len, frames)))
+        sender.join(10)
+        assert got == b"".join(frames)
+        stats = server.stats()
+        assert stats.backpressure_drops == 0
+        assert stats.connections == 1
+
+
 # hooks, per-connection state, threads
 
 
@@ -553,6 +568,21 @@ def test_stop_flushes_what_was_sent_before_closing() -> None:
         assert closed_by_peer(sock)
         stopper.join(15)
         assert not stopper.is_alive()
+
+
+def test_after_stop_broadcast_raises_and_start_is_refused() -> None:
+    from lars.errors import LoopClosed
+
+    server = TcpServer(config(threads=1), echo_router())
+    server.start()
+    with pytest.raises(RuntimeError, match="already started"):
+        server.start()
+    server.stop()
+    with pytest.raises(LoopClosed):
+        server.broadcast(lambda w: None)
+    with pytest.raises(RuntimeError, match="already started"):
+        server.start()
+    assert server.stats().connections == 0
 
 
 def test_stop_stops_accepting() -> None:
