@@ -98,9 +98,18 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
 # Login
 
 
+def _login_token(request: Request) -> str:
+    """The browser's login-form token, kept across page loads (a second tab or a favicon
+    request that lands on /login must not invalidate the form already shown)."""
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum():
+        return token
+    return secrets.token_urlsafe(24)
+
+
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
-    token = secrets.token_urlsafe(24)
+    token = _login_token(request)
     response = _render(request, "login.html", login_csrf=token, next=_safe_next(next))
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login")
     return response
@@ -121,7 +130,7 @@ async def login_submit(request: Request) -> Response:
         session = await _call(ctx.login, password, client_of(request))
         error = "Wrong password, or too many attempts: wait a minute and retry."
     if session is None:
-        fresh = secrets.token_urlsafe(24)
+        fresh = _login_token(request)
         response: Response = _render(
             request, "login.html", 401, login_csrf=fresh, next=target, error=error
         )
