@@ -232,3 +232,30 @@ def test_config() -> None:
     for bad in ({"base_port": 0}, {"base_port": 65534}, {"timeout": 0}, {"ports": (1, 2)}):
         with pytest.raises(ConfigError):
             ClientConfig(**bad)  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(-3, 1), st.integers(0, 3), st.integers(0, 3)), max_size=20),
+)
+def test_only_the_exact_reply_is_accepted(
+    calls: list[tuple[int, int]], replies: list[tuple[int, int, int]]
+) -> None:
+    """Model: after several calls, a reply with seq offset d from the last request (d < 0:
+    stale, d > 0: from the future) and any module is accepted iff d == 0 and the module
+    is the last request's."""
+    core = ClientCore(first_seq=0xFFFFFFFD)  # crosses the 32-bit wrap
+    requests = [core.host_request(m, c) for m, c in calls]
+    last = requests[-1]
+    accepted = skipped = 0
+    for offset, modid, cmdid in replies:
+        seq = (last.seq + offset) & 0xFFFFFFFF
+        result = core.match_host(last, host_reply(seq, modid, cmdid, port=1000 + modid))
+        should = offset == 0 and (modid, cmdid) == (last.modid, last.cmdid)
+        assert (result is not None) == should
+        if result is not None:
+            accepted += 1
+            assert (result.modid, result.cmdid, result.port) == (modid, cmdid, 1000 + modid)
+        else:
+            skipped += 1
+    assert core.skipped == skipped and core.bad == 0
