@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lars.reactor.backoff import backoff, no_backoff
@@ -45,6 +45,7 @@ def test_default_schedule_starts_small_and_caps_at_ten_seconds() -> None:
     assert delays[-1] == pytest.approx(10.0)
 
 
+@settings(deadline=None)  # shared 2-core machine: no per-example deadline
 @given(
     initial=st.floats(0.001, 5.0),
     maximum=st.floats(0.001, 60.0),

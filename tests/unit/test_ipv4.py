@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lars.errors import ValidationError
@@ -61,6 +61,7 @@ def test_wire_to_uint_accepts_an_already_unsigned_value() -> None:
     assert wire_to_dotted(3232235953) == "192.168.1.177"
 
 
+@settings(deadline=None)  # shared 2-core machine: no per-example deadline
 @given(UINT32)
 def test_unsigned_round_trips(value: int) -> None:
     wire = uint_to_wire(value)
@@ -73,12 +74,14 @@ def test_unsigned_round_trips(value: int) -> None:
     assert (wire < 0) == (value >= 2**31)
 
 
+@settings(deadline=None)  # shared 2-core machine: no per-example deadline
 @given(INT32)
 def test_wire_round_trips(wire: int) -> None:
     assert uint_to_wire(wire_to_uint(wire)) == wire
     assert dotted_to_wire(wire_to_dotted(wire)) == wire
 
 
+@settings(deadline=None)  # shared 2-core machine: no per-example deadline
 @given(st.tuples(*[st.integers(0, 255)] * 4))
 def test_dotted_round_trips(octets: tuple[int, int, int, int]) -> None:
     text = ".".join(map(str, octets))
