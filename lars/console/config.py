@@ -6,13 +6,14 @@ environment (LARS_CONSOLE_PASSWORD) the console refuses to start.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lars.config import IniFile, db_url_from_ini
 from lars.errors import ConfigError
 
-__all__ = ["DEFAULT_PORT", "PASSWORD_ENV", "ConsoleConfig"]
+__all__ = ["DEFAULT_PORT", "PASSWORD_ENV", "ConsoleConfig", "check_password", "generate_password"]
 
 PASSWORD_ENV = "LARS_CONSOLE_PASSWORD"
 SECTION = "console"
@@ -73,3 +74,8 @@ def check_password(password: str) -> None:
         raise ConfigError(f"the console needs a password: set {PASSWORD_ENV} or [console] password")
     if len(password) < MIN_PASSWORD_LEN:
         raise ConfigError(f"the console password must have at least {MIN_PASSWORD_LEN} characters")
+
+
+def generate_password() -> str:
+    """A fresh random password (for `lars up --demo`, which prints it): 16 URL-safe chars."""
+    return secrets.token_urlsafe(12)

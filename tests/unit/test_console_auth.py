@@ -119,3 +119,12 @@ def test_config_defaults_and_mysql_section() -> None:
 def test_config_rejects_bad_values(text: str) -> None:
     with pytest.raises(ConfigError):
         ConsoleConfig.from_ini(IniFile.from_string(text), {})
+
+
+def test_generated_passwords_are_random_and_accepted() -> None:
+    from lars.console.config import generate_password
+
+    first, second = generate_password(), generate_password()
+    assert first != second and len(first) >= 16
+    check_password(first)
+    assert PasswordHash(first).verify(first)
