@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 import sqlalchemy
+from sqlalchemy.engine import make_url
 
 from lars.agent.config import AgentConfig
 from lars.agent.service import AgentService
@@ -138,8 +139,13 @@ class UpStack:
         ports = ",".join(map(str, self.agent.ports))
         return (
             f"lars up: route service {ip}:{self.dns.port}, reporter {ip}:{self.reporter.port}, "
-            f"agent UDP {ip} ports {ports}; database {self.config.db_url}"
+            f"agent UDP {ip} ports {ports}; database {_safe_url(self.config.db_url)}"
         )
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(subparsers: Any) -> None:
