@@ -195,6 +195,9 @@ def main() -> int:
             )
             last, t_last = now, t_now
         cpu = time.process_time() - cpu0
+        window_s = args.seconds
+        mean_recv, mean_written = last.received / window_s, last.written / window_s
+        good = sum(1 for w in write_rates if w >= 0.9 * (args.rate or 1e12))
         results = []
         for p in procs:
             assert p.stdin is not None and p.stdout is not None
@@ -222,7 +225,9 @@ def main() -> int:
         print(
             f"reporter bench summary: received median {statistics.median(window):,.0f} rows/s "
             f"(min {min(window):,.0f}), written median {statistics.median(wwindow):,.0f} rows/s "
-            f"(min {min(wwindow):,.0f}) over {len(recv_rates)} s; "
+            f"(min {min(wwindow):,.0f}) over {len(recv_rates)} s; mean received "
+            f"{mean_recv:,.0f}/s, written {mean_written:,.0f}/s; {good} of "
+            f"{len(write_rates)} s written >= 90% of the offered rate; "
             f"sent {sum(r['rows'] for r in results) + keys:,} rows, received {stats.received:,}, "
             f"written {stats.written:,} in {stats.batches:,} batches, coalesced "
             f"{stats.coalesced:,}, dropped {stats.dropped}; max queue {max(depths):,}; "
