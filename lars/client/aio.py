@@ -225,13 +225,17 @@ class AsyncLarsClient:
         delay: float = REG_INIT_DELAY,
         timeout: float | None = None,
     ) -> RetCode:
-        """Make the agent fetch the module; SUCC once it has hosts, else the last retcode."""
+        """Make the agent fetch the module: SUCC once it has hosts, else the last retcode.
+
+        Retries (`attempts`, `delay` apart) only while the agent answers NOEXIST, i.e. is
+        still fetching the route; SYSTEM_ERROR (no agent answering) returns at once.
+        """
         code = RetCode.NOEXIST
         for attempt in range(max(1, attempts)):
             if attempt:
                 await asyncio.sleep(delay)
             code = (await self.get_route(modid, cmdid, timeout=timeout)).retcode
-            if code == RetCode.SUCC:
+            if code != RetCode.NOEXIST:
                 break
         return code
 
