@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from lars.console import api, pages
+from lars.console import api, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
@@ -81,6 +81,7 @@ def build_console(
     )
     app.state.console = context
     app.include_router(api.router)
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -128,7 +129,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: NotFound) -> Response:
         if _is_api(request.url.path):
             return JSONResponse({"detail": str(exc)}, status_code=404)
-        return pages.error_page(request, 404, str(exc))
+        return render.error_page(request, 404, str(exc))
 
     @app.exception_handler(ValidationError)
     async def conflict(request: Request, exc: ValidationError) -> Response:
@@ -140,19 +141,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("console request %s failed: %s", request.url.path, exc)
         if _is_api(request.url.path):
             return JSONResponse({"detail": "database unavailable"}, status_code=503)
-        return pages.error_page(request, 503, "The database is unavailable; try again shortly.")
+        return render.error_page(request, 503, "The database is unavailable; try again shortly.")
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         if _is_api(request.url.path):
             return JSONResponse({"detail": _jsonable(exc.errors())}, status_code=422)
-        return pages.error_page(request, 404, "No such page.")
+        return render.error_page(request, 404, "No such page.")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request.url.path) or request.url.path.startswith("/static/"):
             return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
-        return pages.error_page(request, exc.status_code, str(exc.detail))
+        return render.error_page(request, exc.status_code, str(exc.detail))
 
 
 def _jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:

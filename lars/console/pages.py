@@ -6,159 +6,23 @@ its message beside the field (400); a good edit redirects (303) with a flash mes
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from lars.console.chart import error_rate_svg
-from lars.console.context import COOKIE, client_of, get_context, session_of
+from lars.console.context import get_context
 from lars.console.health import HostState
 from lars.console.models import CmdId, ModId
+from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import FieldErrors, Fields
 
-__all__ = ["error_page", "router"]
+__all__ = ["router"]
 
-T = TypeVar("T")
-
-LOGIN_COOKIE = "lars_login_csrf"
-templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
-templates.env.filters["svg_chart"] = lambda hosts: Markup(error_rate_svg(hosts))
-templates.env.filters["age"] = lambda s: "-" if s is None else _age(s)
 router = APIRouter(include_in_schema=False)
 
 FormErrors = dict[str, dict[str, Any]]
-
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} d"
-
-
-def _render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    ctx = get_context(request)
-    session = getattr(request.state, "session", None)
-    flashes: list[str] = []
-    if session is not None and not name.startswith("_"):
-        flashes, session.flash = session.flash, []
-    values.setdefault("forms", {})
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "csrf": session.csrf if session else "",
-            "flashes": flashes,
-            "refresh_ms": int(ctx.refresh_interval * 1000),
-            "logged_in": session is not None,
-            **values,
-        },
-        status_code=status,
-    )
-
-
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return _render(request, "error.html", status, code=status, message=message)
-
-
-def _redirect(request: Request, url: str, flash: str | None = None) -> RedirectResponse:
-    if flash:
-        session_of(request).flash.append(flash)
-    return RedirectResponse(url, status_code=303)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The posted fields; a wrong CSRF token is refused before anything else is read."""
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    if not session_of(request).csrf_ok(values.get("csrf")):
-        raise _CsrfRejected()
-    return values
-
-
-class _CsrfRejected(Exception):
-    pass
-
-
-async def _call(fn: Callable[..., T], *args: Any) -> T:
-    return await run_in_threadpool(fn, *args)
-
-
-# Login
-
-
-def _login_token(request: Request) -> str:
-    """The browser's login-form token, kept across page loads (a second tab or a favicon
-    request that lands on /login must not invalidate the form already shown)."""
-    token = request.cookies.get(LOGIN_COOKIE, "")
-    if 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum():
-        return token
-    return secrets.token_urlsafe(24)
-
-
-@router.get("/login")
-async def login_page(request: Request, next: str = "/") -> Response:
-    token = _login_token(request)
-    response = _render(request, "login.html", login_csrf=token, next=_safe_next(next))
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login")
-    return response
-
-
-@router.post("/login")
-async def login_submit(request: Request) -> Response:
-    form = await request.form()
-    password = str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "/")))
-    token = str(form.get("csrf", ""))
-    ctx = get_context(request)
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not token or not secrets.compare_digest(token, cookie):
-        error = "Your login form expired; please try again."
-        session = None
-    else:
-        session = await _call(ctx.login, password, client_of(request))
-        error = "Wrong password, or too many attempts: wait a minute and retry."
-    if session is None:
-        fresh = _login_token(request)
-        response: Response = _render(
-            request, "login.html", 401, login_csrf=fresh, next=target, error=error
-        )
-        response.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
-        return response
-    response = RedirectResponse(target, status_code=303)
-    ctx.set_cookie(response, session)
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    try:
-        await _form(request)
-    except _CsrfRejected:
-        return error_page(request, 403, "Your form expired; reload the page and try again.")
-    get_context(request).sessions.drop(request.cookies.get(COOKIE))
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
-    return response
-
-
-def _safe_next(target: str) -> str:
-    """Only local paths: never redirect a freshly logged-in user to another site."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 # Modules
@@ -179,16 +43,16 @@ async def modules_page(request: Request, q: str = "", state: str = "") -> Respon
 @router.get("/modules.part")
 async def modules_part(request: Request, q: str = "", state: str = "") -> Response:
     service = get_context(request).service
-    modules = await _call(service.modules, q[:100], _state(state))
-    return _render(request, "_modules.html", modules=modules)
+    modules = await call(service.modules, q[:100], _state(state))
+    return render(request, "_modules.html", modules=modules)
 
 
 async def _modules(
     request: Request, q: str, state: str, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
     service = get_context(request).service
-    modules = await _call(service.modules, q, _state(state))
-    return _render(
+    modules = await call(service.modules, q, _state(state))
+    return render(
         request,
         "modules.html",
         status,
@@ -206,7 +70,7 @@ async def add_module(request: Request) -> Response:
         request,
         "add",
         _parse_module,
-        lambda f, v: _call(get_context(request).service.add_module, *v),
+        lambda f, v: call(get_context(request).service.add_module, *v),
         lambda v, version: (
             f"/modules/{v[0]}/{v[1]}",
             f"Module {v[0]}:{v[1]} added with host {v[2]}:{v[3]} (version {version}).",
@@ -236,8 +100,8 @@ async def _edit(
 ) -> Response:
     """Parse, apply and redirect; on bad fields render the page again via `again`."""
     try:
-        raw = await _form(request)
-    except _CsrfRejected:
+        raw = await form(request)
+    except CsrfRejected:
         return error_page(request, 403, "Your form expired; reload the page and try again.")
     fields = Fields(raw)
     values = parse(fields)
@@ -248,7 +112,7 @@ async def _edit(
         response: Response = await again({form_id: {"errors": exc.errors, "values": raw}})
         return response
     url, message = done(values, result)
-    return _redirect(request, url, message)
+    return redirect(request, url, message)
 
 
 # One module
@@ -257,8 +121,8 @@ async def _edit(
 async def _module(
     request: Request, modid: int, cmdid: int, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
-    module = await _call(get_context(request).service.module, modid, cmdid)
-    return _render(request, "module.html", status, m=module, forms=forms or {})
+    module = await call(get_context(request).service.module, modid, cmdid)
+    return render(request, "module.html", status, m=module, forms=forms or {})
 
 
 @router.get("/modules/{modid}/{cmdid}")
@@ -268,8 +132,8 @@ async def module_page(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 @router.get("/modules/{modid}/{cmdid}/hosts.part")
 async def module_part(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    module = await _call(get_context(request).service.module, modid, cmdid)
-    return _render(request, "_hosts.html", m=module)
+    module = await call(get_context(request).service.module, modid, cmdid)
+    return render(request, "_hosts.html", m=module)
 
 
 def _module_edit(
@@ -287,7 +151,7 @@ def _module_edit(
         request,
         form_id,
         parse,
-        lambda _f, v: _call(apply, v),
+        lambda _f, v: call(apply, v),
         lambda v, result: (url, message(v, result)),
         lambda forms: _module(request, modid, cmdid, 400, forms),
     )
@@ -376,9 +240,5 @@ async def delete_module(request: Request, modid: ModId, cmdid: CmdId) -> Respons
 
 @router.get("/versions")
 async def versions_page(request: Request) -> Response:
-    current, pending = await _call(get_context(request).service.versions)
-    return _render(request, "versions.html", version=current, pending=pending)
-
-
-def form_value(forms: Mapping[str, Any], form_id: str, name: str, default: str = "") -> str:
-    return str(forms.get(form_id, {}).get("values", {}).get(name, default))
+    current, pending = await call(get_context(request).service.versions)
+    return render(request, "versions.html", version=current, pending=pending)
