@@ -24,7 +24,7 @@ DEFAULT_MAX_PER_CONN = 100_000
 class Subscriptions(Generic[C]):
     """module -> connections and connection -> modules, kept in step."""
 
-    __slots__ = ("_by_conn", "_by_key", "max_per_conn", "refused")
+    __slots__ = ("_by_conn", "_by_key", "_total", "max_per_conn", "refused")
 
     def __init__(self, max_per_conn: int = DEFAULT_MAX_PER_CONN) -> None:
         if max_per_conn < 1:
@@ -33,6 +33,7 @@ class Subscriptions(Generic[C]):
         self._by_key: dict[Key, set[C]] = {}
         self._by_conn: dict[C, set[Key]] = {}
         self.refused = 0  # subscriptions refused by the per-connection cap
+        self._total = 0  # kept as a counter so stats() on another thread never iterates
 
     def subscribe(self, conn: C, key: Key) -> bool:
         """Subscribe `conn` to `key`; False (and counted) when its cap is reached."""
@@ -45,6 +46,7 @@ class Subscriptions(Generic[C]):
             self.refused += 1
             return False
         keys.add(key)
+        self._total += 1
         conns = self._by_key.get(key)
         if conns is None:
             self._by_key[key] = {conn}
@@ -57,6 +59,7 @@ class Subscriptions(Generic[C]):
         keys = self._by_conn.pop(conn, None)
         if not keys:
             return 0
+        self._total -= len(keys)
         for key in keys:
             conns = self._by_key.get(key)
             if conns is not None:
@@ -83,4 +86,4 @@ class Subscriptions(Generic[C]):
 
     def __len__(self) -> int:
         """The number of (connection, module) subscriptions."""
-        return sum(len(keys) for keys in self._by_conn.values())
+        return self._total
