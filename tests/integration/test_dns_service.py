@@ -207,7 +207,7 @@ def test_subscription_cap_answers_without_subscribing(
         svc.stop()
 
 
-def test_stop_before_first_load_and_double_stop(sqlite_url: str, no_leaks: None) -> None:
+def test_stop_twice_closes_the_port(sqlite_url: str, no_leaks: None) -> None:
     svc = DnsService(config(sqlite_url))
     svc.start()
     port = svc.port
