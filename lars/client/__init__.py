@@ -6,9 +6,10 @@ runs on one asyncio loop with many calls in flight. Both share the sans-I/O core
 """
 
 from lars.client.aio import AsyncLarsClient
-from lars.client.core import DEFAULT_BASE_PORT, DEFAULT_TIMEOUT, ClientConfig, ClientCore
-from lars.client.result import Host, HostResult, NoHostError, RouteResult
-from lars.client.sync import ClientStats, LarsClient
+from lars.client.config import DEFAULT_BASE_PORT, DEFAULT_TIMEOUT, ClientConfig
+from lars.client.core import ClientCore
+from lars.client.result import ClientStats, Host, HostResult, NoHostError, RouteResult
+from lars.client.sync import LarsClient
 from lars.protocol import RetCode
 
 __all__ = [

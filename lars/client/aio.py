@@ -21,18 +21,16 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-from lars.client.core import (
+from lars.client.config import (
     DEFAULT_AGENT_IP,
     DEFAULT_BASE_PORT,
     DEFAULT_TIMEOUT,
+    REG_INIT_ATTEMPTS,
+    REG_INIT_DELAY,
     ClientConfig,
-    ClientCore,
-    HostRequest,
-    RouteRequest,
-    report_code_for,
 )
-from lars.client.result import HostResult, NoHostError, RouteResult
-from lars.client.sync import REG_INIT_ATTEMPTS, REG_INIT_DELAY, ClientStats
+from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for
+from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import MsgId, RetCode
 from lars.reactor.frame import HEADER

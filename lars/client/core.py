@@ -13,23 +13,19 @@ API_GetRouteResponse has no seq, so it answers a route request of the same modul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
+from lars.client.config import SHARDS
 from lars.client.result import Host, HostResult, RouteResult
-from lars.errors import ConfigError, ProtocolError, ValidationError
+from lars.errors import ProtocolError, ValidationError
 from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2, wire_to_dotted
 from lars.reactor.frame import decode_datagram, encode
 
 __all__ = [
-    "DEFAULT_AGENT_IP",
-    "DEFAULT_BASE_PORT",
-    "DEFAULT_TIMEOUT",
     "FAILURE_RETCODE",
-    "SHARDS",
-    "ClientConfig",
+    "MAX_ID",
     "ClientCore",
     "HostReply",
     "HostRequest",
@@ -39,12 +35,6 @@ __all__ = [
     "shard_of",
 ]
 
-# Network
-DEFAULT_AGENT_IP = "127.0.0.1"
-DEFAULT_BASE_PORT = 8888
-SHARDS = 3
-# Timeouts: a local agent answers in well under a millisecond; this bounds a lost datagram.
-DEFAULT_TIMEOUT = 0.2
 # Limits
 MAX_ID = 0x7FFFFFFF
 SEQ_MASK = 0xFFFFFFFF
@@ -92,40 +82,6 @@ def check_ids(modid: int, cmdid: int) -> None:
     for name, value in (("modid", modid), ("cmdid", cmdid)):
         if type(value) is not int or not 0 <= value <= MAX_ID:
             raise ValidationError(f"{name} must be an integer in 0..{MAX_ID}, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClientConfig:
-    """Where the agent listens and how long a call may wait.
-
-    `ports` names the three agent UDP ports explicitly (index i serves modules with
-    (modid + cmdid) % 3 == i); when None they are base_port, base_port+1, base_port+2.
-    `failures` are the exceptions that make `call()` report a failed call.
-    """
-
-    # Network
-    agent_ip: str = DEFAULT_AGENT_IP
-    base_port: int = DEFAULT_BASE_PORT
-    ports: tuple[int, int, int] | None = None
-    # Timeouts
-    timeout: float = DEFAULT_TIMEOUT
-    # Reporting
-    failures: tuple[type[BaseException], ...] = (Exception,)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.base_port <= 65535 - (SHARDS - 1):
-            raise ConfigError(f"agent base port {self.base_port} out of range 1..65533")
-        if self.ports is not None and (
-            len(self.ports) != SHARDS or not all(1 <= p <= 65535 for p in self.ports)
-        ):
-            raise ConfigError(f"agent ports must be three ports in 1..65535: {self.ports}")
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
-
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        """The (ip, port) of each agent UDP server, by shard index."""
-        ports = self.ports or tuple(self.base_port + i for i in range(SHARDS))
-        return tuple((self.agent_ip, port) for port in ports)
 
 
 # NamedTuples, not frozen dataclasses: built once per call, and about 5x cheaper.

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from lars.errors import LarsError
 from lars.protocol import RetCode
 
-__all__ = ["Host", "HostResult", "NoHostError", "RouteResult"]
+__all__ = ["ClientStats", "Host", "HostResult", "NoHostError", "RouteResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,16 @@ class RouteResult:
     @property
     def ok(self) -> bool:
         return self.retcode == RetCode.SUCC
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """Counters summed over every thread (or the one loop) of a client."""
+
+    timeouts: int
+    send_errors: int
+    skipped: int
+    bad: int
 
 
 class NoHostError(LarsError):

@@ -20,37 +20,24 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from lars.client.core import (
+from lars.client.config import (
     DEFAULT_AGENT_IP,
     DEFAULT_BASE_PORT,
     DEFAULT_TIMEOUT,
+    REG_INIT_ATTEMPTS,
+    REG_INIT_DELAY,
     SHARDS,
     ClientConfig,
-    ClientCore,
-    report_code_for,
 )
-from lars.client.result import HostResult, NoHostError, RouteResult
+from lars.client.core import ClientCore, report_code_for
+from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import RetCode
 
-__all__ = ["ClientStats", "LarsClient"]
+__all__ = ["LarsClient"]
 
 _RECV_SIZE = 65536
-# reg_init, as the original: a few short tries while the agent fetches the route.
-REG_INIT_ATTEMPTS = 3
-REG_INIT_DELAY = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class ClientStats:
-    """Counters summed over every thread (or the one loop) of a client."""
-
-    timeouts: int
-    send_errors: int
-    skipped: int
-    bad: int
 
 
 def _close_all(socks: list[socket.socket | None]) -> None:

@@ -6,14 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lars.client.core import (
-    FAILURE_RETCODE,
-    MAX_ID,
-    ClientConfig,
-    ClientCore,
-    report_code_for,
-    shard_of,
-)
+from lars.client.config import ClientConfig
+from lars.client.core import FAILURE_RETCODE, MAX_ID, ClientCore, report_code_for, shard_of
 from lars.client.result import Host, HostResult, NoHostError
 from lars.errors import ConfigError, ValidationError
 from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2
