@@ -134,6 +134,7 @@ class AgentConfig:
     report_backlog: int = DEFAULT_REPORT_BACKLOG  # modules kept while the reporter is down
     # Timeouts
     report_interval: float = DEFAULT_REPORT_INTERVAL
+    stats_interval: float = 60.0  # seconds between counter log lines (0: never)
     # Route snapshot cache (None: no cache)
     cache_path: str | None = None
     cache_interval: float = DEFAULT_CACHE_INTERVAL
@@ -173,6 +174,7 @@ class AgentConfig:
             max_modules=ini.get("agent", "max_modules", base.max_modules),
             report_backlog=ini.get("agent", "report_backlog", base.report_backlog),
             report_interval=ini.get("agent", "report_interval", base.report_interval),
+            stats_interval=ini.get("agent", "stats_interval", base.stats_interval),
             cache_path=cache or None,
             cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
         )

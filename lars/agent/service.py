@@ -123,6 +123,7 @@ class AgentService:
                 wall=wall,
             )
         self._started = False
+        self._last_stats: tuple[int, ...] = ()
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -151,6 +152,8 @@ class AgentService:
                 ).result()
             if self.cache_writer is not None:
                 self.cache_writer.start()
+            if cfg.stats_interval > 0:
+                self._clients.call(self._schedule_stats).result()
             self.report_client.start()
             self.route_client.start()
         except BaseException:
@@ -165,6 +168,27 @@ class AgentService:
             self.caller,
             _addrs(cfg.dns_addresses),
             _addrs(cfg.reporter_addresses),
+        )
+
+    def _schedule_stats(self) -> None:
+        self._clients.loop.call_later(self.config.stats_interval, self._log_stats)
+
+    def _log_stats(self) -> None:
+        """One INFO line of counters, when something happened since the last one."""
+        self._schedule_stats()
+        s = self.stats()
+        sums = [sum(getattr(sh, f) for sh in s.shards) for f in _STAT_FIELDS]
+        line = (*sums, s.dropped_datagrams, s.bad_bodies, s.reports_sent, s.reports_pending)
+        if line == self._last_stats:
+            return
+        self._last_stats = line
+        log.info(
+            "agent: modules %d, get_host %d, report %d, get_route %d, refused modules %d, "
+            "misrouted %d, route asks %d; dropped datagrams %d, bad bodies %d; "
+            "reports sent %d, pending %d; route service %s, reporter %s",
+            *line,
+            "up" if s.route_connected else "DOWN",
+            "up" if s.reporter_connected else "DOWN",
         )
 
     def _load_cache(self) -> None:
@@ -249,6 +273,17 @@ class AgentService:
             reports_dropped=self.report_client.dropped,
             cache_writes=0 if writer is None else writer.writes,
         )
+
+
+_STAT_FIELDS = (
+    "modules",
+    "get_host",
+    "reports",
+    "get_route",
+    "refused_modules",
+    "misrouted",
+    "route_requests",
+)
 
 
 def _addrs(addresses: tuple[tuple[str, int], ...]) -> str:

@@ -342,3 +342,17 @@ def test_balancer_config_reaches_the_shards(
         assert all(s.config.probe_num == 2 for s in agent.shards)
     finally:
         agent.stop()
+
+
+def test_counters_logged_when_they_change(
+    no_leaks: None, dns: FakeRouteService, reporter: FakeReporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="lars.agent.service")
+    agent = make_agent(dns.address, reporter.address, stats_interval=0.05)
+    try:
+        with UdpPeer(agent.ports) as peer:
+            peer.get_host(0, 0)
+            wait_until(lambda: "get_host 1," in caplog.text)
+    finally:
+        agent.stop()
+    assert "route service up" in caplog.text
