@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 from lars.config import IniFile, override
+from lars.errors import NetworkError
 from lars.reporter.service import ReporterConfig, ReporterService
 
 __all__ = ["register", "run"]
@@ -65,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     service = ReporterService(config)
     try:
-        service.start()
+        try:
+            service.start()
+        except OSError as exc:
+            reactor = config.reactor
+            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {exc}") from exc
         while not stop.wait(1.0):
             pass
     finally:

@@ -167,3 +167,25 @@ def test_lars_config_file_mariadb_hostile_frames_and_sigterm(
     finally:
         engine.dispose()
     assert rows[(99, 1, 2**32 - 3, 8002, 2**32 - 5)] == (7, 2, 7, "0")
+
+
+def test_a_busy_port_or_a_bad_config_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "lars", "reporter", "--ip", "127.0.0.1", "--port", str(port),
+             "--db-url", sqlite_url],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    assert run.returncode == 2
+    assert f"lars reporter: error: cannot listen on 127.0.0.1:{port}" in run.stderr
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[repoter]\ndb_thread_cnt = lots\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "lars", "reporter", "-c", str(conf)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "db_thread_cnt = 'lots'" in run.stderr
