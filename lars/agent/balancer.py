@@ -104,11 +104,11 @@ class ModuleBalancer:
         "dirty",
         "hosts",
         "idle",
-        "last_asked",
         "modid",
         "overload",
         "route_state",
         "updated_at",
+        "used_at",
         "waiting",
     )
 
@@ -123,7 +123,7 @@ class ModuleBalancer:
         self.route_state = RouteState.NEW
         self.waiting = False  # a GetRouteRequest is out and unanswered
         self.updated_at = float("-inf")  # when routes last arrived
-        self.last_asked = float("-inf")
+        self.used_at = float("-inf")  # last request while it had no hosts (expiry)
         self.dirty = False  # reports arrived since the last ReportStatusRequest
 
     # get_host
@@ -163,7 +163,6 @@ class ModuleBalancer:
 
     def asked(self, now: float) -> None:
         self.waiting = True
-        self.last_asked = now
 
     # report
 

@@ -21,7 +21,7 @@ DEFAULT_BASE_PORT = 8888
 DEFAULT_DNS = ("127.0.0.1", 7778)
 DEFAULT_REPORTER = ("127.0.0.1", 7779)
 # Limits
-DEFAULT_MAX_MODULES = 100_000
+DEFAULT_MAX_MODULES = 20_000
 DEFAULT_REPORT_BACKLOG = 100_000
 # Timeouts
 DEFAULT_REPORT_INTERVAL = 1.0
@@ -131,6 +131,7 @@ class AgentConfig:
     balancer: BalancerConfig = field(default_factory=BalancerConfig)
     # Limits
     max_modules: int = DEFAULT_MAX_MODULES  # per shard
+    empty_module_ttl: float = 60.0  # forget known-empty modules unused this long
     report_backlog: int = DEFAULT_REPORT_BACKLOG  # modules kept while the reporter is down
     # Timeouts
     report_interval: float = DEFAULT_REPORT_INTERVAL
@@ -172,6 +173,7 @@ class AgentConfig:
             mode=shard_mode,
             balancer=BalancerConfig.from_ini(ini),
             max_modules=ini.get("agent", "max_modules", base.max_modules),
+            empty_module_ttl=ini.get("agent", "empty_module_ttl", base.empty_module_ttl),
             report_backlog=ini.get("agent", "report_backlog", base.report_backlog),
             report_interval=ini.get("agent", "report_interval", base.report_interval),
             stats_interval=ini.get("agent", "stats_interval", base.stats_interval),

@@ -204,6 +204,7 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         self._timer = loop.call_later(interval, tick)
 
     def tick(self, reports: ReportSink, snapshots: SnapshotSink | None) -> None:
+        self.shard.sweep(self._clock())
         items = self.shard.collect_reports(self.caller, self._wall())
         if items:
             reports(items)

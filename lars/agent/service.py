@@ -107,7 +107,13 @@ class AgentService:
             rng=rng,
         )
         self.shards = [
-            Shard(i, config.balancer, ask=self.route_client.ask, max_modules=config.max_modules)
+            Shard(
+                i,
+                config.balancer,
+                ask=self.route_client.ask,
+                max_modules=config.max_modules,
+                empty_ttl=config.empty_module_ttl,
+            )
             for i in range(SHARDS)
         ]
         self.endpoints = [
@@ -184,7 +190,7 @@ class AgentService:
         self._last_stats = line
         log.info(
             "agent: modules %d, get_host %d, report %d, get_route %d, refused modules %d, "
-            "misrouted %d, route asks %d; dropped datagrams %d, bad bodies %d; "
+            "misrouted %d, route asks %d, expired %d; dropped datagrams %d, bad bodies %d; "
             "reports sent %d, pending %d; route service %s, reporter %s",
             *line,
             "up" if s.route_connected else "DOWN",
@@ -283,6 +289,7 @@ _STAT_FIELDS = (
     "refused_modules",
     "misrouted",
     "route_requests",
+    "expired_modules",
 )
 
 

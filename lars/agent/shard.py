@@ -3,7 +3,9 @@
 A shard owns the modules whose (modid + cmdid) % 3 is its index (spec section 4). It
 creates a module on first use (asking the route service through the injected `ask`
 callback), up to `max_modules`; past the cap it answers NOEXIST without keeping state.
-Requests for another shard's modules are answered NOEXIST and counted, never stored.
+Known-empty modules nobody asked for during `empty_ttl` are forgotten by `sweep()`, so
+a flood of made-up modules cannot keep real ones out for ever. Requests for another
+shard's modules are answered NOEXIST and counted, never stored.
 Time comes in as `now` (monotonic seconds) and `wall` (unix seconds, for reports).
 """
 
@@ -40,19 +42,28 @@ class ShardStats:
     routes_received: int
     routes_ignored: int
     route_requests: int
+    expired_modules: int
 
 
 class Shard:
     """The modules of one shard index; called only from the shard's own loop."""
 
     def __init__(
-        self, index: int, config: BalancerConfig, *, ask: AskRoute, max_modules: int
+        self,
+        index: int,
+        config: BalancerConfig,
+        *,
+        ask: AskRoute,
+        max_modules: int,
+        empty_ttl: float = 60.0,
     ) -> None:
         self.index = index
         self.config = config
         self.max_modules = max_modules
+        self.empty_ttl = empty_ttl
         self._ask = ask
         self.modules: dict[ModuleKey, ModuleBalancer] = {}
+        self._empty: set[ModuleKey] = set()  # modules without hosts (sweep candidates)
         self._dirty: set[ModuleBalancer] = set()  # reported since the last collect
         self.routes_changed = False  # since the last snapshot
         self.n_get_host = 0
@@ -64,6 +75,7 @@ class Shard:
         self.routes_received = 0
         self.routes_ignored = 0
         self.route_requests = 0
+        self.expired_modules = 0
 
     # client requests
 
@@ -79,7 +91,9 @@ class Shard:
             self.refused_modules += 1
             return None
         mod = ModuleBalancer(modid, cmdid, self.config)
+        mod.used_at = now
         self.modules[(modid, cmdid)] = mod
+        self._empty.add((modid, cmdid))
         self._request(mod, now)
         return mod
 
@@ -96,6 +110,8 @@ class Shard:
             self._module(modid, cmdid, now)
             return _NOEXIST, None
         result = mod.pick()
+        if result[0] == _NOEXIST:
+            mod.used_at = now
         if not mod.waiting and now - mod.updated_at >= self.config.update_timeout:
             self._request(mod, now)
         return result
@@ -118,6 +134,8 @@ class Shard:
             return []
         if mod.needs_route(now):
             self._request(mod, now)
+        if not mod.hosts:
+            mod.used_at = now
         return mod.host_keys()
 
     # route service
@@ -130,6 +148,11 @@ class Shard:
             return
         self.routes_received += 1
         mod.update_routes(hosts, now)
+        if mod.hosts:
+            self._empty.discard((modid, cmdid))
+        else:
+            mod.used_at = max(mod.used_at, now)  # its ttl starts now at the latest
+            self._empty.add((modid, cmdid))
         self.routes_changed = True
 
     def on_connected(self, now: float) -> None:
@@ -140,6 +163,26 @@ class Shard:
             self._request(mod, now)
 
     # periodic work
+
+    def sweep(self, now: float) -> int:
+        """Forget known-empty modules unused for `empty_ttl`; return how many went.
+
+        Modules still waiting for their first reply stay (the reply may be on its way).
+        A later push for a forgotten module is ignored; a later request starts afresh.
+        """
+        gone = [
+            key
+            for key in self._empty
+            if (mod := self.modules[key]).route_state is RouteState.EMPTY
+            and now - mod.used_at >= self.empty_ttl
+        ]
+        for key in gone:
+            del self.modules[key]
+            self._empty.discard(key)
+        if gone:
+            self.expired_modules += len(gone)
+            self.routes_changed = True
+        return len(gone)
 
     def collect_reports(self, caller: int, wall: float) -> list[tuple[ModuleKey, bytes]]:
         """One serialized ReportStatusRequest per module reported since the last call."""
@@ -178,7 +221,10 @@ class Shard:
                 break
             mod = ModuleBalancer(modid, cmdid, self.config)
             mod.update_routes(hosts, now)
+            mod.used_at = now
             self.modules[(modid, cmdid)] = mod
+            if not hosts:
+                self._empty.add((modid, cmdid))
             loaded += 1
         return loaded
 
@@ -194,4 +240,5 @@ class Shard:
             routes_received=self.routes_received,
             routes_ignored=self.routes_ignored,
             route_requests=self.route_requests,
+            expired_modules=self.expired_modules,
         )

@@ -142,3 +142,37 @@ def test_snapshot_and_load_cached() -> None:
     assert fresh.get_host(0, 0, 5.0)[0] == SUCC
     assert fresh.get_host(0, 3, 5.0) == (NOEXIST, None)
     assert not asks.calls
+
+
+def test_sweep_forgets_unused_known_empty_modules() -> None:
+    asks = Asks()
+    shard = Shard(0, BalancerConfig(), ask=asks, max_modules=2, empty_ttl=60.0)
+    shard.get_host(0, 0, 0.0)
+    shard.get_host(0, 3, 0.0)
+    assert shard.get_host(0, 6, 0.0) == (NOEXIST, None)  # capped
+    assert shard.refused_modules == 1
+    shard.on_route(0, 0, [], 1.0)  # known-empty
+    shard.on_route(0, 3, [(1, 1)], 1.0)  # has hosts: never swept
+    assert shard.sweep(60.9) == 0
+    shard.get_host(0, 0, 30.0)  # still asked for: its ttl restarts
+    assert shard.sweep(89.9) == 0
+    assert shard.sweep(90.0) == 1
+    assert set(shard.modules) == {(0, 3)} and shard.expired_modules == 1
+    assert shard.routes_changed
+    # room again: a new module is accepted and asked for
+    asks.calls.clear()
+    shard.get_host(0, 6, 91.0)
+    assert asks.calls == [(0, 6)]
+    # a push for the forgotten module is ignored; asking again starts afresh
+    shard.on_route(0, 0, [(2, 2)], 92.0)
+    assert shard.routes_ignored == 1
+    assert shard.sweep(1000.0) == 0  # (0, 6) still waits for its first reply: kept
+
+
+def test_module_emptied_by_a_push_gets_a_full_ttl() -> None:
+    shard, _ = make()
+    shard.get_host(0, 0, 0.0)
+    shard.on_route(0, 0, [(1, 1)], 0.0)
+    shard.on_route(0, 0, [], 500.0)
+    assert shard.sweep(559.0) == 0
+    assert shard.sweep(560.0) == 1
