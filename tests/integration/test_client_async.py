@@ -196,3 +196,25 @@ def test_async_call_reports(agent: FakeAgent, run: Callable[..., Any]) -> None:
 async def _cancelled_call(client: AsyncLarsClient) -> None:
     async with client.call(1, 1):
         await asyncio.sleep(60)
+
+
+def test_timeouts_in_and_out_of_deadline_order(agent: FakeAgent, run: Callable[..., Any]) -> None:
+    """Calls with the same timeout share one sweeper; a shorter one after a longer one gets
+    its own timer and still ends first."""
+    agent.mode = "silent"
+
+    async def main() -> None:
+        async with AsyncLarsClient(ports=agent.ports, timeout=0.05) as client:
+            slow = asyncio.ensure_future(client.get_host(1, 1, timeout=30))
+            await until(lambda: len(agent.requests) == 1)
+            quick = await client.get_host(1, 1, timeout=0.01)
+            assert quick.timed_out and not slow.done()
+            burst = await asyncio.gather(*(client.get_host(2, 3) for _ in range(50)))
+            assert all(r.timed_out for r in burst) and not slow.done()
+            assert client.stats().timeouts == 51
+            agent.mode = "answer"
+            assert (await client.get_host(1, 1)).ok
+            client.close()
+            assert (await slow).retcode is RetCode.SYSTEM_ERROR and not client._deadlines
+
+    run(main())
