@@ -252,7 +252,8 @@ def test_start_twice_is_refused(loop_thread: LoopThread) -> None:
         client.start()
         with pytest.raises(RuntimeError, match="already started"):
             client.start()
-        wait_until(lambda: client.connected)
+        wait_until(lambda: client.connected and server.stats().accepted >= 1)
+        time.sleep(0.2)  # a second connection, if any, would be accepted by now
         assert server.stats().accepted == 1
     finally:
         client.stop()
@@ -396,11 +397,15 @@ def test_a_server_push_reaches_the_router(loop_thread: LoopThread) -> None:
     client = make_client(loop_thread, [("127.0.0.1", server.port)], replies, hooks)
     try:
         client.start()
-        wait_until(lambda: server.stats().connections == 1)
-        for future in server.broadcast(
-            lambda w: [c.send(7, b"route change") for c in w.connections.values()]
-        ):
-            future.result(5)
+        # accepted counts connections a worker has adopted, so broadcast can see them.
+        wait_until(lambda: server.stats().accepted == 1)
+        pushed = [
+            f.result(5)
+            for f in server.broadcast(
+                lambda w: [c.send(7, b"route change") for c in w.connections.values()]
+            )
+        ]
+        assert sum(map(len, pushed)) == 1
         wait_until(lambda: replies.frames == [(7, b"route change")])
     finally:
         client.stop()
