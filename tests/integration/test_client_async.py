@@ -215,6 +215,6 @@ def test_timeouts_in_and_out_of_deadline_order(agent: FakeAgent, run: Callable[.
             agent.mode = "answer"
             assert (await client.get_host(1, 1)).ok
             client.close()
-            assert (await slow).retcode is RetCode.SYSTEM_ERROR and not client._deadlines
+            assert (await slow).retcode is RetCode.SYSTEM_ERROR and not client._hosts
 
     run(main())
