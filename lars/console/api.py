@@ -35,6 +35,8 @@ __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "the body is not valid JSON"},
+    411: {"model": ErrorOut, "description": "a body without Content-Length"},
+    413: {"model": ErrorOut, "description": "the body is larger than 64 KiB"},
     401: {"model": ErrorOut, "description": "not logged in"},
     403: {"model": ErrorOut, "description": "missing or wrong CSRF token"},
     503: {"model": ErrorOut, "description": "database unavailable"},

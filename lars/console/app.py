@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 _PUBLIC_EXACT = frozenset({"/login", "/healthz", "/api/login"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_BODY = 64 * 1024
 
 
 def build_console(
@@ -101,9 +102,27 @@ def _is_api(path: str) -> bool:
     return path.startswith("/api/")
 
 
+def _body_problem(request: Request) -> JSONResponse | None:
+    """Bodies must declare their length, and it must be small: nothing the console takes
+    (a form, a host, a description) comes near MAX_BODY, so a flood is refused unread."""
+    if request.method in _SAFE_METHODS:
+        return None
+    if "transfer-encoding" in request.headers:
+        return JSONResponse({"detail": "a body needs a Content-Length"}, status_code=411)
+    raw = request.headers.get("content-length", "0")
+    if not raw.isdigit() or len(raw) > 12:
+        return JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
+    if int(raw) > MAX_BODY:
+        return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
+    return None
+
+
 async def _require_session(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
+    refused = _body_problem(request)
+    if refused is not None:
+        return refused
     path = request.url.path
     if path in _PUBLIC_EXACT or path.startswith("/static/"):
         return await call_next(request)

@@ -169,3 +169,47 @@ def test_lars_console_process_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes, half-close, and read whatever the server answers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_hostile_requests_are_refused_and_the_server_keeps_serving(engine: Engine) -> None:
+    server = ConsoleServer(build_console(engine, PASSWORD), "127.0.0.1", 0)
+    server.start()
+    try:
+        port = server.port
+        big = b"x" * (65 * 1024)
+        head = b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        oversized = _raw_exchange(port, head + b"Content-Length: %d\r\n\r\n" % len(big) + big)
+        assert oversized.startswith(b"HTTP/1.1 413")
+        chunked = _raw_exchange(
+            port, head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        assert chunked.startswith(b"HTTP/1.1 411")
+        # Truncated: the headers promise more body than ever arrives.
+        truncated = _raw_exchange(port, head + b'Content-Length: 100\r\n\r\n{"pass')
+        assert not truncated.startswith(b"HTTP/1.1 5")
+        # Headers that never end, a huge header, binary garbage, an absurd method.
+        for junk in (
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+            bytes(range(256)) * 4,
+            b"BREW /coffee HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
+            answer = _raw_exchange(port, junk)
+            assert not answer.startswith(b"HTTP/1.1 5"), answer[:80]
+        assert request(port, "GET", "/healthz")[0] == 200
+        assert request(port, "POST", "/api/login", {"password": PASSWORD})[0] == 200
+    finally:
+        server.stop()
