@@ -8,12 +8,13 @@ layout. Both are frozen and built once in main(): defaults, then the file, then 
 from __future__ import annotations
 
 import enum
+import socket
 from dataclasses import dataclass, field
 
 from lars.config import IniFile
 from lars.errors import ConfigError
 
-__all__ = ["AgentConfig", "BalancerConfig", "ShardMode"]
+__all__ = ["AgentConfig", "BalancerConfig", "ShardMode", "parse_addresses", "primary_ipv4"]
 
 # Network
 DEFAULT_UDP_IP = "127.0.0.1"
@@ -86,6 +87,18 @@ class BalancerConfig:
             overload_timeout=ini.get(section, "overload_timeout", base.overload_timeout),
             update_timeout=ini.get(section, "update_timeout", base.update_timeout),
         )
+
+
+def primary_ipv4() -> str:
+    """The address this host's default route uses, found without sending anything
+    (connect() on a UDP socket only picks a route); 127.0.0.1 when there is none."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("10.254.254.254", 1))
+            addr: str = sock.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    return addr if addr and addr != "0.0.0.0" else "127.0.0.1"
 
 
 def parse_addresses(text: str) -> tuple[tuple[str, int], ...]:

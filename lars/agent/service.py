@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from lars.agent.balancer import HostKey
 from lars.agent.cache import CacheWriter, RouteCache
-from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode
+from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode, primary_ipv4
 from lars.agent.endpoint import ShardEndpoint
 from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
-from lars.agent.shard import Shard, ShardStats, shard_of
+from lars.agent.shard import Shard, shard_of
+from lars.agent.stats import AgentStats, StatsLog
 from lars.errors import ConfigError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread, backoff
@@ -32,35 +31,6 @@ from lars.reactor.backoff import BackoffFactory
 __all__ = ["AgentConfig", "AgentService", "AgentStats", "BalancerConfig", "primary_ipv4"]
 
 log = logging.getLogger(__name__)
-
-
-def primary_ipv4() -> str:
-    """The address this host's default route uses, found without sending anything
-    (connect() on a UDP socket only picks a route); 127.0.0.1 when there is none."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.connect(("10.254.254.254", 1))
-            addr: str = sock.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-    return addr if addr and addr != "0.0.0.0" else "127.0.0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStats:
-    shards: tuple[ShardStats, ...]
-    datagrams: int
-    dropped_datagrams: int
-    bad_bodies: int
-    unknown_msgids: int
-    handler_errors: int
-    route_connected: bool
-    route_responses: int
-    reporter_connected: bool
-    reports_sent: int
-    reports_pending: int
-    reports_dropped: int
-    cache_writes: int
 
 
 class AgentService:
@@ -129,7 +99,7 @@ class AgentService:
                 wall=wall,
             )
         self._started = False
-        self._last_stats: tuple[int, ...] = ()
+        self._stats_log = StatsLog(log)
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -180,22 +150,8 @@ class AgentService:
         self._clients.loop.call_later(self.config.stats_interval, self._log_stats)
 
     def _log_stats(self) -> None:
-        """One INFO line of counters, when something happened since the last one."""
         self._schedule_stats()
-        s = self.stats()
-        sums = [sum(getattr(sh, f) for sh in s.shards) for f in _STAT_FIELDS]
-        line = (*sums, s.dropped_datagrams, s.bad_bodies, s.reports_sent, s.reports_pending)
-        if line == self._last_stats:
-            return
-        self._last_stats = line
-        log.info(
-            "agent: modules %d, get_host %d, report %d, get_route %d, refused modules %d, "
-            "misrouted %d, route asks %d, expired %d; dropped datagrams %d, bad bodies %d; "
-            "reports sent %d, pending %d; route service %s, reporter %s",
-            *line,
-            "up" if s.route_connected else "DOWN",
-            "up" if s.reporter_connected else "DOWN",
-        )
+        self._stats_log(self.stats())
 
     def _load_cache(self) -> None:
         if self.cache_writer is None:
@@ -279,18 +235,6 @@ class AgentService:
             reports_dropped=self.report_client.dropped,
             cache_writes=0 if writer is None else writer.writes,
         )
-
-
-_STAT_FIELDS = (
-    "modules",
-    "get_host",
-    "reports",
-    "get_route",
-    "refused_modules",
-    "misrouted",
-    "route_requests",
-    "expired_modules",
-)
 
 
 def _addrs(addresses: tuple[tuple[str, int], ...]) -> str:

@@ -1,0 +1,61 @@
+"""Agent counters: one frozen snapshot type and the periodic log line built from it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from lars.agent.shard import ShardStats
+
+__all__ = ["AgentStats", "StatsLog"]
+
+_SHARD_FIELDS = (
+    "modules",
+    "get_host",
+    "reports",
+    "get_route",
+    "refused_modules",
+    "misrouted",
+    "route_requests",
+    "expired_modules",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStats:
+    shards: tuple[ShardStats, ...]
+    datagrams: int
+    dropped_datagrams: int
+    bad_bodies: int
+    unknown_msgids: int
+    handler_errors: int
+    route_connected: bool
+    route_responses: int
+    reporter_connected: bool
+    reports_sent: int
+    reports_pending: int
+    reports_dropped: int
+    cache_writes: int
+
+
+class StatsLog:
+    """Logs one INFO line of counters, only when they changed since the last line."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._last: tuple[int, ...] = ()
+
+    def __call__(self, s: AgentStats) -> None:
+        sums = [sum(getattr(sh, f) for sh in s.shards) for f in _SHARD_FIELDS]
+        line = (*sums, s.dropped_datagrams, s.bad_bodies, s.reports_sent, s.reports_pending)
+        if line == self._last:
+            return
+        self._last = line
+        self._log.info(
+            "agent: modules %d, get_host %d, report %d, get_route %d, refused modules %d, "
+            "misrouted %d, route asks %d, expired %d; dropped datagrams %d, bad bodies %d; "
+            "reports sent %d, pending %d; route service %s, reporter %s",
+            *line,
+            "up" if s.route_connected else "DOWN",
+            "up" if s.reporter_connected else "DOWN",
+        )
