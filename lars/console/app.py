@@ -39,6 +39,15 @@ STATIC_DIR = Path(__file__).with_name("static")
 _PUBLIC_EXACT = frozenset({"/login", "/healthz", "/api/login"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 64 * 1024
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def build_console(
@@ -125,7 +134,7 @@ async def _require_session(
         return refused
     path = request.url.path
     if path in _PUBLIC_EXACT or path.startswith("/static/"):
-        return await call_next(request)
+        return _secure(await call_next(request), cache=path.startswith("/static/"))
     ctx = get_context(request)
     session = ctx.sessions.get(request.cookies.get(COOKIE), ctx.clock())
     if session is None:
@@ -140,7 +149,16 @@ async def _require_session(
     ):
         return JSONResponse({"detail": "missing or wrong X-CSRF-Token header"}, status_code=403)
     request.state.session = session
-    return await call_next(request)
+    return _secure(await call_next(request))
+
+
+def _secure(response: Response, *, cache: bool = False) -> Response:
+    """Browser hardening: no framing, no foreign scripts or styles, no MIME sniffing; pages
+    and API answers are never cached (they show live state and carry CSRF tokens)."""
+    response.headers.update(_SECURITY_HEADERS)
+    if not cache:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _install_error_handlers(app: FastAPI) -> None:

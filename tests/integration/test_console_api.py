@@ -467,3 +467,13 @@ def test_api_on_mariadb(mysql_url: str) -> None:
             assert client.get("/api/versions").json()["pending"][-1]["modid"] == 1
     finally:
         engine.dispose()
+
+
+def test_responses_carry_browser_hardening_headers(client: TestClient) -> None:
+    for path in ("/", "/api/modules", "/login"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
+    assert "cache-control" not in client.get("/static/console.css").headers
