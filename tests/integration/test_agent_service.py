@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -356,3 +357,21 @@ def test_counters_logged_when_they_change(
     finally:
         agent.stop()
     assert "route service up" in caplog.text
+
+
+def test_port_in_use_fails_cleanly(
+    no_leaks: None, dns: FakeRouteService, reporter: FakeReporter
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        base = busy.getsockname()[1]
+        cfg = AgentConfig(
+            base_port=base,
+            dns_addresses=(dns.address,),
+            reporter_addresses=(reporter.address,),
+            caller="127.0.0.1",
+        )
+        agent = AgentService(cfg, backoff_factory=fast_backoff)
+        with pytest.raises(OSError):
+            agent.start()
+        agent.stop()  # harmless after a failed start
