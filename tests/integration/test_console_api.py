@@ -477,3 +477,36 @@ def test_responses_carry_browser_hardening_headers(client: TestClient) -> None:
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["cache-control"] == "no-store"
     assert "cache-control" not in client.get("/static/console.css").headers
+
+
+@pytest.mark.mysql
+def test_mariadb_outage_is_503_and_the_console_recovers(mysql_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from tests.proxy import CuttableProxy
+
+    direct = make_engine(mysql_url)
+    init_schema(direct)
+    RouteAdmin(direct).add_host(1, 1, "10.0.0.1", 80)
+    target = make_url(mysql_url)
+    with CuttableProxy((target.host or "127.0.0.1", target.port or 3306)) as proxy:
+        via = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        engine = make_engine(via)
+        try:
+            with TestClient(build_console(engine, PASSWORD)) as client:
+                token = client.post("/api/login", json={"password": PASSWORD}).json()["csrf_token"]
+                client.headers["X-CSRF-Token"] = token
+                assert client.get("/api/modules").status_code == 200
+                proxy.cut()
+                assert client.get("/healthz").status_code == 503
+                assert client.get("/api/modules").status_code == 503
+                body = {"ip": "10.0.0.2", "port": 80}
+                assert client.post("/api/modules/1/1/hosts", json=body).status_code == 503
+                assert client.get("/modules/1/1").status_code == 503
+                proxy.restore()
+                assert client.get("/healthz").status_code == 200
+                assert client.post("/api/modules/1/1/hosts", json=body).status_code == 201
+                assert len(client.get("/api/modules/1/1").json()["hosts"]) == 2
+        finally:
+            engine.dispose()
+    direct.dispose()
