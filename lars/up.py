@@ -149,9 +149,7 @@ def _safe_url(url: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "up", help="run route service, reporter and agent in one process (SQLite by default)"
-    )
+    p = subparsers.add_parser("up", help="route service + reporter + agent in one process")
     p.add_argument("--demo", action="store_true", help="seed demo modules, (1, 1) among them")
     p.add_argument(
         "--db", default=DEFAULT_DB_URL, metavar="URL",
