@@ -29,6 +29,7 @@ from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_contex
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
 from lars.console.validate import FieldErrors
+from lars.dns.admin import RouteAdmin
 from lars.errors import StoreUnavailable, ValidationError
 
 __all__ = ["build_console"]
@@ -68,8 +69,6 @@ def build_console(
     """
     hashed = PasswordHash(password)
     if admin is None:
-        from lars.dns.admin import RouteAdmin
-
         admin = RouteAdmin(engine, clock=clock)
     context = ConsoleContext(
         service=ConsoleService(admin, ConsoleStore(engine), stale_after=stale_after, clock=clock),
