@@ -143,6 +143,9 @@ class TcpClient:
                 index = self._next_index(index)
                 await asyncio.sleep(next(delays))
                 continue
+            if self._stopping:  # stop() raced the connect: 3.11's wait_for may eat the cancel
+                conn.abort()
+                break
             if outage_logged:
                 log.info("%s: connected to %s:%d", self.name, host, port)
             else:

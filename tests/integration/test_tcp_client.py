@@ -391,6 +391,24 @@ def test_stop_closes_the_connection_and_the_server_sees_it(loop_thread: LoopThre
         server.stop()
 
 
+def test_stop_racing_the_connect_never_leaves_a_connection_open(
+    loop_thread: LoopThread,
+) -> None:
+    """stop() just as the connect completes: Python 3.11's wait_for may swallow the cancel."""
+    server = start_server()
+    try:
+        for i in range(200):
+            client = TcpClient(loop_thread, Router(), [("127.0.0.1", server.port)])
+            client.start()
+            wait_until(lambda: server.stats().connections >= 1)  # the handshake is done
+            started = time.monotonic()
+            client.stop()
+            assert time.monotonic() - started < 4, f"stop() hung on round {i}"
+            wait_until(lambda: server.stats().connections == 0, timeout=5)
+    finally:
+        server.stop()
+
+
 def test_a_server_push_reaches_the_router(loop_thread: LoopThread) -> None:
     server = start_server()
     replies, hooks = Replies(), Hooks()
