@@ -42,7 +42,8 @@ _GET_HOST = int(MsgId.GET_HOST_REQUEST)
 _REPORT = int(MsgId.REPORT_REQUEST)
 _API_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
-_MODULE_PARTS_LIMIT = 1 << 16  # cached encodings of (modid, cmdid); cleared when full
+_MODULE_PARTS_LIMIT = 1 << 14  # cached encodings of (modid, cmdid); cleared when full
+_REPORT_CACHE_LIMIT = 1 << 13  # parsed ReportRequest datagrams; cleared when full
 
 
 class ShardEndpoint(asyncio.DatagramProtocol):
@@ -66,6 +67,7 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         self._report_req = lars_pb2.ReportRequest()
         self._route_req = lars_pb2.GetRouteRequest()
         self._module_parts: dict[ModuleKey, bytes] = {}
+        self._reports: dict[bytes, tuple[int, int, int, int, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._log_drop = RateLimitedLog(log)
         # counters (read from other threads as a snapshot)
@@ -115,12 +117,11 @@ class ShardEndpoint(asyncio.DatagramProtocol):
             if msgid == _GET_HOST:
                 self._get_host(data, addr)
             elif msgid == _REPORT:
-                req = self._report_req
-                req.ParseFromString(data[8:])
-                host = req.host
-                self.shard.report(
-                    req.modid, req.cmdid, host.ip, host.port, req.retcode, self._clock()
-                )
+                fields = self._reports.get(data)
+                if fields is None:
+                    fields = self._parse_report(data)
+                modid, cmdid, ip, port, retcode = fields
+                self.shard.report(modid, cmdid, ip, port, retcode, self._clock())
             elif msgid == _API_GET_ROUTE:
                 self._get_route(data, addr)
             else:
@@ -134,6 +135,19 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         except Exception:
             self.handler_errors += 1
             log.exception("agent shard %d: msgid %d failed", self.shard.index, msgid)
+
+    def _parse_report(self, data: bytes) -> tuple[int, int, int, int, int]:
+        """Parse a ReportRequest and remember it: a client sends the same bytes for every
+        report of one host and outcome, so most reports skip protobuf altogether."""
+        req = self._report_req
+        req.ParseFromString(data[8:])
+        host = req.host
+        fields = (req.modid, req.cmdid, host.ip, host.port, req.retcode)
+        reports = self._reports
+        if len(reports) >= _REPORT_CACHE_LIMIT:
+            reports.clear()
+        reports[data] = fields
+        return fields
 
     def _drop(self, addr: Any, why: str) -> None:
         self.dropped += 1
