@@ -84,24 +84,22 @@ def _server(args: argparse.Namespace) -> int:
     _pin(args.cpus)
     config = ReactorConfig(ip=args.ip, port=args.port, threads=args.threads)
     server = EchoServer(config, raw=args.raw)
+    try:
+        server.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.ip}:{args.port}: {exc}") from exc
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}
-    server.start()
     mode = "raw bytes" if args.raw else "parse + serialise"
-    print(f"echo server on {args.ip}:{server.port}, {args.threads} worker loop(s), {mode}")
+    _flush_print(f"echo server on {args.ip}:{server.port}, {args.threads} worker loop(s), {mode}")
     try:
-        if args.seconds is not None:
-            timer = threading.Timer(args.seconds, stop.set)
-            timer.start()
         report = (lambda _line: None) if args.quiet else _flush_print
-        server.serve_until(stop, report)
+        server.serve_until(stop, report, seconds=args.seconds)
     finally:
-        if args.seconds is not None:
-            timer.cancel()
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(f"echo server stopped; rss {rss_kib()} KiB", flush=True)
+    _flush_print(f"echo server stopped; rss {rss_kib()} KiB")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,10 +73,17 @@ class EchoServer:
     def frames_in(self) -> int:
         return self.server.stats().frames_in
 
-    def serve_until(self, stop: threading.Event, report: Callable[[str], None]) -> None:
-        """Report frames/s, connections and RSS once a second until `stop` is set."""
+    def serve_until(
+        self, stop: threading.Event, report: Callable[[str], None], *, seconds: float | None = None
+    ) -> None:
+        """Report frames/s, connections and RSS once a second until `stop` is set or
+        `seconds` have passed."""
+        end = None if seconds is None else time.monotonic() + seconds
         last = self.frames_in()
-        while not stop.wait(1.0):
+        while True:
+            wait = 1.0 if end is None else min(1.0, end - time.monotonic())
+            if wait <= 0 or stop.wait(wait):
+                return
             stats = self.server.stats()
             rate = stats.frames_in - last
             last = stats.frames_in
