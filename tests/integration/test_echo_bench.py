@@ -3,7 +3,11 @@ bounded smoke run of server + multi-process client (no timing thresholds)."""
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -141,3 +145,37 @@ def test_client_fails_clearly_without_a_server(no_leaks: None) -> None:
         cfg = ClientConfig(port=port, conns=2, procs=1, seconds=1.0, connect_timeout=2.0)
         with pytest.raises(NetworkError, match="connections to 127"):
             run_client(cfg, lambda _line: None)
+
+
+def test_cli_server_and_client_commands() -> None:
+    """The documented commands: `lars bench echo server` and `lars bench echo client`."""
+    lars = [sys.executable, "-m", "lars", "--log-level", "WARNING", "bench", "echo"]
+    server = subprocess.Popen(
+        [*lars, "server", "--port", "0", "--seconds", "60", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+), 0 worker loop\(s\), parse \+ serialise", first)
+        assert match, first
+        client = subprocess.run(
+            [*lars, "client", "--port", match.group(1), "--conns", "2", "--seconds", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert client.returncode == 0, client.stderr
+        assert re.search(
+            r"summary: ping-pong, 2 conns in 1 procs: median [\d,]+ QPS", client.stdout
+        )
+        assert client.stdout.rstrip().endswith(" 0 errors")
+        server.send_signal(signal.SIGINT)
+        rest, _ = server.communicate(timeout=30)
+        assert server.returncode == 0
+        assert "echo server stopped; rss" in rest
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
