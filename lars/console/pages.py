@@ -242,3 +242,9 @@ async def delete_module(request: Request, modid: ModId, cmdid: CmdId) -> Respons
 async def versions_page(request: Request) -> Response:
     current, pending = await call(get_context(request).service.versions)
     return render(request, "versions.html", version=current, pending=pending)
+
+
+@router.get("/versions.part")
+async def versions_part(request: Request) -> Response:
+    current, pending = await call(get_context(request).service.versions)
+    return render(request, "_versions.html", version=current, pending=pending)

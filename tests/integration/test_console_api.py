@@ -101,6 +101,7 @@ PROTECTED = [
     ("GET", "/api/openapi.json"),
     ("GET", "/modules.part"),
     ("GET", "/modules/1/1/hosts.part"),
+    ("GET", "/versions.part"),
     ("POST", "/modules"),
 ]
 

@@ -231,6 +231,9 @@ def test_versions_page(client: TestClient) -> None:
     page = client.get("/versions")
     assert 'href="/modules/7/8"' in page.text
     assert re.search(r'id="current-version">\d+<', page.text)
+    part = client.get("/versions.part")
+    assert part.status_code == 200 and "<html" not in part.text
+    assert 'href="/modules/7/8"' in part.text
 
 
 @pytest.mark.parametrize(
