@@ -157,6 +157,17 @@ def test_zero_length_and_maximum_bodies_echo(use_uvloop: bool) -> None:
         assert [recv_frame(sock) for _ in range(3)] == [(ECHO, b""), (ECHO, b"a"), (ECHO, b"")]
 
 
+@LOOPS
+def test_a_client_that_half_closes_still_gets_every_answer(use_uvloop: bool) -> None:
+    with serving(config(use_uvloop=use_uvloop)) as server, connect(server) as sock:
+        bodies = [b"%d" % i * 1000 for i in range(50)]
+        sock.sendall(b"".join(encode(ECHO, b) for b in bodies))
+        sock.shutdown(socket.SHUT_WR)
+        assert [recv_frame(sock) for _ in bodies] == [(ECHO, b) for b in bodies]
+        assert closed_by_peer(sock)
+        wait_until(lambda: server.stats().connections == 0)
+
+
 # hostile clients
 
 
@@ -236,8 +247,9 @@ def test_unknown_msgid_bad_body_and_failing_handler_keep_the_connection() -> Non
 # timeouts
 
 
-def test_incomplete_frame_is_closed_after_frame_timeout_idle_stays_open() -> None:
-    with serving(config(frame_timeout=0.5)) as server:
+@pytest.mark.parametrize("threads", [0, 2])
+def test_incomplete_frame_is_closed_after_frame_timeout_idle_stays_open(threads: int) -> None:
+    with serving(config(frame_timeout=0.5, threads=threads)) as server:
         idle = connect(server)
         stuck = connect(server)
         try:
