@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1)
     ap.add_argument("--modules", type=int, default=10)
     ap.add_argument("--hosts", type=int, default=5)
+    ap.add_argument("--no-reports", action="store_true", help="get_host only")
     args = ap.parse_args()
     mods = [(m, 1) for m in range(1, args.modules + 1)]
     results: list[dict[str, Any]] = []
@@ -174,18 +175,20 @@ def main() -> None:
             try:
                 warm(stack.base, mods)
                 for n in (int(p) for p in args.procs.split(",")):
-                    r = agent_load.run(stack.base, n, args.seconds, mods, args.window)
+                    r = agent_load.run(
+                        stack.base, n, args.seconds, mods, args.window, not args.no_reports
+                    )
                     r.update(mode=mode, uptime=uptime())
                     r.pop("per_second")
                     results.append(r)
                     print(json.dumps(r), flush=True)
             finally:
                 stack.close()
-    print("| mode | load procs | window | pairs/s (median) | pairs/s (mean) |")
-    print("|---|---|---|---|---|")
+    print("| mode | load procs | window | reports | pairs/s (median) | pairs/s (mean) |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['mode']} | {r['procs']} | {r['window']} | "
-              f"{r['pairs_per_s_median']:,.0f} | {r['pairs_per_s_mean']:,.0f} |")  # fmt: skip
+        print(f"| {r['mode']} | {r['procs']} | {r['window']} | {'on' if r['reports'] else 'off'} "
+              f"| {r['pairs_per_s_median']:,.0f} | {r['pairs_per_s_mean']:,.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ wire directly, so it measures the agent, not a client library.
     python benchmarks/agent_load.py --base-port 8888 --procs 4 --seconds 10
 
 Prints one JSON line: pairs/s (median of per-second totals), per-process counts,
-answers by retcode, timeouts.
+answers by retcode, timeouts. `--no-reports` sends get_host only (then a "pair" is
+one answered get_host).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def frame(msgid: int, body: bytes) -> bytes:
 
 def worker(
     index: int, base: int, modules: list[tuple[int, int]], seconds: float, window: int,
-    start_at: float, out: Any,
+    start_at: float, out: Any, reports_on: bool = True,
 ) -> None:  # fmt: skip
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -83,7 +84,9 @@ def worker(
             continue
         rsp.ParseFromString(data[8:])
         code = rsp.retcode
-        if code == 0:
+        if code == 0 and not reports_on:
+            count += 1
+        elif code == 0:
             h = rsp.host
             key = (rsp.modid, rsp.cmdid, h.ip, h.port)
             report = reports.get(key)
@@ -115,13 +118,20 @@ def worker(
 
 
 def run(
-    base: int, procs: int, seconds: float, modules: list[tuple[int, int]], window: int
+    base: int,
+    procs: int,
+    seconds: float,
+    modules: list[tuple[int, int]],
+    window: int,
+    reports_on: bool = True,
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     out: Any = ctx.Queue()
     start_at = time.time() + 0.5 + 0.05 * procs
     ps = [
-        ctx.Process(target=worker, args=(i, base, modules, seconds, window, start_at, out))
+        ctx.Process(
+            target=worker, args=(i, base, modules, seconds, window, start_at, out, reports_on)
+        )
         for i in range(procs)
     ]
     for p in ps:
@@ -139,6 +149,7 @@ def run(
     return {
         "procs": procs,
         "window": window,
+        "reports": reports_on,
         "seconds": seconds,
         "pairs_per_s_median": statistics.median(totals) if totals else total_pairs / seconds,
         "pairs_per_s_mean": total_pairs / seconds,
@@ -155,9 +166,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--modules", type=int, default=10, help="modules 1..N (cmdid 1)")
     ap.add_argument("--window", type=int, default=1, help="requests in flight per process")
+    ap.add_argument("--no-reports", action="store_true", help="get_host only")
     args = ap.parse_args()
     mods = [(m, 1) for m in range(1, args.modules + 1)]
-    print(json.dumps(run(args.base_port, args.procs, args.seconds, mods, args.window)))
+    result = run(args.base_port, args.procs, args.seconds, mods, args.window, not args.no_reports)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
