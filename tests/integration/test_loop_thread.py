@@ -81,6 +81,14 @@ def test_post_after_stop_raises_loop_closed(no_leaks: None) -> None:
         lt.call(print)
     with pytest.raises(LoopClosed):
         _ = lt.loop
+
+    async def nothing() -> None:
+        pass
+
+    coro = nothing()
+    with pytest.raises(LoopClosed):
+        lt.submit(coro)
+    coro.close()
     lt.stop()  # a second stop is harmless
 
 

@@ -97,8 +97,10 @@ def test_connects_sends_and_routes_replies(loop_thread: LoopThread) -> None:
         assert hooks.connects == [("127.0.0.1", server.port)]
         send(client, ECHO, b"hello")
         send(client, ECHO)
-        wait_until(lambda: len(replies.frames) == 2)
-        assert replies.frames == [(ECHO, b"hello"), (ECHO, b"")]
+        client.send_threadsafe(ECHO, b"from another thread")
+        wait_until(lambda: len(replies.frames) == 3)
+        assert replies.frames == [(ECHO, b"hello"), (ECHO, b""), (ECHO, b"from another thread")]
+        assert client.send_drops == 0
     finally:
         client.stop()
         server.stop()

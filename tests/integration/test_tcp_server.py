@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lars.protocol import lars_pb2
 from lars.reactor import BufferLimits, Connection, ReactorConfig, Router, TcpServer, Worker
@@ -198,6 +200,35 @@ def test_invalid_frames_close_only_the_offender(use_uvloop: bool, kind: str) -> 
         finally:
             for v in victims:
                 v.close()
+
+
+CHUNKS = st.lists(
+    st.one_of(
+        st.binary(max_size=64),
+        st.builds(encode, st.integers(-(2**31), 2**31 - 1), st.binary(max_size=64)),
+    ),
+    max_size=6,
+)
+
+
+def test_arbitrary_byte_streams_never_disturb_the_server() -> None:
+    with serving(config(threads=1)) as server, connect(server) as victim:
+
+        @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(chunks=CHUNKS)
+        def hostile(chunks: list[bytes]) -> None:
+            with connect(server) as sock:
+                for chunk in chunks:
+                    try:
+                        sock.sendall(chunk)
+                    except (ConnectionResetError, BrokenPipeError):
+                        break  # the server already closed it: fine
+
+        hostile()
+        assert_echo(victim, b"unharmed")
+        wait_until(lambda: server.stats().connections == 1)
+        stats = server.stats()
+        assert stats.accepted == stats.closed + 1
 
 
 @pytest.mark.parametrize("rst", [False, True], ids=["fin", "rst"])
