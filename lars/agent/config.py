@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import socket
+import sys
 from dataclasses import dataclass, field
 
 from lars.config import IniFile
@@ -37,6 +38,14 @@ class ShardMode(enum.Enum):
     ONE_LOOP = "one-loop"  # all three on one loop thread: fastest under the GIL
     THREADS = "threads"  # a loop thread each: for a free-threaded CPython
     PROCESSES = "processes"  # a process each (`lars agent` supervises three children)
+
+
+def default_mode() -> ShardMode:
+    """One loop for the three shards while the GIL is on, a loop thread each without it."""
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if gil_enabled is not None and not gil_enabled():
+        return ShardMode.THREADS
+    return ShardMode.ONE_LOOP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +147,7 @@ class AgentConfig:
     caller: str | None = None  # dotted IPv4 reported as `caller`; None = primary address
     use_uvloop: bool = True
     # Layout
-    mode: ShardMode = ShardMode.ONE_LOOP
+    mode: ShardMode = field(default_factory=default_mode)
     shards: tuple[int, ...] = tuple(range(SHARDS))  # served here (a subset in a child)
     # Balancing
     balancer: BalancerConfig = field(default_factory=BalancerConfig)

@@ -125,3 +125,14 @@ def test_shards_subset_validated() -> None:
         AgentConfig(shards=(3,))
     with pytest.raises(ConfigError):
         AgentConfig(shards=())
+
+
+def test_default_mode_follows_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lars.agent.config import default_mode
+
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    assert default_mode() is ShardMode.THREADS
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    assert default_mode() is ShardMode.ONE_LOOP
