@@ -393,7 +393,7 @@ def test_accept_survives_running_out_of_file_descriptors(
 
 def test_a_peer_that_never_reads_is_dropped_past_max_write_buffer() -> None:
     limits = BufferLimits(high_water=64 * 1024, max_write_buffer=1024 * 1024)
-    pushed = {"bytes": 0}
+    pushed = {"bytes": 0, "max_buffered": 0}
     chunk = b"z" * 60_000
 
     def flood(conn: Connection, msgid: int, body: bytes) -> None:
@@ -405,6 +405,9 @@ def test_a_peer_that_never_reads_is_dropped_past_max_write_buffer() -> None:
             for _ in range(8):
                 conn.send(2, chunk)
                 pushed["bytes"] += len(chunk)
+                if conn.transport is not None and not conn.closed:
+                    buffered = conn.transport.get_write_buffer_size()
+                    pushed["max_buffered"] = max(pushed["max_buffered"], buffered)
             loop.call_soon(push)
 
         loop.call_soon(push)
@@ -420,8 +423,10 @@ def test_a_peer_that_never_reads_is_dropped_past_max_write_buffer() -> None:
             assert_echo(reader)
             wait_until(lambda: server.stats().connections == 1)
             assert server.stats().backpressure_pauses >= 1
-        # Memory stayed bounded: what we accepted to send is the buffer limit plus what the
-        # kernel socket buffers hold, not an ever-growing backlog.
+        # Memory stayed bounded: our unsent bytes never passed the limit by more than the
+        # frame that crossed it, and in all we accepted the limit plus what the kernel socket
+        # buffers hold, not an ever-growing backlog.
+        assert 0 < pushed["max_buffered"] <= limits.max_write_buffer + len(chunk) + 8
         assert pushed["bytes"] < 32 * 1024 * 1024
         assert_echo(reader)
         reader.close()
