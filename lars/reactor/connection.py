@@ -178,9 +178,19 @@ class Connection(asyncio.Protocol):
             self.abort()
 
     def close(self) -> None:
-        """Flush what is buffered, then close."""
-        if self.transport is not None and not self.closed:
-            self.transport.close()
+        """Flush what is buffered (replies a handler sent before closing too), then close.
+
+        Later sends are dropped: `closed` is true from now on.
+        """
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        out = self._out
+        if out:  # inside a read: these replies would otherwise be written after the close
+            transport.write(b"".join(out))
+            out.clear()
+        self.closed = True
+        transport.close()
 
     def abort(self) -> None:
         """Close at once, discarding unsent data."""

@@ -170,6 +170,21 @@ def test_a_client_that_half_closes_still_gets_every_answer(use_uvloop: bool) -> 
         wait_until(lambda: server.stats().connections == 0)
 
 
+@LOOPS
+def test_a_reply_sent_just_before_close_is_delivered(use_uvloop: bool) -> None:
+    def goodbye(conn: Connection, msgid: int, body: bytes) -> None:
+        conn.send(msgid, b"goodbye")
+        conn.close()
+        conn.send(msgid, b"after close")  # dropped: the connection is closing
+
+    router = Router({3: goodbye})
+    with serving(config(use_uvloop=use_uvloop), router) as server, connect(server) as sock:
+        sock.sendall(encode(3) + encode(3))
+        assert recv_frame(sock) == (3, b"goodbye")
+        assert closed_by_peer(sock)
+        wait_until(lambda: server.stats().connections == 0)
+
+
 # hostile clients
 
 
