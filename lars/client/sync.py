@@ -243,13 +243,13 @@ class LarsClient:
     ) -> Iterator[bytes | None]:
         """Send, then yield datagrams until the deadline; None means the port refused."""
         deadline = time.monotonic() + (self.config.timeout if timeout is None else timeout)
-        # A refusal left over from an earlier send belongs to that send, not to this one.
-        sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         try:
-            sock.send(datagram)
-        except ConnectionRefusedError:
-            yield None
-            return
+            try:
+                sock.send(datagram)
+            except ConnectionRefusedError:
+                # The refusal of an earlier datagram (a report, a call that timed out),
+                # consumed by raising here: this one has not been sent yet.
+                sock.send(datagram)
         except OSError:
             state.send_errors += 1
             yield None

@@ -13,7 +13,8 @@ import pytest
 
 from lars.client import HostResult, LarsClient, NoHostError, RetCode
 from lars.errors import NetworkError
-from lars.protocol import MsgId
+from lars.protocol import MsgId, dotted_to_wire, lars_pb2
+from lars.reactor.frame import decode_datagram, encode
 from tests.integration.client_fake_agent import FakeAgent
 
 HOSTS = {(1, 1): [("10.0.0.1", 9001), ("192.168.1.177", 9002)], (2, 3): [("10.0.0.3", 80)]}
@@ -189,3 +190,29 @@ def test_a_thread_that_exits_takes_its_sockets_along(agent: FakeAgent, client: L
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
     assert client.get_host(1, 1).ok
+
+
+def test_an_old_refusal_does_not_fail_the_next_call(no_leaks: None) -> None:
+    """A report sent while the agent was down leaves an ICMP error on the socket; once the
+    agent is back, the next call must still be sent and answered."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with LarsClient(ports=(port, port, port), timeout=5) as client:
+        client.report(1, 1, "10.0.0.1", 80, 1)  # refused: nothing listens on the port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
+            agent.bind(("127.0.0.1", port))  # the agent is back
+
+            def answer() -> None:
+                data, peer = agent.recvfrom(65536)
+                _, body = decode_datagram(data)
+                req = lars_pb2.GetHostRequest.FromString(body)
+                reply = lars_pb2.GetHostResponse(seq=req.seq, modid=1, cmdid=1, retcode=0)
+                reply.host.ip, reply.host.port = dotted_to_wire("10.0.0.2"), 81
+                agent.sendto(encode(MsgId.GET_HOST_RESPONSE, reply.SerializeToString()), peer)
+
+            thread = threading.Thread(target=answer)
+            thread.start()
+            result = client.get_host(1, 1)
+            thread.join()
+        assert (result.retcode, result.ip, result.port) == (RetCode.SUCC, "10.0.0.2", 81)
