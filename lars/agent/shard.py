@@ -167,13 +167,14 @@ class Shard:
     def sweep(self, now: float) -> int:
         """Forget known-empty modules unused for `empty_ttl`; return how many went.
 
-        Modules still waiting for their first reply stay (the reply may be on its way).
+        Modules waiting for a reply stay (it may be on its way).
         A later push for a forgotten module is ignored; a later request starts afresh.
         """
         gone = [
             key
             for key in self._empty
             if (mod := self.modules[key]).route_state is RouteState.EMPTY
+            and not mod.waiting
             and now - mod.used_at >= self.empty_ttl
         ]
         for key in gone:

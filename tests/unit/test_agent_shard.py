@@ -154,17 +154,19 @@ def test_sweep_forgets_unused_known_empty_modules() -> None:
     shard.on_route(0, 0, [], 1.0)  # known-empty
     shard.on_route(0, 3, [(1, 1)], 1.0)  # has hosts: never swept
     assert shard.sweep(60.9) == 0
-    shard.get_host(0, 0, 30.0)  # still asked for: its ttl restarts
-    assert shard.sweep(89.9) == 0
-    assert shard.sweep(90.0) == 1
+    shard.get_host(0, 0, 30.0)  # asked for (ttl restarts) with stale routes: re-asked
+    assert shard.sweep(200.0) == 0  # a reply is outstanding: kept
+    shard.on_route(0, 0, [], 200.0)
+    assert shard.sweep(259.9) == 0
+    assert shard.sweep(260.0) == 1
     assert set(shard.modules) == {(0, 3)} and shard.expired_modules == 1
     assert shard.routes_changed
     # room again: a new module is accepted and asked for
     asks.calls.clear()
-    shard.get_host(0, 6, 91.0)
+    shard.get_host(0, 6, 261.0)
     assert asks.calls == [(0, 6)]
     # a push for the forgotten module is ignored; asking again starts afresh
-    shard.on_route(0, 0, [(2, 2)], 92.0)
+    shard.on_route(0, 0, [(2, 2)], 262.0)
     assert shard.routes_ignored == 1
     assert shard.sweep(1000.0) == 0  # (0, 6) still waits for its first reply: kept
 
