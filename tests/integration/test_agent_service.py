@@ -59,11 +59,19 @@ def reporter(no_leaks: None) -> Iterator[FakeReporter]:
     svc.stop()
 
 
-@pytest.fixture(params=[ShardMode.ONE_LOOP, ShardMode.THREADS], ids=lambda m: m.value)
+@pytest.fixture(
+    params=[
+        (ShardMode.ONE_LOOP, True),
+        (ShardMode.THREADS, True),
+        (ShardMode.ONE_LOOP, False),
+    ],
+    ids=["one-loop", "threads", "one-loop-asyncio"],
+)
 def agent(
     request: pytest.FixtureRequest, no_leaks: None, dns: FakeRouteService, reporter: FakeReporter
 ) -> Iterator[AgentService]:
-    svc = make_agent(dns.address, reporter.address, mode=request.param)
+    mode, use_uvloop = request.param
+    svc = make_agent(dns.address, reporter.address, mode=mode, use_uvloop=use_uvloop)
     settle(svc)
     yield svc
     svc.stop()
