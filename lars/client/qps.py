@@ -3,17 +3,19 @@
 Worker i (1..N) loops get_host(i, CMDID) and reports a success for every host it gets,
 for at most --duration seconds. Each worker publishes its counters in shared memory
 (one writer per slot, so no lock); the parent prints the total QPS every second and a
-summary at the end. Ctrl-C stops early and still prints the summary.
+summary at the end. Ctrl-C or SIGTERM stops early and still prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
+from types import FrameType
 from typing import Any
 
 from lars.client.sync import LarsClient
@@ -71,7 +73,20 @@ def run_qps(args: argparse.Namespace) -> int:
     return 0 if summary.calls > summary.timeouts else 1
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSummary:
+    """Run the workers; SIGINT or SIGTERM stops them early and still gives the summary."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _measure(args, report)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSummary:
     ctx = multiprocessing.get_context("spawn")
     counters: Any = ctx.RawArray("q", _FIELDS * args.workers)
     stop = ctx.Event()
@@ -84,12 +99,12 @@ def measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSumma
         )
         for i in range(args.workers)
     ]
-    for proc in procs:
-        proc.start()
     started = time.monotonic()
     samples: list[int] = []
     last = 0
     try:
+        for proc in procs:
+            proc.start()
         while any(p.is_alive() for p in procs):
             time.sleep(max(0.0, started + len(samples) + 1 - time.monotonic()))
             total = sum(counters[0::_FIELDS])
@@ -102,6 +117,8 @@ def measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSumma
     finally:
         stop.set()
         for proc in procs:
+            if proc.pid is None:  # interrupted before it started
+                continue
             proc.join(10.0)
             if proc.is_alive():  # pragma: no cover - a worker stuck past its own deadline
                 proc.terminate()
@@ -141,7 +158,8 @@ def _worker(
                     report(modid, cmdid, result.ip, result.port, 0)
                 elif result.timed_out:
                     timeouts += 1
-                if calls % _PUBLISH_EVERY == 0:
+                # After a timeout too: 64 of them in a row would hide `stop` for seconds.
+                if calls % _PUBLISH_EVERY == 0 or result.timed_out:
                     counters[slot], counters[slot + 1], counters[slot + 2] = calls, hosts, timeouts
                     if stop.is_set():
                         break

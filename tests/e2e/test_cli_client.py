@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -107,3 +108,25 @@ def test_no_agent_is_an_error_not_a_hang() -> None:
         port = str(s.getsockname()[1])
         out = lars("gethost", "1", "1", "--agent-ports", f"{port},{port},{port}", "--attempts", "2")
     assert out.returncode == 1 and "no answer" in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_qps_stops_early_on_a_signal_with_a_summary(agent: FakeAgent, sig: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lars", "qps", "2", "--duration", "120", *ports(agent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first per-second line: workers are running
+        assert "get_host/s" in first
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "interrupted" in out and "total:" in out
