@@ -2,12 +2,14 @@
 
 Starts `lars bench echo server` and `lars bench echo client` as separate processes, the
 way the README shows, for threads 0, 1, 2, 4 and ping-pong connections 1, 10, 40, plus
-pipelined depth 10; prints one markdown row per run with the median QPS and the
-server's RSS, and the machine's load before and after. Traffic stays on 127.0.0.1 and
-every run is bounded by --seconds.
+pipelined depth 10; prints one markdown row per configuration with the median QPS of
+each round, the CPU time server and client spent per reply (a figure other work on a
+shared machine disturbs far less than QPS), and the server's RSS. Rounds interleave the
+configurations so that noise from other work spreads evenly. Traffic stays on
+127.0.0.1 and every run is bounded by --seconds.
 
-    python benchmarks/echo_matrix.py --seconds 5            # server on CPU 0, client on 1
-    python benchmarks/echo_matrix.py --seconds 5 --no-pin   # let the scheduler place them
+    python benchmarks/echo_matrix.py --seconds 5 --repeat 3      # server CPU 0, client 1
+    python benchmarks/echo_matrix.py --seconds 5 --no-pin        # scheduler places them
 """
 
 from __future__ import annotations
@@ -15,11 +17,31 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 LARS = [sys.executable, "-m", "lars", "--log-level", "WARNING", "bench", "echo"]
+
+
+@dataclass(frozen=True)
+class Run:
+    qps: int
+    replies: int
+    server_us: float  # server CPU per reply
+    client_us: float  # client CPU per reply
+    idle_rss: int  # KiB
+    rss: int  # KiB
+    summary: str
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -30,45 +52,47 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def run(threads: int, conns: int, depth: int, args: argparse.Namespace) -> tuple[str, int, int]:
-    """One server + client run: the client's summary line and the server's RSS (KiB) when
-    idle and right after the load."""
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    return float(match.group(1).replace(",", "")) if match else 0.0
+
+
+def run(threads: int, conns: int, depth: int, args: argparse.Namespace) -> Run:
+    """One server + client run."""
     server_cmd = [*LARS, "server", "--port", "0", "--threads", str(threads), "--quiet"]
-    client_pin: list[str] = []
+    client_cmd = [*LARS, "client", "--conns", str(conns), "--procs", str(min(args.procs, conns))]
+    client_cmd += ["--depth", str(depth), "--seconds", str(args.seconds)]
     if args.raw:
         server_cmd.append("--raw")
     if args.pin:
         server_cmd += ["--cpus", args.server_cpus]
-        client_pin = ["--cpus", args.client_cpus]
+        client_cmd += ["--cpus", args.client_cpus]
     server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         match = re.search(r":(\d+),", server.stdout.readline())
         if match is None:
             raise SystemExit("echo server did not start")
-        idle = rss_kib(server.pid)
-        client_cmd = [
-            *LARS,
-            "client",
-            "--port",
-            match.group(1),
-            "--conns",
-            str(conns),
-            "--procs",
-            str(min(args.procs, conns)),
-            "--depth",
-            str(depth),
-            "--seconds",
-            str(args.seconds),
-            *client_pin,
-        ]
+        idle_rss = rss_kib(server.pid)
+        cpu0 = cpu_seconds(server.pid)
+        client_cmd += ["--port", match.group(1)]
         out = subprocess.run(client_cmd, capture_output=True, text=True, check=False).stdout
+        server_cpu = cpu_seconds(server.pid) - cpu0
         rss = rss_kib(server.pid)
     finally:
         server.terminate()
         server.wait(30)
     summary = out.strip().splitlines()[-1] if out.strip() else "no output"
-    return summary, idle, rss
+    replies = int(_number(r"([\d,]+) replies checked", summary))
+    return Run(
+        qps=int(_number(r"median ([\d,]+) QPS", summary)),
+        replies=replies,
+        server_us=server_cpu / replies * 1e6 if replies else 0.0,
+        client_us=_number(r"client CPU ([\d.]+) us/reply", summary),
+        idle_rss=idle_rss,
+        rss=rss,
+        summary=summary,
+    )
 
 
 def main() -> int:
@@ -87,24 +111,31 @@ def main() -> int:
     print(f"load before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     threads = [int(t) for t in args.threads.split(",")]
     plan = [(t, int(c), 1) for t in threads for c in args.conns.split(",")]
-    plan += [(t, 10, args.depth) for t in threads]
-    results: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {k: [] for k in plan}
-    for round_no in range(args.repeat):  # rounds interleave configs: noise spreads evenly
+    if args.depth > 1:
+        plan += [(t, 10, args.depth) for t in threads]
+    results: dict[tuple[int, int, int], list[Run]] = {k: [] for k in plan}
+    for round_no in range(args.repeat):
         for key in plan:
-            summary, idle, rss = run(*key, args)
-            match = re.search(r"median ([\d,]+) QPS", summary)
-            qps = int(match.group(1).replace(",", "")) if match else 0
-            results[key].append((qps, idle, rss))
-            print(f"round {round_no + 1} {key}: {summary}", file=sys.stderr, flush=True)
+            result = run(*key, args)
+            results[key].append(result)
+            print(f"round {round_no + 1} {key}: {result.summary}", file=sys.stderr, flush=True)
     print(f"load after: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    print("| threads | conns | depth | best median QPS | all rounds | server RSS MiB idle/loaded |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| threads | conns | depth | best median QPS | each round | "
+        "server / client CPU us per reply | server RSS MiB idle/loaded |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for (t, c, d), runs in results.items():
-        best = max(q for q, _, _ in runs)
-        rounds = ", ".join(f"{q:,}" for q, _, _ in runs)
-        idle = max(i for _, i, _ in runs) >> 10
-        loaded = max(r for _, _, r in runs) >> 10
-        print(f"| {t} | {c} | {d} | {best:,} | {rounds} | {idle}/{loaded} |")
+        best = max(r.qps for r in runs)
+        rounds = ", ".join(f"{r.qps:,}" for r in runs)
+        server_us = statistics.median(r.server_us for r in runs)
+        client_us = statistics.median(r.client_us for r in runs)
+        idle = max(r.idle_rss for r in runs) >> 10
+        loaded = max(r.rss for r in runs) >> 10
+        print(
+            f"| {t} | {c} | {d} | {best:,} | {rounds} | {server_us:.2f} / {client_us:.2f} | "
+            f"{idle}/{loaded} |"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,7 @@ async def run_connections(cfg: ClientConfig, index: int, link: ParentLink) -> No
         link.say(f"connected {len(protos)}")
         deadline = cfg.seconds + 60.0  # never outlive a vanished parent
         await asyncio.wait_for(link.go.wait(), deadline)
+        cpu_start = time.process_time()
         for proto in protos:
             proto.start()
         while not link.stop.is_set():
@@ -176,6 +178,7 @@ async def run_connections(cfg: ClientConfig, index: int, link: ParentLink) -> No
             except TimeoutError:
                 pass
             link.say(_counts(protos))
+        link.say(f"cpu {time.process_time() - cpu_start:.6f}")
     finally:
         link.detach(loop)
         for proto in protos:

@@ -33,10 +33,15 @@ class ClientResult:
     samples: tuple[int, ...]  # replies per second, one per elapsed second
     replies: int
     errors: int
+    cpu_seconds: float  # the client processes' CPU time during the run
 
     @property
     def median_qps(self) -> float:
         return statistics.median(self.samples) if self.samples else 0.0
+
+    @property
+    def cpu_us_per_reply(self) -> float:
+        return self.cpu_seconds / self.replies * 1e6 if self.replies else 0.0
 
     def summary(self, cfg: ClientConfig) -> str:
         mode = "ping-pong" if cfg.depth == 1 else f"pipelined depth {cfg.depth}"
@@ -44,7 +49,8 @@ class ClientResult:
             f"echo client summary: {mode}, {cfg.conns} conns in {cfg.procs} procs: "
             f"median {self.median_qps:,.0f} QPS over {len(self.samples)} s "
             f"(min {min(self.samples, default=0):,}, max {max(self.samples, default=0):,}), "
-            f"{self.replies:,} replies checked, {self.errors} errors"
+            f"{self.replies:,} replies checked, client CPU {self.cpu_us_per_reply:.2f} us/reply, "
+            f"{self.errors} errors"
         )
 
 
@@ -62,6 +68,7 @@ class _Worker:
         self.connected = 0
         self.replies = 0
         self.errors = 0
+        self.cpu = 0.0  # CPU seconds the worker used while the clock ran
 
     def poll(self) -> None:
         """Read whatever the worker has said so far (never blocks)."""
@@ -81,6 +88,8 @@ class _Worker:
                 self.connected = int(values[0])
             elif kind == "count":
                 self.replies, self.errors = int(values[0]), int(values[1])
+            elif kind == "cpu":
+                self.cpu = float(values[0])
 
     def say_go(self) -> None:
         assert self.proc.stdin is not None
@@ -136,6 +145,7 @@ def run_client(
         samples=tuple(samples),
         replies=sum(w.replies for w in workers),
         errors=sum(w.errors for w in workers) + failed,
+        cpu_seconds=sum(w.cpu for w in workers),
     )
 
 

@@ -80,14 +80,18 @@ class EchoServer:
         `seconds` have passed."""
         end = None if seconds is None else time.monotonic() + seconds
         last = self.frames_in()
+        last_cpu = time.process_time()
         while True:
             wait = 1.0 if end is None else min(1.0, end - time.monotonic())
             if wait <= 0 or stop.wait(wait):
                 return
             stats = self.server.stats()
+            cpu = time.process_time()
             rate = stats.frames_in - last
-            last = stats.frames_in
+            per_frame = (cpu - last_cpu) / rate * 1e6 if rate else 0.0
+            last, last_cpu = stats.frames_in, cpu
             report(
-                f"echo server: {rate} frames/s, {stats.connections} conns, "
-                f"rss {rss_kib() // 1024} MiB, errors {stats.frame_errors + stats.bad_bodies}"
+                f"echo server: {rate} frames/s, {per_frame:.2f} us CPU/frame, "
+                f"{stats.connections} conns, rss {rss_kib() // 1024} MiB, "
+                f"errors {stats.frame_errors + stats.bad_bodies}"
             )
