@@ -44,6 +44,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_percent(seconds: float = 1.0) -> float:
+    """The machine's idle CPU share over `seconds`, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]
+        return sum(values), values[3] + values[4]
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 100.0 * (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet(threshold: float, patience: float) -> float:
+    """Wait (at most `patience` s) until the idle share reaches `threshold`; the last
+    idle share seen."""
+    deadline = time.monotonic() + patience
+    idle = idle_percent()
+    while idle < threshold and time.monotonic() < deadline:
+        idle = idle_percent()
+    return idle
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
@@ -107,6 +131,12 @@ def main() -> int:
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--client-cpus", default="1")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the whole plan")
+    parser.add_argument(
+        "--quiet-idle",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to 60 s for this much idle CPU (percent)",
+    )
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     threads = [int(t) for t in args.threads.split(",")]
@@ -116,9 +146,14 @@ def main() -> int:
     results: dict[tuple[int, int, int], list[Run]] = {k: [] for k in plan}
     for round_no in range(args.repeat):
         for key in plan:
+            idle = wait_for_quiet(args.quiet_idle, 60.0) if args.quiet_idle else -1.0
             result = run(*key, args)
             results[key].append(result)
-            print(f"round {round_no + 1} {key}: {result.summary}", file=sys.stderr, flush=True)
+            print(
+                f"round {round_no + 1} {key} idle before {idle:.0f}%: {result.summary}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"load after: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(
         "| threads | conns | depth | best median QPS | each round | "
