@@ -10,13 +10,15 @@ Calls in flight are bounded only by the caller; past the socket buffers (4 MB as
 replies may be lost, and those calls end with a timeout like any lost datagram.
 
 Failures are results, exactly as in LarsClient: no answer within the timeout gives
-SYSTEM_ERROR with `timed_out=True`; `close()` ends every call in flight with SYSTEM_ERROR.
+SYSTEM_ERROR with `timed_out=True`; a closed agent port (ICMP refusal) ends the calls
+waiting on it with SYSTEM_ERROR at once; `close()` ends every call in flight likewise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,7 +31,7 @@ from lars.client.config import (
     REG_INIT_DELAY,
     ClientConfig,
 )
-from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for
+from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for, shard_of
 from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import MsgId, RetCode
@@ -47,8 +49,9 @@ _ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
 class _Endpoint(asyncio.DatagramProtocol):
     """A connected UDP socket to one agent port; everything it receives goes to the client."""
 
-    def __init__(self, client: AsyncLarsClient) -> None:
+    def __init__(self, client: AsyncLarsClient, shard: int) -> None:
         self.client = client
+        self.shard = shard
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,8 +61,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.client._on_datagram(data)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from an earlier send; calls in flight time out on their own.
-        self.client.send_errors += 1
+        self.client._on_error(self.shard, exc)
 
 
 class AsyncLarsClient:
@@ -93,7 +95,7 @@ class AsyncLarsClient:
             raise NetworkError("AsyncLarsClient is already open")
         loop = asyncio.get_running_loop()
         try:
-            for address in self.config.addresses():
+            for shard, address in enumerate(self.config.addresses()):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
@@ -102,15 +104,14 @@ class AsyncLarsClient:
                 except OSError:
                     sock.close()
                     raise
-                _, endpoint = await loop.create_datagram_endpoint(self._new_endpoint, sock=sock)
+                _, endpoint = await loop.create_datagram_endpoint(
+                    functools.partial(_Endpoint, self, shard), sock=sock
+                )
                 self._endpoints.append(endpoint)
         except OSError as exc:
             self.close()
             raise NetworkError(f"cannot reach agent {self.config.addresses()}: {exc}") from exc
         self._loop = loop
-
-    def _new_endpoint(self) -> _Endpoint:
-        return _Endpoint(self)
 
     async def __aenter__(self) -> AsyncLarsClient:
         await self.open()
@@ -260,6 +261,25 @@ class AsyncLarsClient:
         await self.report(modid, cmdid, host.ip, host.port, 0)
 
     # Replies
+
+    def _on_error(self, shard: int, exc: Exception) -> None:
+        """ICMP port unreachable: nothing listens on that agent port, so the calls waiting
+        on it end now with SYSTEM_ERROR (not timed out), as in LarsClient."""
+        self.send_errors += 1
+        if not isinstance(exc, ConnectionRefusedError):
+            return
+        for seq, (request, future) in list(self._hosts.items()):
+            if request.shard == shard:
+                del self._hosts[seq]
+                if not future.done():
+                    future.set_result(self._core.host_failure(request, timed_out=False))
+        for (modid, cmdid), futures in list(self._routes.items()):
+            if shard_of(modid, cmdid) == shard:
+                del self._routes[(modid, cmdid)]
+                failure = RouteResult(RetCode.SYSTEM_ERROR, modid, cmdid)
+                for waiter in futures:
+                    if not waiter.done():
+                        waiter.set_result(failure)
 
     def _on_datagram(self, data: bytes) -> None:
         core = self._core

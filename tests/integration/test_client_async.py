@@ -122,10 +122,14 @@ def test_silence_and_no_agent_time_out(agent: FakeAgent, run: Callable[..., Any]
                 RetCode.SYSTEM_ERROR
             )
             assert client.stats().timeouts == 3 and not client._hosts and not client._routes
-        async with AsyncLarsClient(ports=(closed,) * 3, timeout=0.05) as client:
+        async with AsyncLarsClient(ports=(closed,) * 3, timeout=30) as client:
+            # Nothing listens: the kernel's refusal ends the calls at once, not the timeout.
             await client.report(1, 1, "1.2.3.4", 5, 0)
-            result = await client.get_host(1, 1)
-            assert result.retcode is RetCode.SYSTEM_ERROR
+            result = await asyncio.wait_for(client.get_host(1, 1), 20)
+            assert result.retcode is RetCode.SYSTEM_ERROR and not result.timed_out
+            route = await asyncio.wait_for(client.get_route(2, 2), 20)
+            assert route.retcode is RetCode.SYSTEM_ERROR and not route.timed_out
+            assert client.stats().send_errors >= 2 and not client._hosts and not client._routes
 
     run(main())
 
