@@ -3,7 +3,8 @@
 Runs on a LoopThread it is given. On every (re)connection it calls `on_connect(client)`,
 so the application can resubscribe. With several addresses it moves, after a failure, to
 another one chosen at random (never the one that just failed), waiting a jittered,
-growing delay between attempts that resets after a successful connection.
+growing delay between attempts that resets once a connection has lasted STABLE_AFTER
+seconds (a server that accepts and closes at once, e.g. one at max_conns, is backed off).
 
 While disconnected, `send` fails fast with NotConnected (queue_limit=0, the default:
 callers that resend on reconnect, such as the agent, want no stale backlog), or queues
@@ -33,6 +34,8 @@ __all__ = ["TcpClient"]
 log = logging.getLogger(__name__)
 
 ClientHook = Callable[["TcpClient"], None]
+
+STABLE_AFTER = 1.0  # seconds a connection must last before the reconnect delays start over
 
 
 class TcpClient:
@@ -151,10 +154,12 @@ class TcpClient:
             else:
                 log.debug("%s: connected to %s:%d", self.name, host, port)
             outage_logged = False
-            delays = self._backoff_factory()
+            started = loop.time()
             await self._serve(conn, (host, port))
             if self._stopping:
                 break
+            if loop.time() - started >= STABLE_AFTER:
+                delays = self._backoff_factory()
             log.warning("%s: connection to %s:%d lost; reconnecting", self.name, host, port)
             outage_logged = True
             index = self._next_index(index)

@@ -155,6 +155,41 @@ def test_keeps_retrying_through_repeated_restarts(no_leaks: None) -> None:
         thread.stop()
 
 
+def test_a_server_that_closes_at_once_is_retried_with_growing_delays(
+    loop_thread: LoopThread,
+) -> None:
+    """A full server (max_conns) accepts and closes: that is no reason to reset the backoff."""
+    router = Router({ECHO: lambda conn, msgid, body: conn.send(msgid, body)})
+    server = TcpServer(ReactorConfig(ip="127.0.0.1", port=0, max_conns=1), router)
+    server.start()
+    blocker = socket.create_connection(("127.0.0.1", server.port), 5)
+    replies, hooks = Replies(), Hooks()
+    client = make_client(
+        loop_thread,
+        [("127.0.0.1", server.port)],
+        replies,
+        hooks,
+        backoff_factory=lambda: backoff(0.05, 0.4),
+    )
+    try:
+        wait_until(lambda: server.stats().connections == 1)
+        client.start()
+        time.sleep(1.5)
+        # Delays of 0.05, 0.1, 0.2, 0.4 s (jittered down to half) allow about ten attempts
+        # in 1.5 s; resetting them after every refused connect would allow sixty.
+        attempts = server.stats().refused
+        assert 2 <= attempts <= 15
+        # Once the server has room, the client gets in and is served.
+        blocker.close()
+        wait_until(lambda: client.connected and server.stats().accepted == 2, timeout=15)
+        send(client, ECHO, b"in")
+        wait_until(lambda: replies.frames == [(ECHO, b"in")])
+    finally:
+        client.stop()
+        blocker.close()
+        server.stop()
+
+
 def test_fails_fast_when_down_with_queue_limit_0(loop_thread: LoopThread) -> None:
     replies, hooks = Replies(), Hooks()
     client = make_client(loop_thread, [("127.0.0.1", free_port())], replies, hooks)
