@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from lars.errors import NotConnected, QueueFull
-from lars.reactor import LoopThread, ReactorConfig, Router, TcpClient, TcpServer, backoff
+from lars.reactor import (
+    LoopThread,
+    ReactorConfig,
+    Router,
+    TcpClient,
+    TcpServer,
+    Worker,
+    backoff,
+)
 from lars.reactor.frame import encode
 from tests.conftest import free_port
 
@@ -454,13 +462,13 @@ def test_a_server_push_reaches_the_router(loop_thread: LoopThread) -> None:
         client.start()
         # accepted counts connections a worker has adopted, so broadcast can see them.
         wait_until(lambda: server.stats().accepted == 1)
-        pushed = [
-            f.result(5)
-            for f in server.broadcast(
-                lambda w: [c.send(7, b"route change") for c in w.connections.values()]
-            )
-        ]
-        assert sum(map(len, pushed)) == 1
+
+        def push(worker: Worker) -> int:
+            for conn in worker.connections.values():
+                conn.send(7, b"route change")
+            return len(worker.connections)
+
+        assert sum(f.result(5) for f in server.broadcast(push)) == 1
         wait_until(lambda: replies.frames == [(7, b"route change")])
     finally:
         client.stop()

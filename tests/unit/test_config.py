@@ -204,7 +204,8 @@ def test_duplicate_keys_keep_the_last_value() -> None:
 
 def test_custom_converter() -> None:
     ini = IniFile.from_string("[x]\nhosts = a:1, b:2\n")
-    hosts = ini.get("x", "hosts", [], convert=lambda raw: [h.strip() for h in raw.split(",")])
+    no_hosts: list[str] = []
+    hosts = ini.get("x", "hosts", no_hosts, convert=lambda raw: [h.strip() for h in raw.split(",")])
     assert hosts == ["a:1", "b:2"]
 
 

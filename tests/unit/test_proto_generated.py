@@ -134,8 +134,8 @@ def test_message_id_enum_matches_msgid() -> None:
     values = {v.name: v.number for v in enum.values}
     assert values.pop("ID_UNKNOWN") == 0
     assert sorted(values.values()) == [m.value for m in MsgId]
-    assert values["ID_GetHostRequest"] == MsgId.GET_HOST_REQUEST == 4
-    assert values["ID_API_GetRouteResponse"] == MsgId.API_GET_ROUTE_RESPONSE == 8
+    assert values["ID_GetHostRequest"] == int(MsgId.GET_HOST_REQUEST) == 4
+    assert values["ID_API_GetRouteResponse"] == int(MsgId.API_GET_ROUTE_RESPONSE) == 8
 
 
 def test_ret_code_enum_matches_retcode() -> None:
