@@ -268,6 +268,22 @@ def test_half_a_frame_then_vanishing_does_not_disturb_others(rst: bool) -> None:
                 v.close()
 
 
+@LOOPS
+@pytest.mark.parametrize("threads", [0, 2])
+def test_clients_resetting_right_after_connect_leave_nothing_behind(
+    no_leaks: None, use_uvloop: bool, threads: int
+) -> None:
+    with serving(config(threads=threads, use_uvloop=use_uvloop)) as server:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", server.port), 5)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # RST, possibly before the server even accepted it
+        # Every slot comes back, whether the socket died before or after adoption.
+        wait_until(lambda: server.stats().connections == 0)
+        with connect(server) as sock:
+            assert_echo(sock)
+
+
 def test_unknown_msgid_bad_body_and_failing_handler_keep_the_connection() -> None:
     def get_route(conn: Connection, msgid: int, body: bytes) -> None:
         req = lars_pb2.GetRouteRequest.FromString(body)
