@@ -1,9 +1,12 @@
-"""`lars up [--demo] [--db URL]`: route service, reporter and agent in one process.
+"""`lars up [--demo] [--db URL]`: route service, reporter, agent and console in one process.
 
 For a newcomer and for tests: one command on the embedded SQLite database (tables created
 if missing), listening on loopback. `--demo` seeds a few modules, (1, 1) among them,
 through RouteAdmin, so `lars gethost 1 1` answers at once. Ctrl-C or SIGTERM stops the
-agent, then the reporter (flushing its rows), then the route service.
+console, the agent, then the reporter (flushing its rows), then the route service.
+
+The console's password comes from $LARS_CONSOLE_PASSWORD; without it a random one is
+generated and printed (there is no built-in default password). --no-console leaves it out.
 
 Ports: the defaults of spec section 4; 0 for --dns-port/--reporter-port/--agent-port
 picks free ones (the agent then has three unrelated ports). The ready line names them all.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,6 +31,10 @@ from sqlalchemy.engine import make_url
 from lars.agent.config import AgentConfig
 from lars.agent.service import AgentService
 from lars.config import DEFAULT_DB_URL
+from lars.console.app import build_console
+from lars.console.config import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
+from lars.console.config import PASSWORD_ENV, check_password, generate_password
+from lars.console.server import ConsoleServer
 from lars.dbengine import init_schema, make_engine
 from lars.dns.admin import RouteAdmin
 from lars.dns.cli import DEMO_ROUTES
@@ -57,6 +65,8 @@ class UpConfig:
     dns_port: int = DEFAULT_DNS_PORT
     reporter_port: int = DEFAULT_REPORTER_PORT
     agent_port: int = DEFAULT_AGENT_PORT  # 0: three ephemeral ports
+    console_port: int | None = DEFAULT_CONSOLE_PORT  # None: no console
+    console_password: str = ""
 
 
 def seed_demo(engine: sqlalchemy.Engine) -> int:
@@ -80,6 +90,7 @@ class UpStack:
         self.dns: DnsService | None = None
         self.reporter: ReporterService | None = None
         self.agent: AgentService | None = None
+        self.console: ConsoleServer | None = None
 
     def start(self) -> None:
         cfg = self.config
@@ -112,6 +123,12 @@ class UpStack:
                 )
             )
             self.agent.start()
+            if cfg.console_port is not None:
+                stage = "console"
+                check_password(cfg.console_password)
+                app = build_console(self.engine, cfg.console_password)
+                self.console = ConsoleServer(app, cfg.ip, cfg.console_port)
+                self.console.start()
         except OSError as exc:
             self.stop()
             raise NetworkError(f"{stage} cannot start on {cfg.ip}: {exc}") from exc
@@ -125,6 +142,8 @@ class UpStack:
             self.dns.request_stop()
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.agent is not None:
             self.agent.stop()
         if self.reporter is not None:
@@ -137,9 +156,10 @@ class UpStack:
         assert self.dns is not None and self.reporter is not None and self.agent is not None
         ip = self.config.ip
         ports = ",".join(map(str, self.agent.ports))
+        console = f", console {self.console.url}" if self.console is not None else ""
         return (
             f"lars up: route service {ip}:{self.dns.port}, reporter {ip}:{self.reporter.port}, "
-            f"agent UDP {ip} ports {ports}; database {_safe_url(self.config.db_url)}"
+            f"agent UDP {ip} ports {ports}{console}; database {_safe_url(self.config.db_url)}"
         )
 
 
@@ -169,10 +189,19 @@ def register(subparsers: Any) -> None:
         "--agent-port", type=int, default=DEFAULT_AGENT_PORT,
         help="agent base UDP port, serving base..base+2 (0: three free ports)",
     )  # fmt: skip
+    p.add_argument(
+        "--console-port", type=int, default=DEFAULT_CONSOLE_PORT,
+        help="admin console HTTP port (default %(default)s; 0: any)",
+    )  # fmt: skip
+    p.add_argument("--no-console", action="store_true", help="do not start the admin console")
     p.set_defaults(func=_up)
 
 
 def _up(args: argparse.Namespace) -> int:
+    password = os.environ.get(PASSWORD_ENV, "")
+    generated = not password and not args.no_console
+    if generated:
+        password = generate_password()
     config = UpConfig(
         db_url=args.db,
         demo=args.demo,
@@ -180,6 +209,8 @@ def _up(args: argparse.Namespace) -> int:
         dns_port=args.dns_port,
         reporter_port=args.reporter_port,
         agent_port=args.agent_port,
+        console_port=None if args.no_console else args.console_port,
+        console_password=password,
     )
     stack = UpStack(config)
     stop = threading.Event()
@@ -192,6 +223,12 @@ def _up(args: argparse.Namespace) -> int:
         stack.start()
         try:
             print(stack.describe(), flush=True)
+            if generated:
+                print(
+                    f"console login password (generated; set ${PASSWORD_ENV} to choose one): "
+                    f"{password}",
+                    flush=True,
+                )
             if config.demo:
                 modules = sorted({(m, c) for m, c, _, _ in DEMO_ROUTES})
                 listed = ", ".join(f"({m}, {c})" for m, c in modules)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import queue
 import re
 import signal
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from lars.dbengine import make_engine
 pytestmark = pytest.mark.e2e
 
 READY = re.compile(r"agent UDP 127\.0\.0\.1 ports (\d+),(\d+),(\d+)")
+CONSOLE = re.compile(r"console (http://127\.0\.0\.1:\d+)")
+PASSWORD = re.compile(r"console login password .*: (\S+)$")
 DEMO_11 = {"127.0.0.1:7777", "127.0.0.1:7778", "127.0.0.1:7779"}
 
 
@@ -31,7 +37,8 @@ class Up:
     def __init__(self, db_url: str, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lars", "--log-level", "WARNING", "up", "--db", db_url,
-             "--dns-port", "0", "--reporter-port", "0", "--agent-port", "0", *extra],
+             "--dns-port", "0", "--reporter-port", "0", "--agent-port", "0",
+             "--console-port", "0", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -159,6 +166,31 @@ def test_up_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.listen()
         port = str(busy.getsockname()[1])
         out = lars("up", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--dns-port", port,
-                   "--reporter-port", "0", "--agent-port", "0")  # fmt: skip
+                   "--reporter-port", "0", "--agent-port", "0", "--no-console")  # fmt: skip
     assert out.returncode != 0
     assert "Traceback" not in out.stderr and "error" in out.stderr.lower()
+
+
+def test_up_demo_serves_the_console_with_a_generated_password(up: Callable[..., Up]) -> None:
+    proc = up("--demo")
+    url = proc.wait_for_line(CONSOLE).group(1)
+    password = proc.wait_for_line(PASSWORD).group(1)
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with pytest.raises(urllib.error.HTTPError) as denied:  # no session: no data
+        opener.open(f"{url}/api/modules", timeout=10)
+    assert denied.value.code == 401
+    denied.value.close()
+    login = urllib.request.Request(
+        f"{url}/api/login",
+        data=json.dumps({"password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with opener.open(login, timeout=10) as reply:
+        assert reply.status == 200
+    with opener.open(f"{url}/api/modules", timeout=10) as reply:
+        modules = {(m["modid"], m["cmdid"]) for m in json.load(reply)}
+    assert (1, 1) in modules
+    assert proc.stop(signal.SIGINT) == 0
