@@ -17,19 +17,34 @@ from lars.errors import LarsError
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES: list[str] = [
-    # one line per component, e.g. "lars.dns.cli"
-    "lars.console.cli",
-    "lars.bench.cli",
-    "lars.dns.cli",
-    "lars.reporter.cli",
-    "lars.agent.cli",
-    "lars.client.cli",
-    "lars.up",
-]
+# module -> the top-level commands it registers. Only the modules a command needs are
+# imported, so `lars gethost` does not pay for the console's web stack or SQLAlchemy.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "lars.console.cli": ("console",),
+    "lars.bench.cli": ("bench",),
+    "lars.dns.cli": ("dns", "initdb", "route"),
+    "lars.reporter.cli": ("reporter",),
+    "lars.agent.cli": ("agent",),
+    "lars.client.cli": ("gethost", "getroute", "report", "simulator", "qps", "bench"),
+    "lars.up": ("up",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str]) -> list[str]:
+    """The modules that register the command named in argv; all of them for help or typos."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    # The only option before the command takes a value: skip it.
+    if command is not None and "--log-level" in argv:
+        rest = list(argv)
+        at = rest.index("--log-level")
+        if at + 1 < len(rest) and rest[at + 1] == command:
+            command = next((a for a in rest[at + 2 :] if not a.startswith("-")), None)
+    chosen = [m for m, commands in COMMAND_MODULES.items() if command in commands]
+    return chosen or list(COMMAND_MODULES)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with argv, only the modules that the named command needs are loaded."""
     parser = argparse.ArgumentParser(
         prog="lars",
         description="Lars-style service discovery and load balancing.",
@@ -41,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default INFO)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    modules = list(COMMAND_MODULES) if argv is None else _modules_for(argv)
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
