@@ -149,7 +149,8 @@ def test_lars_config_file_mariadb_hostile_frames_and_sigterm(
     reporter = Reporter(tmp_path, "-c", str(conf), "--stats-interval", "0.1", port=port)
     spawn.append(reporter)
     reporter.wait_listening()
-    assert "2 writers" in reporter.log()
+    # the start-up line is logged just after the port opens
+    wait_for(lambda: "2 writers" in reporter.log(), what="the start-up log line")
     for payload in HOSTILE:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(payload)
