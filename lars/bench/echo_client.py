@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 
 SAMPLE_PERIOD = 0.02
 RING_SIZE = 1 << 16
+MAX_DEPTH = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConfig:
-    """What every client process needs; picklable for multiprocessing."""
+    """What every client process needs; passed to the worker processes as JSON."""
 
     # Network
     host: str = "127.0.0.1"
@@ -50,6 +51,8 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.conns < 1 or self.procs < 1 or self.depth < 1:
             raise ValueError("conns, procs and depth must be >= 1")
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"depth {self.depth} above {MAX_DEPTH}")
         if self.procs > self.conns:
             raise ValueError(f"procs ({self.procs}) cannot exceed conns ({self.conns})")
         if self.seconds <= 0:
@@ -105,6 +108,7 @@ class EchoClientProtocol(asyncio.Protocol):
             n = checker.feed(data, self.sent - checker.pos)
         except ValueError as exc:
             self.errors += 1
+            self.running = False
             log.error("%s; closing the connection", exc)
             self.transport.abort()
             return
@@ -114,6 +118,9 @@ class EchoClientProtocol(asyncio.Protocol):
                 self._send(n)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.running:  # the server closed it during the run: the figures are wrong
+            self.errors += 1
+            log.error("connection lost during the run: %s", exc or "closed by the server")
         if not self.lost.done():
             self.lost.set_result(None)
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -136,6 +137,21 @@ def test_smoke_run_replies_match(
         assert result.summary(cfg).endswith(" 0 errors")
     finally:
         server.stop()
+
+
+def test_client_counts_connections_the_server_drops(no_leaks: None) -> None:
+    server = EchoServer(ReactorConfig(ip="127.0.0.1", port=0))
+    server.start()
+    stopper = threading.Timer(0.5, server.stop)
+    stopper.start()
+    try:
+        cfg = ClientConfig(port=server.port, conns=3, procs=1, seconds=1.5)
+        result = run_client(cfg, lambda _line: None)
+    finally:
+        stopper.join()
+        server.stop()
+    assert result.errors == 3
+    assert result.summary(cfg).endswith(" 3 errors")
 
 
 def test_client_fails_clearly_without_a_server(no_leaks: None) -> None:
