@@ -18,8 +18,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    bench = subparsers.add_parser("bench", help="benchmarks")
-    kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    kinds = _bench_kinds(subparsers)
     echo = kinds.add_parser("echo", help="the reactor's echo QPS benchmark (msgid 1)")
     sides = echo.add_subparsers(dest="side", metavar="SIDE", required=True)
 
@@ -51,6 +50,17 @@ def register(subparsers: Any) -> None:
     client.add_argument("--content", default=None, help="request content string")
     _add_cpus(client)
     client.set_defaults(func=_client)
+
+
+def _bench_kinds(subparsers: Any) -> Any:
+    """The `lars bench` kinds; other modules add theirs (`lars bench agent`) to the same."""
+    bench = subparsers.choices.get("bench")
+    if bench is None:
+        bench = subparsers.add_parser("bench", help="benchmarks")
+    for action in bench._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
 
 
 def _add_cpus(parser: argparse.ArgumentParser) -> None:

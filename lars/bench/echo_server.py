@@ -8,7 +8,6 @@ echoes the body bytes unparsed and measures the reactor alone.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +17,6 @@ from lars.protocol.echo_pb2 import EchoMessage
 from lars.reactor import ReactorConfig, Router, TcpServer
 
 __all__ = ["ECHO_MSGID", "EchoServer", "make_echo_router", "rss_kib"]
-
-log = logging.getLogger(__name__)
 
 ECHO_MSGID = 1
 
