@@ -127,8 +127,7 @@ def _client(args: argparse.Namespace) -> int:
             **extra,
         )
     except ValueError as exc:
-        print(f"lars bench echo client: error: {exc}")
-        return 2
+        raise ConfigError(str(exc)) from exc
     result = run_client(cfg, _flush_print)
     _flush_print(result.summary(cfg))
     return 0 if result.errors == 0 and result.replies > 0 else 1

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lars.bench.echo_client import ClientConfig
-from lars.bench.echo_ring import ID_BASE, EchoChecker, EchoRing
+from lars.bench.echo_client import MAX_DEPTH, ClientConfig
+from lars.bench.echo_ring import ID_BASE, ID_LIMIT, EchoChecker, EchoRing
 from lars.bench.echo_run import run_client
 from lars.bench.echo_server import EchoServer
 from lars.errors import NetworkError
@@ -73,6 +73,52 @@ def test_checker_rejects_wrong_replies(reply: EchoMessage) -> None:
     checker = EchoChecker(RING, 3)
     with pytest.raises(ValueError, match="bad echo reply"):
         checker.feed(encode(1, reply.SerializeToString()), 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"size": 0}, {"size": ID_LIMIT}, {"window": 0}],
+)
+def test_ring_rejects_bad_sizes(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        EchoRing(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"conns": 0}, "must be >= 1"),
+        ({"depth": 0}, "must be >= 1"),
+        ({"conns": 2, "procs": 3}, "cannot exceed"),
+        ({"depth": MAX_DEPTH + 1}, "above"),
+        ({"seconds": 0}, "seconds"),
+    ],
+)
+def test_client_config_rejects_bad_values(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClientConfig(**kwargs)
+
+
+def test_client_config_spreads_connections_over_processes() -> None:
+    cfg = ClientConfig(conns=10, procs=3)
+    assert [cfg.conns_of(i) for i in range(3)] == [4, 3, 3]
+
+
+def test_cli_rejects_bad_arguments() -> None:
+    lars = [sys.executable, "-m", "lars", "bench", "echo"]
+    bad_cpus = subprocess.run(
+        [*lars, "client", "--cpus", "x"], capture_output=True, text=True, timeout=60
+    )
+    assert bad_cpus.returncode == 2
+    assert "bad CPU list 'x'" in bad_cpus.stderr
+    bad_procs = subprocess.run(
+        [*lars, "client", "--conns", "1", "--procs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad_procs.returncode == 2
+    assert "procs (2) cannot exceed conns (1)" in bad_procs.stderr
 
 
 def test_checker_rejects_wrong_msgid() -> None:
