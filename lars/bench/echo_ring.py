@@ -11,6 +11,9 @@ that comparison; `EchoChecker` then parses the replies and compares fields inste
 
 from __future__ import annotations
 
+from google.protobuf.message import DecodeError
+
+from lars.errors import ProtocolError
 from lars.protocol.echo_pb2 import EchoMessage
 from lars.reactor.frame import FrameDecoder, encode
 
@@ -57,10 +60,10 @@ class EchoRing:
 class EchoChecker:
     """Checks the reply stream of one connection against the requests it sent.
 
-    `feed(data)` returns how many replies the chunk completed, all of them correct, or
-    raises ValueError at the first wrong one. The fast path compares whole frames bytes
-    for bytes; after a byte mismatch the checker switches for good to parsing frames and
-    comparing msgid, content and id.
+    `feed(data, in_flight)` returns how many replies the chunk completed, all of them
+    correct, or raises ValueError at the first wrong one (or at more replies than
+    requests). The fast path compares whole frames byte for byte; after a mismatch the
+    checker switches for good to parsing frames and comparing msgid, content and id.
     """
 
     __slots__ = ("_buf", "_decoder", "pos", "ring")
@@ -72,29 +75,39 @@ class EchoChecker:
         self._decoder: FrameDecoder | None = None
 
     def feed(self, data: bytes, in_flight: int) -> int:
-        """Check `data`; `in_flight` bounds how many replies may arrive (<= ring.window)."""
+        """Check `data`, given `in_flight` requests not yet answered (<= ring.window)."""
         if self._decoder is not None:
-            return self._feed_parsed(data)
+            return self._feed_parsed(data, in_flight)
         buf = self._buf + data if self._buf else data
         flen = self.ring.frame_len
-        n = min(len(buf) // flen, in_flight)
-        if n == 0:
+        n = len(buf) // flen
+        if n == 0:  # less than one frame's length: wait for more
             self._buf = buf
             return 0
-        used = n * flen
-        if (buf[:used] if used < len(buf) else buf) == self.ring.frames(self.pos, n):
-            self._buf = buf[used:]
-            self.pos += n
-            return n
+        if n <= in_flight:
+            used = n * flen
+            if (buf[:used] if used < len(buf) else buf) == self.ring.frames(self.pos, n):
+                self._buf = buf[used:]
+                self.pos += n
+                return n
+        # Other bytes, or more than the replies we wait for: parse and say exactly what.
         self._buf = b""
         self._decoder = FrameDecoder()
-        return self._feed_parsed(buf)
+        return self._feed_parsed(buf, in_flight)
 
-    def _feed_parsed(self, data: bytes) -> int:
+    def _feed_parsed(self, data: bytes, in_flight: int) -> int:
         assert self._decoder is not None
-        frames = self._decoder.feed(data)
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as exc:
+            raise ValueError(f"bad echo reply stream: {exc}") from exc
+        if len(frames) > in_flight:
+            raise ValueError(f"{len(frames)} replies for {in_flight} requests in flight")
         for msgid, body in frames:
-            msg = EchoMessage.FromString(body)
+            try:
+                msg = EchoMessage.FromString(body)
+            except DecodeError as exc:
+                raise ValueError(f"bad echo reply: unparsable body ({exc})") from exc
             want = self.ring.id_at(self.pos)
             if msgid != ECHO_MSGID or msg.content != self.ring.content or msg.id != want:
                 raise ValueError(

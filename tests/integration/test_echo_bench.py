@@ -120,6 +120,20 @@ def test_cli_rejects_bad_arguments() -> None:
     assert "procs (2) cannot exceed conns (1)" in bad_procs.stderr
 
 
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        (RING.frames(0, 2), "2 replies for 1 requests"),  # unsolicited second reply
+        (b"\x01\x00\x00\x00\xff\xff\xff\xff" + b"x" * 20, "bad echo reply stream"),
+        (encode(1, b"\xff" * 15), "unparsable body"),
+    ],
+)
+def test_checker_rejects_bad_streams(stream: bytes, message: str) -> None:
+    checker = EchoChecker(RING, 0)
+    with pytest.raises(ValueError, match=message):
+        checker.feed(stream, 1)
+
+
 def test_checker_rejects_wrong_msgid() -> None:
     checker = EchoChecker(RING, 0)
     body = RING.frames(0, 1)[8:]
