@@ -45,10 +45,14 @@ class ProtocolError(LarsError):
 class FrameLengthError(ProtocolError):
     """A frame header carries a msglen outside 0..MAX_BODY."""
 
-    def __init__(self, msgid: int, msglen: int) -> None:
+    def __init__(
+        self, msgid: int, msglen: int, frames: list[tuple[int, bytes]] | None = None
+    ) -> None:
         super().__init__(f"invalid frame length {msglen} (msgid {msgid})")
         self.msgid = msgid
         self.msglen = msglen
+        # The valid frames that preceded the bad header in the same chunk, in order.
+        self.frames: list[tuple[int, bytes]] = frames or []
 
 
 class NetworkError(LarsError):

@@ -102,13 +102,11 @@ class Connection(asyncio.Protocol):
         self._owner.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        bad: FrameLengthError | None = None
         try:
             frames = self._decoder.feed(data)
-        except FrameLengthError as exc:
-            self._owner.counters.frame_errors += 1
-            _log_protocol("closing %s: %s", self.peer, exc)
-            self.abort()
-            return
+        except FrameLengthError as exc:  # serve the good frames before it, then close
+            bad, frames = exc, exc.frames
         if frames:
             self._owner.counters.frames_in += len(frames)
             out: list[bytes] = []
@@ -121,6 +119,11 @@ class Connection(asyncio.Protocol):
                 self._out = None
             if out and not self.closed:
                 self._write(out[0] if len(out) == 1 else b"".join(out))
+        if bad is not None:
+            self._owner.counters.frame_errors += 1
+            _log_protocol("closing %s: %s", self.peer, bad)
+            self.close()
+            return
         if self._decoder.pending:
             # The timer runs for the frame now incomplete: a read that completed frames
             # made progress, so a busy stream whose reads end mid-frame is not timed out.

@@ -34,18 +34,23 @@ _unpack_from = HEADER.unpack_from
 
 
 def encode(msgid: int, body: bytes = b"") -> bytes:
-    """One frame; raise FrameLengthError when the body exceeds MAX_BODY."""
+    """One frame; raise FrameLengthError when the body exceeds MAX_BODY, ProtocolError
+    when msgid is not an int32."""
     n = len(body)
     if n > MAX_BODY:
         raise FrameLengthError(msgid, n)
-    return _pack(msgid, n) + body
+    try:
+        return _pack(msgid, n) + body
+    except struct.error:
+        raise ProtocolError(f"msgid {msgid} does not fit a signed 32-bit field") from None
 
 
 class FrameDecoder:
     """Splits a byte stream into frames.
 
     `feed` returns all frames completed by the chunk, in order. The first invalid header
-    raises FrameLengthError; the stream is then unusable (the caller closes it). The
+    raises FrameLengthError carrying the valid frames that came before it in the chunk
+    (`exc.frames`); the stream is then unusable (the caller closes it). The
     buffer holds at most one partial frame, so it never exceeds MAX_FRAME bytes.
     """
 
@@ -78,7 +83,7 @@ class FrameDecoder:
             msgid, msglen = _unpack_from(view, off)
             if msglen < 0 or msglen > MAX_BODY:
                 buf.clear()
-                raise FrameLengthError(msgid, msglen)
+                raise FrameLengthError(msgid, msglen, frames)
             end = off + HEADER_SIZE + msglen
             if end > size:
                 break

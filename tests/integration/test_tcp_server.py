@@ -217,6 +217,16 @@ def test_invalid_frames_close_only_the_offender(use_uvloop: bool, kind: str) -> 
                 v.close()
 
 
+@LOOPS
+def test_good_frames_before_a_bad_header_are_answered_then_closed(use_uvloop: bool) -> None:
+    with serving(config(threads=0, use_uvloop=use_uvloop)) as server, connect(server) as bad:
+        bad.sendall(encode(ECHO, b"first") + encode(ECHO, b"second") + struct.pack("<ii", 1, -1))
+        assert recv_frame(bad) == (ECHO, b"first")
+        assert recv_frame(bad) == (ECHO, b"second")
+        assert closed_by_peer(bad)
+        wait_until(lambda: server.stats().frame_errors == 1)
+
+
 CHUNKS = st.lists(
     st.one_of(
         st.binary(max_size=64),

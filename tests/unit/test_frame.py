@@ -140,10 +140,18 @@ def test_invalid_length_raises_as_soon_as_the_header_is_complete(msglen: int) ->
 
 def test_invalid_length_after_valid_frames_in_one_read() -> None:
     decoder = FrameDecoder()
-    with pytest.raises(FrameLengthError):
-        decoder.feed(encode(1, b"ok") + header(2, -5))
-    # The stream is abandoned: no partial state is kept.
+    with pytest.raises(FrameLengthError) as info:
+        decoder.feed(encode(1, b"ok") + encode(3, b"") + header(2, -5))
+    # The good frames before the bad header are handed over, in order ...
+    assert info.value.frames == [(1, b"ok"), (3, b"")]
+    # ... and the stream is abandoned: no partial state is kept.
     assert decoder.pending == 0
+
+
+def test_encode_rejects_a_msgid_outside_int32() -> None:
+    for msgid in (2**31, -(2**31) - 1):
+        with pytest.raises(ProtocolError):
+            encode(msgid, b"")
 
 
 @settings(max_examples=100, deadline=None)

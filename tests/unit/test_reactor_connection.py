@@ -96,12 +96,20 @@ def test_no_write_for_a_read_without_complete_frames() -> None:
     assert transport.writes == [frame]
 
 
-def test_invalid_length_aborts_and_counts() -> None:
+def test_invalid_length_closes_and_counts() -> None:
     conn, owner, transport = echo_conn()
     conn.data_received(b"\x01\x00\x00\x00\xff\xff\xff\xff")
-    assert transport.aborted and conn.closed
+    assert transport.closed and conn.closed
     assert owner.counters.frame_errors == 1
     assert transport.writes == []
+
+
+def test_frames_before_an_invalid_length_are_answered_before_the_close() -> None:
+    conn, owner, transport = echo_conn()
+    conn.data_received(encode(1, b"a") + encode(1, b"b") + b"\x01\x00\x00\x00\xff\xff\xff\xff")
+    assert b"".join(transport.writes) == encode(1, b"a") + encode(1, b"b")
+    assert transport.closed and conn.closed
+    assert owner.counters.frame_errors == 1
 
 
 def test_pause_and_resume_writing_stop_and_restart_reading() -> None:
