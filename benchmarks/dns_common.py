@@ -8,12 +8,10 @@ import platform
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from lars.dbengine import scratch_database
 
 DEFAULT_SERVER = os.environ.get("LARS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 
@@ -21,17 +19,8 @@ DEFAULT_SERVER = os.environ.get("LARS_TEST_MYSQL_URL", "mysql+pymysql://root@127
 @contextmanager
 def fresh_mysql_db(server_url: str = DEFAULT_SERVER) -> Iterator[str]:
     """A URL of a new, empty database, dropped afterwards."""
-    name = f"lars_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    url = make_url(server_url).set(database=name, query={"charset": "utf8mb4"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with scratch_database(server_url, "lars_bench") as url:
+        yield url
 
 
 class DnsProcess:

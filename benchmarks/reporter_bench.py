@@ -22,13 +22,12 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, func, select
 
 from lars.db import server_call_status
+from lars.dbengine import scratch_database
 from lars.protocol import MsgId, lars_pb2
 from lars.reactor import ReactorConfig, encode
 from lars.reporter.service import ReporterConfig, ReporterService
@@ -128,11 +127,12 @@ def main() -> int:
         sender(int(args.sender[0]), json.loads(args.sender[1]))
         return 0
 
-    name = f"lars_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.server)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}`"))
-    db_url = make_url(args.server).set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.server, "lars_bench") as db_url:
+        return bench(args, db_url)
+
+
+def bench(args: argparse.Namespace, db_url: str) -> int:
+    """The run itself, on a database of its own."""
     service = ReporterService(
         ReporterConfig(
             db_url=db_url,
@@ -242,9 +242,6 @@ def main() -> int:
             p.wait()
         service.stop()
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
     return 0
 
 

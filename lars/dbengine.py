@@ -7,14 +7,17 @@ MySQL with pre-ping and recycling (a database that blinked is reconnected, not f
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from lars.db import metadata
 
-__all__ = ["init_schema", "is_sqlite", "make_engine"]
+__all__ = ["init_schema", "is_sqlite", "make_engine", "scratch_database"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -52,3 +55,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def init_schema(engine: Engine) -> None:
     """Create the lars_dns tables that are missing (never alters existing ones)."""
     metadata.create_all(engine, checkfirst=True)
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str = "lars_scratch") -> Iterator[str]:
+    """A new, empty MySQL/MariaDB database on `server_url`, dropped on exit; yields its URL.
+
+    For tests and benchmarks that must not touch anyone else's data on a shared server.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        url = make_url(server_url).set(database=name, query={"charset": "utf8mb4"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        admin.dispose()

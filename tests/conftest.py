@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from lars.dbengine import scratch_database
 
 DEFAULT_MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
 
@@ -52,17 +52,8 @@ def mysql_server_url() -> str:
 @pytest.fixture
 def mysql_url(mysql_server_url: str) -> Iterator[str]:
     """A URL of a fresh, empty database that is dropped after the test."""
-    name = f"lars_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(mysql_server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    url = make_url(mysql_server_url).set(database=name, query={"charset": "utf8mb4"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with scratch_database(mysql_server_url, "lars_test") as url:
+        yield url
 
 
 @pytest.fixture

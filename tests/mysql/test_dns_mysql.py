@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import sqlalchemy
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from lars.dbengine import init_schema, make_engine
+from lars.dbengine import init_schema, make_engine, scratch_database
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsService
 from lars.errors import StoreUnavailable
@@ -98,17 +97,8 @@ def _schema(url: str) -> dict[str, object]:
 
 @pytest.fixture
 def second_mysql_url(mysql_server_url: str) -> Iterator[str]:
-    name = f"lars_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(mysql_server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    url = make_url(mysql_server_url).set(database=name, query={"charset": "utf8mb4"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with scratch_database(mysql_server_url, "lars_test") as url:
+        yield url
 
 
 def test_sql_file_and_lars_db_create_the_same_schema(mysql_url: str, second_mysql_url: str) -> None:
