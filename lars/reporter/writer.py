@@ -188,10 +188,18 @@ class Writer:
             return pending.take(self._batch_rows)
 
     def _sleep(self, delay: float) -> None:
+        """Back off before a retry. Only stop() cuts it short: submit() also notifies,
+        and waking on every new row would retry the database once per report."""
         with self._cond:
-            if self._stopping:  # a flush retries faster, within its deadline
+            stopping = self._stopping
+            if stopping:  # a flush retries faster, within its deadline
                 delay = min(delay, 0.2, max(0.0, self._stop_deadline - self._clock()))
-            self._cond.wait(delay)
+            end = self._clock() + delay
+            while self._stopping == stopping:
+                remaining = end - self._clock()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
     def _give_up(self) -> None:
         lost = len(self._pending)
