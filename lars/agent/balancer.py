@@ -159,7 +159,7 @@ class ModuleBalancer:
             return False
         if self.route_state is RouteState.NEW:
             return True
-        return now - self.updated_at >= self.config.update_timeout
+        return now - self.updated_at > self.config.update_timeout  # "older than"
 
     def asked(self, now: float) -> None:
         self.waiting = True

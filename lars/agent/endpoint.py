@@ -44,6 +44,9 @@ _API_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
 _MODULE_PARTS_LIMIT = 1 << 14  # cached encodings of (modid, cmdid); cleared when full
 _REPORT_CACHE_LIMIT = 1 << 13  # parsed ReportRequest datagrams; cleared when full
+# An IPv4 UDP payload is at most 65507 bytes (65535 - 20 - 8): a frame body between
+# this and MAX_BODY is valid but cannot be sent in one datagram.
+_MAX_UDP_BODY = 65507 - 8
 
 
 class ShardEndpoint(asyncio.DatagramProtocol):
@@ -184,7 +187,7 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         for ip, port in hosts:
             rsp.host.add(ip=ip, port=port)
         body = rsp.SerializeToString()
-        if len(body) > MAX_BODY:  # ~5,000 hosts: more than one datagram can carry
+        if len(body) > _MAX_UDP_BODY:  # ~4,000+ hosts: more than one datagram can carry
             del rsp.host[:]
             body = rsp.SerializeToString()
             self._log_drop("agent shard %d: route of %d:%d too large for a datagram",

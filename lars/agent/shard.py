@@ -112,7 +112,7 @@ class Shard:
         result = mod.pick()
         if result[0] == _NOEXIST:
             mod.used_at = now
-        if not mod.waiting and now - mod.updated_at >= self.config.update_timeout:
+        if not mod.waiting and now - mod.updated_at > self.config.update_timeout:
             self._request(mod, now)
         return result
 

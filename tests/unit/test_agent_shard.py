@@ -41,10 +41,10 @@ def test_known_empty_module_asks_again_only_after_update_timeout() -> None:
     shard, asks = make()
     shard.get_host(3, 0, 0.0)
     shard.on_route(3, 0, [], 1.0)
-    for t in range(1, 16):
+    for t in range(1, 17):
         assert shard.get_host(3, 0, float(t)) == (NOEXIST, None)
     assert asks.calls == [(3, 0)]
-    shard.get_host(3, 0, 16.0)
+    shard.get_host(3, 0, 16.5)
     assert asks.calls == [(3, 0), (3, 0)]
     # stays subscribed: a later push with hosts is answered at once
     shard.on_route(3, 0, [(5, 5)], 17.0)
@@ -57,7 +57,9 @@ def test_route_refresh_after_update_timeout() -> None:
     shard.on_route(0, 0, [(1, 1)], 0.0)
     shard.get_host(0, 0, 14.0)
     assert len(asks.calls) == 1
-    assert shard.get_host(0, 0, 15.0)[0] == SUCC  # answers, then asks
+    shard.get_host(0, 0, 15.0)
+    assert len(asks.calls) == 1  # not older than update_timeout yet
+    assert shard.get_host(0, 0, 15.5)[0] == SUCC  # answers, then asks
     assert len(asks.calls) == 2
     shard.get_host(0, 0, 16.0)
     assert len(asks.calls) == 2  # waiting
