@@ -20,6 +20,10 @@ from lars.db import metadata
 __all__ = ["init_schema", "is_sqlite", "make_engine", "scratch_database"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PyMySQL reads and writes without a timeout by default: a frozen server or a network
+# partition (no RST) would hang a poller or writer for the ~15 minutes TCP takes to give
+# up, with no outage logged. Longer than InnoDB's default lock wait (50 s).
+MYSQL_IO_TIMEOUT = 60.0
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -49,6 +53,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 3600)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("connect_timeout", 5)
+    connect_args.setdefault("read_timeout", MYSQL_IO_TIMEOUT)
+    connect_args.setdefault("write_timeout", MYSQL_IO_TIMEOUT)
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
