@@ -108,6 +108,12 @@ class RouteServer:
             )
         else:
             self.truncated_modules = 0
+        if table.invalid_rows:
+            self._log_truncated(
+                "%d RouteData row(s) cannot be sent on the wire (ids past 2147483647, an "
+                "address past 255.255.255.255, or a port outside 0..65535); left out",
+                table.invalid_rows,
+            )
         server = self.server
         if not changed or server is None or not server.workers:
             return

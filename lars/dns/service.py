@@ -87,6 +87,7 @@ class DnsStats:
     modules: int
     hosts: int
     truncated_modules: int
+    invalid_rows: int  # RouteData rows left out of the table: not encodable on the wire
     pushes_sent: int
     poller: PollerStats
     subscriptions: SubscriptionStats
@@ -183,6 +184,7 @@ class DnsService:
             modules=len(table),
             hosts=table.host_count,
             truncated_modules=self._routes.truncated_modules,
+            invalid_rows=table.invalid_rows,
             pushes_sent=self._routes.pushes_sent,
             poller=self._thread.stats(),
             subscriptions=self._routes.subscription_stats(),

@@ -10,6 +10,10 @@ the worst case (addresses from 128.0.0.0 up are 10-byte varints on the wire) tha
 MAX_HOSTS_PER_MODULE hosts. RouteAdmin refuses edits beyond it; a table a DBA filled past
 it by hand is served truncated to the hosts that fit (the lowest addresses first), and
 the module is listed in `truncated` so the service logs it loudly and counts it.
+
+Rows that cannot travel on the wire at all (a DBA's typo: ids past int32, an address past
+32 bits, a port outside 0..65535) are left out when the table is built and counted in
+`invalid_rows`, so one bad row never breaks the replies and pushes of other modules.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ __all__ = [
 
 Key = tuple[int, int]  # (modid, cmdid)
 Host = tuple[int, int]  # (unsigned ip, port)
+
+_INT32_MAX = 2**31 - 1
+_UINT32_MAX = 2**32 - 1
+_PORT_MAX = 65535
 
 # modid and cmdid: 6 bytes each at most; one host: 1 tag + 1 length + 11 ip + 4 port.
 _WORST_HEADER = 12
@@ -68,10 +76,13 @@ class RouteTable:
     so concurrent readers on several threads are safe under the GIL.
     """
 
-    __slots__ = ("_bodies", "_routes", "host_count", "truncated", "version")
+    __slots__ = ("_bodies", "_routes", "host_count", "invalid_rows", "truncated", "version")
 
-    def __init__(self, version: int, routes: Mapping[Key, tuple[Host, ...]]) -> None:
+    def __init__(
+        self, version: int, routes: Mapping[Key, tuple[Host, ...]], *, invalid_rows: int = 0
+    ) -> None:
         self.version = version
+        self.invalid_rows = invalid_rows  # RouteData rows left out: not encodable on the wire
         self._routes: dict[Key, tuple[Host, ...]] = dict(routes)
         self._bodies: dict[Key, bytes] = {}
         self.host_count = sum(len(h) for h in self._routes.values())
@@ -86,11 +97,23 @@ class RouteTable:
 
     @classmethod
     def from_rows(cls, version: int, rows: Iterable[tuple[int, int, int, int]]) -> RouteTable:
-        """Build from RouteData rows (modid, cmdid, serverip, serverport)."""
+        """Build from RouteData rows (modid, cmdid, serverip, serverport); rows the wire
+        cannot carry are left out and counted in `invalid_rows`."""
         grouped: defaultdict[Key, set[Host]] = defaultdict(set)
-        for modid, cmdid, ip, port in rows:
-            grouped[(int(modid), int(cmdid))].add((int(ip), int(port)))
-        return cls(version, {key: tuple(sorted(hosts)) for key, hosts in grouped.items()})
+        invalid = 0
+        for row in rows:
+            modid, cmdid, ip, port = (int(v) for v in row)
+            if (
+                0 <= modid <= _INT32_MAX
+                and 0 <= cmdid <= _INT32_MAX
+                and 0 <= ip <= _UINT32_MAX
+                and 0 <= port <= _PORT_MAX
+            ):
+                grouped[(modid, cmdid)].add((ip, port))
+            else:
+                invalid += 1
+        routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items()}
+        return cls(version, routes, invalid_rows=invalid)
 
     @classmethod
     def empty(cls, version: int = 0) -> RouteTable:

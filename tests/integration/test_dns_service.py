@@ -119,6 +119,31 @@ def test_version_bump_without_change_rows_still_pushes(
         assert hosts_of(msg) == [("192.168.1.177", 9000), ("192.168.1.178", 9001)]
 
 
+def test_a_row_the_wire_cannot_carry_is_left_out_and_others_still_push(
+    service: DnsService, engine: sqlalchemy.Engine
+) -> None:
+    with RouteConn(service.port) as c:
+        assert c.get(1, 1) == [("192.168.1.177", 9000)]
+        assert c.get(5, 5) == []
+        with engine.begin() as conn:  # a DBA's typos: a port past 65535, a 33-bit address
+            conn.exec_driver_sql(
+                "INSERT INTO RouteData (modid, cmdid, serverip, serverport) VALUES "
+                "(5, 5, 1, 70000), (5, 5, 4294967296, 80), (5, 5, 2, 80), "
+                "(1, 1, 3232235954, 9001)"
+            )
+            conn.exec_driver_sql("UPDATE RouteVersion SET version = version + 1 WHERE id = 1")
+        pushed = {}
+        for _ in range(2):
+            msgid, msg = c.read()
+            assert msgid == 2
+            pushed[(msg.modid, msg.cmdid)] = hosts_of(msg)
+        assert pushed == {
+            (1, 1): [("192.168.1.177", 9000), ("192.168.1.178", 9001)],
+            (5, 5): [("0.0.0.2", 80)],
+        }
+        wait_for(lambda: service.stats().invalid_rows == 2)
+
+
 def test_dba_edit_with_change_rows_pushes_and_deletes_them(
     service: DnsService, engine: sqlalchemy.Engine
 ) -> None:

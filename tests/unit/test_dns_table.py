@@ -28,6 +28,24 @@ def test_from_rows_groups_sorts_and_dedups() -> None:
     assert sorted(table) == [(1, 2), (3, 4)]
 
 
+def test_rows_the_wire_cannot_carry_are_left_out_and_counted() -> None:
+    rows = [
+        (1, 1, 10, 80),
+        (2**31, 1, 10, 80),  # modid past int32
+        (1, 2**31, 10, 80),  # cmdid past int32
+        (1, 1, 2**32, 80),  # a 33-bit address
+        (1, 1, -1, 80),  # SQLite keeps signed values a DBA typed
+        (1, 1, 11, 65536),  # port past 65535
+        (1, 1, 12, -1),
+        (2, 2, 2**32 - 1, 65535),  # the largest valid values
+    ]
+    table = RouteTable.from_rows(3, rows)
+    assert table.invalid_rows == 6
+    assert table.hosts((1, 1)) == ((10, 80),)
+    assert table.hosts((2, 2)) == ((2**32 - 1, 65535),)
+    assert lars_pb2.GetRouteResponse.FromString(table.response(2, 2)).host[0].ip == -1
+
+
 def test_response_carries_signed_wire_ips() -> None:
     high = 3232235953  # 192.168.1.177
     table = RouteTable.from_rows(1, [(1, 2, high, 9000), (1, 2, 1, 1)])
