@@ -11,8 +11,9 @@ from lars.reactor.loop import LoopThread, new_event_loop
 from lars.reactor.router import Router
 from lars.reactor.taskqueue import TaskQueue
 from lars.reactor.tcp_client import TcpClient
-from lars.reactor.tcp_server import ServerStats, TcpServer, Worker
+from lars.reactor.tcp_server import ServerStats, TcpServer
 from lars.reactor.udp import UdpClient, UdpServer
+from lars.reactor.worker import Worker
 
 __all__ = [
     "MAX_BODY",

@@ -8,7 +8,6 @@ itself (the fastest setting under the GIL for cheap handlers).
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import errno
 import itertools
@@ -20,16 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lars.ratelog import RateLimitedLog
-from lars.reactor.config import BufferLimits, ReactorConfig
-from lars.reactor.connection import (
-    Connection,
-    Counters,
-    sweep_partial_frames,
-)
+from lars.reactor.config import ReactorConfig
+from lars.reactor.connection import Connection, Counters
 from lars.reactor.loop import LoopThread
 from lars.reactor.router import Router
+from lars.reactor.worker import Worker
 
-__all__ = ["ServerStats", "TcpServer", "Worker"]
+__all__ = ["ServerStats", "TcpServer"]
 
 log = logging.getLogger(__name__)
 
@@ -53,93 +49,6 @@ class ServerStats:
     unknown_msgids: int
     bad_bodies: int
     handler_errors: int
-
-
-class Worker:
-    """One loop's share of the server: its connections and a free `state` dict."""
-
-    def __init__(self, server: TcpServer, index: int, thread: LoopThread) -> None:
-        self.server = server
-        self.index = index
-        self.thread = thread
-        self.connections: dict[int, Connection] = {}
-        self.state: dict[str, Any] = {}
-        self.counters = Counters()
-        self.limits: BufferLimits = server.config.buffers
-        self._sweeper: asyncio.TimerHandle | None = None
-        self._adopting: set[asyncio.Task[Any]] = set()
-
-    def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.thread.post(fn, *args)
-
-    # ConnectionOwner
-
-    def connection_made(self, conn: Connection) -> None:
-        self.connections[conn.id] = conn
-        self.counters.accepted += 1
-        if self.server.on_connect is not None:
-            try:
-                self.server.on_connect(conn)
-            except Exception:  # uvloop would otherwise leave the connection half set up
-                log.exception("on_connect hook failed for %r", conn)
-
-    def connection_lost(self, conn: Connection) -> None:
-        if self.connections.pop(conn.id, None) is None:
-            return
-        self.counters.closed += 1
-        self.server._release_slot()
-        if self.server.on_close is not None:
-            try:
-                self.server.on_close(conn)
-            except Exception:
-                log.exception("on_close hook failed for %r", conn)
-
-    # on the worker's loop
-
-    def _start_sweeper(self) -> None:
-        interval = min(1.0, self.server.config.frame_timeout / 4)
-
-        def sweep() -> None:
-            sweep_partial_frames(
-                self.connections.values(), self.server.config.frame_timeout, self.counters
-            )
-            self._sweeper = self.thread.loop.call_later(interval, sweep)
-
-        self._sweeper = self.thread.loop.call_later(interval, sweep)
-
-    def _adopt(self, sock: socket.socket) -> None:
-        loop = self.thread.loop
-        conn_id = next(self.server._ids)
-        router = self.server.router
-
-        async def adopt() -> None:
-            try:
-                await loop.connect_accepted_socket(lambda: Connection(self, router, conn_id), sock)
-            except Exception:  # the loop is closing, or the socket died in flight
-                sock.close()
-                self.server._release_slot()
-
-        task = loop.create_task(adopt())
-        self._adopting.add(task)
-        task.add_done_callback(self._adopting.discard)
-
-    async def _drain(self, timeout: float) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        # Sockets accepted just before stop may still be in our queue or being adopted:
-        # close every round, and wait for those too, not only the ones seen first.
-        while True:
-            for conn in list(self.connections.values()):
-                conn.close()
-            await asyncio.sleep(0.01)
-            if not (self.connections or self._adopting) or loop.time() >= deadline:
-                break
-        for conn in list(self.connections.values()):
-            conn.abort()
-        await asyncio.sleep(0)  # let connection_lost callbacks run
 
 
 class TcpServer:
