@@ -19,7 +19,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from lars.client.config import (
     DEFAULT_AGENT_IP,
@@ -30,7 +31,7 @@ from lars.client.config import (
     SHARDS,
     ClientConfig,
 )
-from lars.client.core import ClientCore, report_code_for
+from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for
 from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import RetCode
@@ -38,6 +39,9 @@ from lars.protocol import RetCode
 __all__ = ["LarsClient"]
 
 _RECV_SIZE = 65536
+
+_Req = TypeVar("_Req", HostRequest, RouteRequest)
+_Res = TypeVar("_Res", HostResult, RouteResult)
 
 
 def _close_all(socks: list[socket.socket | None]) -> None:
@@ -148,30 +152,33 @@ class LarsClient:
         state = self._state()
         core = state.core
         request = core.host_request(modid, cmdid)
-        sock = self._socket(state, request.shard)
-        for data in self._replies(state, sock, request.datagram, timeout):
-            if data is None:
-                return core.host_failure(request, timed_out=False)
-            result = core.match_host(request, data)
-            if result is not None:
-                return result
-        state.timeouts += 1
-        return core.host_failure(request, timed_out=True)
+        return self._exchange(state, request, core.match_host, core.host_failure, timeout)
 
     def get_route(self, modid: int, cmdid: int, *, timeout: float | None = None) -> RouteResult:
         """Every host the agent holds for the module (an unknown module is fetched: NOEXIST)."""
         state = self._state()
         core = state.core
         request = core.route_request(modid, cmdid)
+        return self._exchange(state, request, core.match_route, core.route_failure, timeout)
+
+    def _exchange(
+        self,
+        state: _ThreadState,
+        request: _Req,
+        match: Callable[[_Req, bytes], _Res | None],
+        failure: Callable[..., _Res],
+        timeout: float | None,
+    ) -> _Res:
+        """Send `request` and wait for the datagram `match` accepts; failure() otherwise."""
         sock = self._socket(state, request.shard)
         for data in self._replies(state, sock, request.datagram, timeout):
             if data is None:
-                return core.route_failure(request, timed_out=False)
-            result = core.match_route(request, data)
+                return failure(request, timed_out=False)
+            result = match(request, data)
             if result is not None:
                 return result
         state.timeouts += 1
-        return core.route_failure(request, timed_out=True)
+        return failure(request, timed_out=True)
 
     def report(self, modid: int, cmdid: int, ip: str, port: int, retcode: int) -> None:
         """Tell the agent how a call to ip:port went (0 success, anything else failure).
