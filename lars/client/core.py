@@ -13,15 +13,17 @@ API_GetRouteResponse has no seq, so it answers a route request of the same modul
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from lars.client.config import SHARDS
 from lars.client.result import Host, HostResult, RouteResult
 from lars.errors import ProtocolError, ValidationError
 from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2, wire_to_dotted
 from lars.reactor.frame import decode_datagram, encode
+
+_Msg = TypeVar("_Msg", bound=Message)
 
 __all__ = [
     "FAILURE_RETCODE",
@@ -154,15 +156,21 @@ class ClientCore:
 
     # Replies
 
-    def parse_host_reply(self, data: bytes) -> HostReply | None:
-        """The GetHostResponse in a datagram, or None (counted as bad) when it is not one."""
+    def _decode(self, data: bytes, expected: int, message: type[_Msg]) -> _Msg | None:
+        """The `message` a datagram of msgid `expected` carries, or None (counted as bad)."""
         try:
             msgid, body = decode_datagram(data)
-            if msgid != _GET_HOST_REPLY:
+            if msgid != expected:
                 raise ProtocolError(f"unexpected msgid {msgid}")
-            msg = lars_pb2.GetHostResponse.FromString(body)
+            return message.FromString(body)
         except (ProtocolError, DecodeError):
             self.bad += 1
+            return None
+
+    def parse_host_reply(self, data: bytes) -> HostReply | None:
+        """The GetHostResponse in a datagram, or None (counted as bad) when it is not one."""
+        msg = self._decode(data, _GET_HOST_REPLY, lars_pb2.GetHostResponse)
+        if msg is None:
             return None
         modid, cmdid = msg.modid, msg.cmdid
         retcode = _RETCODES.get(msg.retcode, RetCode.SYSTEM_ERROR)
@@ -216,13 +224,8 @@ class ClientCore:
 
     def parse_route_reply(self, data: bytes) -> RouteResult | None:
         """The API_GetRouteResponse in a datagram, or None (counted as bad)."""
-        try:
-            msgid, body = decode_datagram(data)
-            if msgid != _GET_ROUTE_REPLY:
-                raise ProtocolError(f"unexpected msgid {msgid}")
-            msg = lars_pb2.GetRouteResponse.FromString(body)
-        except (ProtocolError, DecodeError):
-            self.bad += 1
+        msg = self._decode(data, _GET_ROUTE_REPLY, lars_pb2.GetRouteResponse)
+        if msg is None:
             return None
         hosts = tuple(Host(wire_to_dotted(h.ip), h.port) for h in msg.host if 0 < h.port <= 65535)
         code = RetCode.SUCC if hosts else RetCode.NOEXIST
