@@ -24,14 +24,26 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # partition (no RST) would hang a poller or writer for the ~15 minutes TCP takes to give
 # up, with no outage logged. Longer than InnoDB's default lock wait (50 s).
 MYSQL_IO_TIMEOUT = 60.0
+MYSQL_CONNECT_TIMEOUT = 5.0
 
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An Engine for `url` (sqlite:///path or mysql+pymysql://user@host:port/db)."""
+def make_engine(
+    url: str,
+    *,
+    io_timeout: float = MYSQL_IO_TIMEOUT,
+    connect_timeout: float = MYSQL_CONNECT_TIMEOUT,
+    **kwargs: Any,
+) -> Engine:
+    """An Engine for `url` (sqlite:///path or mysql+pymysql://user@host:port/db).
+
+    `io_timeout` and `connect_timeout` bound every read, write and connect of a MySQL
+    connection (PyMySQL socket timeouts); a small poll query wants an engine of its own
+    with short ones, a large reload or batch write the long default.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -52,9 +64,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 3600)
     connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("connect_timeout", 5)
-    connect_args.setdefault("read_timeout", MYSQL_IO_TIMEOUT)
-    connect_args.setdefault("write_timeout", MYSQL_IO_TIMEOUT)
+    connect_args.setdefault("connect_timeout", connect_timeout)
+    connect_args.setdefault("read_timeout", io_timeout)
+    connect_args.setdefault("write_timeout", io_timeout)
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 

@@ -62,3 +62,37 @@ CREATE TABLE IF NOT EXISTS CmdIDConfig (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 INSERT IGNORE INTO RouteVersion (id, version) VALUES (1, 0);
+
+-- Tables of lars only (the original programs never read them; lars works without them).
+
+-- Who changed which route, when: written by lars route, the console and its API, and by
+-- the route service (actor 'sql' for edits no lars tool made; 'dns' for held tables).
+CREATE TABLE IF NOT EXISTS RouteAudit (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  ts bigint(20) NOT NULL,
+  actor varchar(128) NOT NULL,
+  action varchar(32) NOT NULL,
+  modid int(10) unsigned NOT NULL,
+  cmdid int(10) unsigned NOT NULL,
+  serverip int(10) unsigned NOT NULL,
+  serverport int(10) unsigned NOT NULL,
+  version bigint(20) unsigned NOT NULL,
+  detail varchar(1024) NOT NULL,
+  PRIMARY KEY (id),
+  KEY RouteAudit_module (modid, cmdid, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Per-host settings: weight (our agents only) and enabled (a disabled host is drained:
+-- left out of every route reply). A host without a row has weight 1 and is enabled.
+CREATE TABLE IF NOT EXISTS RouteHostMeta (
+  modid int(10) unsigned NOT NULL,
+  cmdid int(10) unsigned NOT NULL,
+  serverip int(10) unsigned NOT NULL,
+  serverport int(10) unsigned NOT NULL,
+  weight int(10) unsigned NOT NULL,
+  enabled tinyint(1) NOT NULL,
+  note varchar(255) NOT NULL,
+  updated_at bigint(20) NOT NULL,
+  updated_by varchar(128) NOT NULL,
+  PRIMARY KEY (modid, cmdid, serverip, serverport)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

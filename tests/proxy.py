@@ -1,7 +1,10 @@
 """A TCP proxy a test controls, to cut a daemon off from its database or peer.
 
 `cut()` drops every proxied connection and refuses new ones; `restore()` lets them
-through again. The shared MariaDB server is never stopped; only our path to it is.
+through again. `freeze()` makes the path go silent without closing anything, like a
+partition or a hung server: bytes are neither forwarded nor read, new connections are
+accepted (the TCP handshake completes) but never connected upstream until `thaw()`.
+The shared MariaDB server is never stopped; only our path to it is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class CuttableProxy:
         self._peers: dict[socket.socket, socket.socket] = {}
         self._lock = threading.Lock()
         self._blocked = False
+        self._frozen = False
+        self._held: list[socket.socket] = []  # accepted while frozen, not yet connected
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -47,6 +52,16 @@ class CuttableProxy:
         with self._lock:
             self._blocked = False
 
+    def freeze(self) -> None:
+        with self._lock:
+            self._frozen = True
+        self._wake_w.send(b"f")
+
+    def thaw(self) -> None:
+        with self._lock:
+            self._frozen = False
+        self._wake_w.send(b"t")
+
     def close(self) -> None:
         self._stop.set()
         self._wake_w.send(b"x")
@@ -66,15 +81,32 @@ class CuttableProxy:
                 pass
             sock.close()
         self._peers.clear()
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
 
     def _run(self) -> None:
+        watching = True  # peers registered with the selector (False while frozen)
         while not self._stop.is_set():
             for key, _ in self._sel.select(0.2):
                 if key.data == "wake":
                     self._wake_r.recv(64)
                     with self._lock:
-                        if self._blocked:
-                            self._drop_all()
+                        blocked, frozen = self._blocked, self._frozen
+                    if blocked:
+                        self._drop_all()
+                    if frozen and watching:  # stop reading: the peers' sends stall
+                        for sock in self._peers:
+                            self._sel.unregister(sock)
+                        watching = False
+                    elif not frozen and not watching:
+                        for sock in self._peers:
+                            self._sel.register(sock, selectors.EVENT_READ, None)
+                        watching = True
+                    if not frozen and self._held:
+                        held, self._held = self._held, []
+                        for client in held:
+                            self._connect(client)
                     continue
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
@@ -89,10 +121,16 @@ class CuttableProxy:
         except BlockingIOError:
             return
         with self._lock:
-            blocked = self._blocked
+            blocked, frozen = self._blocked, self._frozen
         if blocked:
             client.close()
             return
+        if frozen:
+            self._held.append(client)
+            return
+        self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
         try:
             upstream = socket.create_connection(self.target, timeout=2)
         except OSError:

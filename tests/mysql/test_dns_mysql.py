@@ -117,7 +117,7 @@ def test_sql_file_and_lars_db_create_the_same_schema(mysql_url: str, second_mysq
     finally:
         from_file.dispose()
     a, b = _schema(mysql_url), _schema(second_mysql_url)
-    assert a["columns"] and len(a["engines"]) == 6  # type: ignore[arg-type]
+    assert a["columns"] and len(a["engines"]) == 8  # type: ignore[arg-type]
     assert a == b
 
 

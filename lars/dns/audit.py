@@ -1,0 +1,184 @@
+"""RouteAudit: who changed which route and when (a table the original programs never read).
+
+Writers: `RouteAdmin` (for `lars route`, the console and its API: actor is the console
+user or `cli:<os user>`), and the route service (actor `sql` for edits found by its diff
+that no lars tool recorded; actor `dns` for held and released tables). An original Lars
+database has no RouteAudit table: `AuditLog` then records nothing and logs that once,
+and every other part of lars works as before. `lars initdb` creates the table.
+
+Actions: add, del, replace, del-module, drain, undrain, weight (route edits, one row per
+host or module), hold (the route service held a table), release (an operator asked the
+route services to apply a held table), apply (a route service applied a released table).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy
+from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from lars.db import route_audit
+from lars.errors import StoreUnavailable
+from lars.protocol import uint_to_dotted
+
+__all__ = ["AuditEntry", "AuditLog", "cli_actor"]
+
+log = logging.getLogger(__name__)
+
+ACTIONS = (
+    "add",
+    "del",
+    "replace",
+    "del-module",
+    "drain",
+    "undrain",
+    "weight",
+    "hold",
+    "release",
+    "apply",
+)
+_DETAIL_MAX = 1024
+_ACTOR_MAX = 128
+
+
+def cli_actor() -> str:
+    """The actor of an edit made with `lars route` on this machine."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry and no $USER: still audit the edit
+        user = "unknown"
+    return f"cli:{user}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    ts: int  # unix seconds
+    actor: str
+    action: str
+    modid: int
+    cmdid: int
+    ip: str  # dotted; "0.0.0.0" for module-wide actions
+    port: int  # 0 for module-wide actions
+    version: int
+    detail: str
+
+
+class AuditLog:
+    """Reads and appends RouteAudit rows; a no-op (logged once) where the table is missing."""
+
+    def __init__(
+        self, engine: sqlalchemy.Engine, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._available: bool | None = None
+
+    def available(self) -> bool:
+        """True when the RouteAudit table exists (checked once, then remembered)."""
+        if self._available is None:
+            try:
+                present = sqlalchemy.inspect(self._engine).has_table(route_audit.name)
+            except SQLAlchemyError as exc:
+                raise _unavailable(exc) from exc
+            if not present:
+                log.warning(
+                    "no %s table (an original Lars database): route changes are not "
+                    "audited; `lars initdb` creates it",
+                    route_audit.name,
+                )
+            self._available = present
+        return self._available
+
+    def row(
+        self,
+        *,
+        actor: str,
+        action: str,
+        modid: int = 0,
+        cmdid: int = 0,
+        serverip: int = 0,
+        serverport: int = 0,
+        version: int = 0,
+        detail: str = "",
+    ) -> dict[str, object]:
+        """One row's values, for `write` (several rows go in one INSERT)."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        return {
+            "ts": int(self._clock()),
+            "actor": actor[:_ACTOR_MAX],
+            "action": action,
+            "modid": modid,
+            "cmdid": cmdid,
+            "serverip": serverip,
+            "serverport": serverport,
+            "version": version,
+            "detail": detail[:_DETAIL_MAX],
+        }
+
+    def write(self, conn: Connection, rows: Sequence[dict[str, object]]) -> None:
+        """Insert rows inside the caller's transaction (so an edit and its audit commit
+        together); nothing when the table is missing or rows is empty."""
+        if rows and self.available():
+            conn.execute(insert(route_audit), list(rows))
+
+    def append(self, rows: Sequence[dict[str, object]]) -> None:
+        """Insert rows in a transaction of their own. Raises StoreUnavailable."""
+        if not rows or not self.available():
+            return
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(route_audit), list(rows))
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def history(
+        self,
+        modid: int | None = None,
+        cmdid: int | None = None,
+        *,
+        limit: int = 100,
+        actions: Sequence[str] | None = None,
+        after_id: int = 0,
+    ) -> list[AuditEntry]:
+        """The newest entries first (of one module when modid and cmdid are given)."""
+        if not self.available():
+            return []
+        query = select(route_audit).where(route_audit.c.id > after_id)
+        if modid is not None and cmdid is not None:
+            query = query.where(and_(route_audit.c.modid == modid, route_audit.c.cmdid == cmdid))
+        if actions:
+            query = query.where(route_audit.c.action.in_(list(actions)))
+        query = query.order_by(route_audit.c.id.desc()).limit(limit)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return [
+            AuditEntry(
+                id=int(r.id),
+                ts=int(r.ts),
+                actor=str(r.actor),
+                action=str(r.action),
+                modid=int(r.modid),
+                cmdid=int(r.cmdid),
+                ip=uint_to_dotted(int(r.serverip)),
+                port=int(r.serverport),
+                version=int(r.version),
+                detail=str(r.detail),
+            )
+            for r in rows
+        ]
+
+
+def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+    cause = getattr(exc, "orig", None) or exc
+    return StoreUnavailable(f"route database unavailable: {type(cause).__name__}: {cause}")
