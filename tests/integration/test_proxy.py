@@ -36,20 +36,22 @@ def _echo_server() -> tuple[socket.socket, threading.Thread]:
 def test_freeze_stalls_without_closing_and_thaw_delivers() -> None:
     server, thread = _echo_server()
     try:
-        with CuttableProxy(server.getsockname()) as proxy:
-            with socket.create_connection(proxy.address) as conn:
-                conn.settimeout(1)
-                conn.sendall(b"a")
-                assert conn.recv(10) == b"a"
-                proxy.freeze()
-                time.sleep(0.1)
-                conn.sendall(b"b")
-                conn.settimeout(0.3)
-                with pytest.raises(socket.timeout):
-                    conn.recv(10)
-                proxy.thaw()
-                conn.settimeout(2)
-                assert conn.recv(10) == b"b"
+        with (
+            CuttableProxy(server.getsockname()) as proxy,
+            socket.create_connection(proxy.address) as conn,
+        ):
+            conn.settimeout(1)
+            conn.sendall(b"a")
+            assert conn.recv(10) == b"a"
+            proxy.freeze()
+            time.sleep(0.1)
+            conn.sendall(b"b")
+            conn.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                conn.recv(10)
+            proxy.thaw()
+            conn.settimeout(2)
+            assert conn.recv(10) == b"b"
     finally:
         server.close()
         thread.join(5)
