@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from lars.console import api, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
+from lars.console.config import DEFAULT_USER
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
@@ -61,15 +62,16 @@ def build_console(
     refresh_interval: float = 5.0,
     session_ttl: float = 8 * 3600.0,
     secure_cookie: bool = False,
+    user: str = DEFAULT_USER,
 ) -> FastAPI:
     """The console app on `engine`; raises ConfigError for a missing or too short password.
 
-    Route edits go through `admin` (default: lars.dns.admin.RouteAdmin on the same engine).
-    The password is hashed here and the plain text dropped.
+    Route edits go through `admin` (default: lars.dns.admin.RouteAdmin on the same engine,
+    auditing them as `user`). The password is hashed here and the plain text dropped.
     """
     hashed = PasswordHash(password)
     if admin is None:
-        admin = RouteAdmin(engine, clock=clock)
+        admin = RouteAdmin(engine, clock=clock, actor=user)
     context = ConsoleContext(
         service=ConsoleService(admin, ConsoleStore(engine), stale_after=stale_after, clock=clock),
         password=hashed,

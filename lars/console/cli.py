@@ -65,6 +65,7 @@ def run_console(args: argparse.Namespace) -> int:
             refresh_interval=config.refresh_interval,
             session_ttl=config.session_ttl,
             secure_cookie=config.secure_cookie,
+            user=config.user,
         )
         server = ConsoleServer(app, config.ip, config.port)
         server.start()

@@ -25,6 +25,7 @@ DEFAULT_STALE_AFTER = 60.0
 DEFAULT_REFRESH_INTERVAL = 5.0
 # Sessions
 DEFAULT_SESSION_TTL = 8 * 3600.0
+DEFAULT_USER = "console"  # the actor of console edits in RouteAudit (one shared password)
 MIN_PASSWORD_LEN = 8
 
 
@@ -39,6 +40,7 @@ class ConsoleConfig:
     db_url: str = "sqlite:///lars.db"
     # Auth
     password: str = field(default="", repr=False)
+    user: str = DEFAULT_USER
     session_ttl: float = DEFAULT_SESSION_TTL
     secure_cookie: bool = False
     # Health
@@ -48,6 +50,8 @@ class ConsoleConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"console port {self.port} out of range 0..65535")
+        if not self.user.strip():
+            raise ConfigError("the console user (the audit log's actor) must not be empty")
         if self.stale_after <= 0 or self.refresh_interval <= 0 or self.session_ttl <= 0:
             raise ConfigError("stale_after, refresh_interval and session_ttl must be > 0")
 
@@ -61,6 +65,7 @@ class ConsoleConfig:
             port=ini.get(SECTION, "port", base.port),
             db_url=ini.get(SECTION, "db_url", db_url_from_ini(ini)),
             password=password,
+            user=ini.get(SECTION, "user", base.user),
             session_ttl=ini.get(SECTION, "session_ttl", base.session_ttl),
             secure_cookie=ini.get(SECTION, "secure_cookie", base.secure_cookie),
             stale_after=ini.get(SECTION, "stale_after", base.stale_after),

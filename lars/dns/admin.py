@@ -5,12 +5,18 @@ RouteVersion to max(old + 1, unix time) in ONE transaction, exactly what a DBA d
 hand (spec section 5), so running route services push it within a poll interval and
 two edits in the same second never share a version. Edits are serialised: SQLite takes
 its write lock first (BEGIN IMMEDIATE), MySQL locks the RouteVersion row FOR UPDATE.
+
+The same transaction writes one RouteAudit row per host or module edited (lars/dns/audit.py),
+with the bumped version and the caller's actor (the console user, or `cli:<os user>`), so
+an edit and its audit commit or fail together. On an original Lars database without
+RouteAudit, edits work as before and nothing is audited (logged once). A new edit kind
+(drain, weight, ...) is an `edit` callable that changes rows and returns its `Change`s.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy
@@ -19,11 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_change, route_data, route_version
 from lars.dbengine import is_sqlite
+from lars.dns.audit import AuditLog, cli_actor
 from lars.dns.table import MAX_HOSTS_PER_MODULE
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import dotted_to_uint, uint_to_dotted
 
-__all__ = ["MAX_ID", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
+__all__ = ["MAX_ID", "Change", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
 
 MAX_ID = 2_147_483_647  # ids travel as int32 on the wire
 
@@ -34,6 +41,19 @@ class RouteEntry:
     cmdid: int
     ip: str  # dotted
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one edit did to one host (or, with serverip 0, to one module): an audit row
+    without its actor, time and version, which the edit's transaction fills in."""
+
+    action: str  # one of lars.dns.audit.ACTIONS
+    modid: int
+    cmdid: int
+    serverip: int = 0  # unsigned
+    serverport: int = 0
+    detail: str = ""
 
 
 def validate_ids(modid: int, cmdid: int) -> None:
@@ -53,13 +73,24 @@ def validate_host(ip: str, port: int) -> int:
 
 
 class RouteAdmin:
-    """Reads and edits the route table. Safe to share between threads (one engine)."""
+    """Reads and edits the route table. Safe to share between threads (one engine).
+
+    `actor` names who edits in the audit log (default `cli:<os user>`); each edit may name
+    another with its `actor=` keyword (a console with several users, a test).
+    """
 
     def __init__(
-        self, engine: sqlalchemy.Engine, *, clock: Callable[[], float] = time.time
+        self,
+        engine: sqlalchemy.Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        actor: str | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
+        self.actor = actor if actor is not None else cli_actor()
+        self.audit = audit if audit is not None else AuditLog(engine, clock=clock)
 
     # reads
 
@@ -101,11 +132,13 @@ class RouteAdmin:
 
     # edits
 
-    def add_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
+    def add_host(
+        self, modid: int, cmdid: int, ip: str, port: int, *, actor: str | None = None
+    ) -> int:
         validate_ids(modid, cmdid)
         uip = validate_host(ip, port)
 
-        def edit(conn: Connection) -> None:
+        def edit(conn: Connection) -> list[Change]:
             if _host_ids(conn, modid, cmdid, uip, port):
                 raise ValidationError(f"host {ip}:{port} is already in module {modid}/{cmdid}")
             count = len(_host_ids(conn, modid, cmdid))
@@ -117,29 +150,42 @@ class RouteAdmin:
             conn.execute(
                 insert(route_data).values(modid=modid, cmdid=cmdid, serverip=uip, serverport=port)
             )
+            return [Change("add", modid, cmdid, uip, port, f"{uint_to_dotted(uip)}:{port}")]
 
-        return self._edit([(modid, cmdid)], edit)
+        return self._edit([(modid, cmdid)], edit, actor)
 
-    def del_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
+    def del_host(
+        self, modid: int, cmdid: int, ip: str, port: int, *, actor: str | None = None
+    ) -> int:
         validate_ids(modid, cmdid)
         uip = validate_host(ip, port)
 
-        def edit(conn: Connection) -> None:
+        def edit(conn: Connection) -> list[Change]:
             ids = _host_ids(conn, modid, cmdid, uip, port)
             if not ids:
                 raise ValidationError(f"host {ip}:{port} is not in module {modid}/{cmdid}")
             conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
+            return [Change("del", modid, cmdid, uip, port, f"{uint_to_dotted(uip)}:{port}")]
 
-        return self._edit([(modid, cmdid)], edit)
+        return self._edit([(modid, cmdid)], edit, actor)
 
     def replace_host(
-        self, modid: int, cmdid: int, old_ip: str, old_port: int, new_ip: str, new_port: int
+        self,
+        modid: int,
+        cmdid: int,
+        old_ip: str,
+        old_port: int,
+        new_ip: str,
+        new_port: int,
+        *,
+        actor: str | None = None,
     ) -> int:
+        """Replace one host by another; the audit row names the new host, its detail both."""
         validate_ids(modid, cmdid)
         old_uip = validate_host(old_ip, old_port)
         new_uip = validate_host(new_ip, new_port)
 
-        def edit(conn: Connection) -> None:
+        def edit(conn: Connection) -> list[Change]:
             ids = _host_ids(conn, modid, cmdid, old_uip, old_port)
             if not ids:
                 raise ValidationError(f"host {old_ip}:{old_port} is not in module {modid}/{cmdid}")
@@ -154,36 +200,70 @@ class RouteAdmin:
                 .where(route_data.c.id.in_(ids))
                 .values(serverip=new_uip, serverport=new_port)
             )
+            detail = f"{uint_to_dotted(old_uip)}:{old_port} -> {uint_to_dotted(new_uip)}:{new_port}"
+            return [Change("replace", modid, cmdid, new_uip, new_port, detail)]
 
-        return self._edit([(modid, cmdid)], edit)
+        return self._edit([(modid, cmdid)], edit, actor)
 
-    def del_module(self, modid: int, cmdid: int) -> int:
+    def del_module(self, modid: int, cmdid: int, *, actor: str | None = None) -> int:
+        """Remove every host of a module: one audit row for the module, listing them."""
         validate_ids(modid, cmdid)
 
-        def edit(conn: Connection) -> None:
-            ids = _host_ids(conn, modid, cmdid)
-            if not ids:
+        def edit(conn: Connection) -> list[Change]:
+            cond = and_(route_data.c.modid == modid, route_data.c.cmdid == cmdid)
+            rows = conn.execute(
+                select(route_data.c.id, route_data.c.serverip, route_data.c.serverport)
+                .where(cond)
+                .order_by(route_data.c.serverip, route_data.c.serverport)
+            ).all()
+            if not rows:
                 raise ValidationError(f"module {modid}/{cmdid} has no hosts")
-            conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
+            conn.execute(delete(route_data).where(route_data.c.id.in_([r.id for r in rows])))
+            hosts = ", ".join(f"{uint_to_dotted(int(r.serverip))}:{r.serverport}" for r in rows)
+            return [Change("del-module", modid, cmdid, 0, 0, f"{len(rows)} host(s): {hosts}")]
 
-        return self._edit([(modid, cmdid)], edit)
+        return self._edit([(modid, cmdid)], edit, actor)
 
     # the one transaction
 
-    def _edit(self, modules: list[tuple[int, int]], edit: Callable[[Connection], None]) -> int:
+    def _edit(
+        self,
+        modules: list[tuple[int, int]],
+        edit: Callable[[Connection], Sequence[Change]],
+        actor: str | None = None,
+    ) -> int:
+        """Bump the version, run `edit`, add the RouteChange rows of `modules` and one audit
+        row per Change that `edit` returns (by `actor`, default self.actor), all in ONE
+        transaction; returns the new version. A ValidationError from `edit` rolls it back."""
+        who = actor if actor is not None else self.actor
         try:
+            audited = self.audit.available()  # before the write lock: it may open a connection
             with self._engine.connect() as conn, conn.begin():
                 if is_sqlite(self._engine):
                     conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock first
                 version = self._bump(conn)
-                edit(conn)
+                changes = edit(conn)
                 conn.execute(
                     insert(route_change),
                     [{"modid": m, "cmdid": c, "version": version} for m, c in modules],
                 )
+                if audited:
+                    self.audit.write(conn, [self._audit_row(ch, who, version) for ch in changes])
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return version
+
+    def _audit_row(self, change: Change, actor: str, version: int) -> dict[str, object]:
+        return self.audit.row(
+            actor=actor,
+            action=change.action,
+            modid=change.modid,
+            cmdid=change.cmdid,
+            serverip=change.serverip,
+            serverport=change.serverport,
+            version=version,
+            detail=change.detail,
+        )
 
     def _bump(self, conn: Connection) -> int:
         old = conn.execute(
