@@ -6,6 +6,11 @@ overload list every `probe_num` requests, moves hosts between the lists on `repo
 and applies route updates keeping surviving hosts' state. Time comes in as `now`
 (seconds); nothing here touches sockets, threads or clocks.
 
+Weights (lars only, from the route service's HostInfo.weight): the idle list is chosen
+from by smooth weighted round robin (lars.agent.wrr), which is exactly the rotation of
+spec section 8 while every idle host has the same weight (the default), so that case
+keeps the plain rotation. Overload handling and probing stay per host, unweighted.
+
 Fixed defects of the original (spec section 11): a new host's idle and overload
 timestamps start at `now`; a removed host leaves both lists and the host map at once.
 """
@@ -14,10 +19,12 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from lars.agent.config import BalancerConfig
+from lars.agent.wrr import restart, swrr_pick
 from lars.protocol import RetCode
+from lars.protocol.weight import DEFAULT_WEIGHT
 
 __all__ = ["Host", "HostKey", "HostState", "ModuleBalancer", "RouteState"]
 
@@ -47,6 +54,7 @@ class Host:
     __slots__ = (
         "contin_err",
         "contin_succ",
+        "cw",
         "idle_ts",
         "ip",
         "overload_ts",
@@ -56,6 +64,7 @@ class Host:
         "state",
         "verr",
         "vsucc",
+        "weight",
         "wire",
     )
 
@@ -63,6 +72,8 @@ class Host:
         self.ip = ip
         self.port = port
         self.wire: bytes | None = None  # encoded form, cached by the I/O layer
+        self.weight = DEFAULT_WEIGHT  # from the route service; 1..MAX_WEIGHT
+        self.cw = 0  # smooth weighted round robin's current weight (lars.agent.wrr)
         self.overload_ts = now  # initialised (the original left it unset)
         self.state = HostState.IDLE
         self.vsucc = self.verr = self.rsucc = self.rerr = 0
@@ -71,7 +82,8 @@ class Host:
         self.set_idle(config, now)
 
     def __repr__(self) -> str:
-        return f"<Host {self.ip}:{self.port} {self.state.value} v={self.vsucc}/{self.verr}>"
+        w = f" w={self.weight}" if self.weight != DEFAULT_WEIGHT else ""
+        return f"<Host {self.ip}:{self.port} {self.state.value} v={self.vsucc}/{self.verr}{w}>"
 
     def set_idle(self, config: BalancerConfig, now: float) -> None:
         self.state = HostState.IDLE
@@ -102,17 +114,22 @@ class ModuleBalancer:
         "cmdid",
         "config",
         "dirty",
+        "fast_uniform",
         "hosts",
         "idle",
+        "idle_total",
         "modid",
         "overload",
         "route_state",
+        "uniform",
         "updated_at",
         "used_at",
         "waiting",
     )
 
-    def __init__(self, modid: int, cmdid: int, config: BalancerConfig) -> None:
+    def __init__(
+        self, modid: int, cmdid: int, config: BalancerConfig, *, fast_uniform: bool = True
+    ) -> None:
         self.modid = modid
         self.cmdid = cmdid
         self.config = config
@@ -125,6 +142,11 @@ class ModuleBalancer:
         self.updated_at = float("-inf")  # when routes last arrived
         self.used_at = float("-inf")  # last request while it had no hosts (expiry)
         self.dirty = False  # reports arrived since the last ReportStatusRequest
+        self.idle_total = 0  # sum of the idle hosts' weights
+        # every idle host has the same weight: smooth weighted round robin is then plain
+        # rotation (lars.agent.wrr), done without the arithmetic; tests turn it off
+        self.uniform = True
+        self.fast_uniform = fast_uniform
 
     # get_host
 
@@ -149,6 +171,8 @@ class ModuleBalancer:
                 return _OVERLOAD, None
         else:
             return _NOEXIST, None
+        if lst is idle and not (self.uniform and self.fast_uniform):
+            return _SUCC, swrr_pick(idle, self.idle_total)
         host = lst.popleft()
         lst.append(host)
         return _SUCC, host
@@ -212,37 +236,70 @@ class ModuleBalancer:
         self.idle.remove(host)
         host.set_overload(self.config, now)
         self.overload.append(host)
+        self._idle_changed()
 
     def _to_idle(self, host: Host, now: float) -> None:
         self.overload.remove(host)
         host.set_idle(self.config, now)
         self.idle.append(host)
+        self._idle_changed()
+
+    def _idle_changed(self) -> None:
+        """The idle list or an idle weight changed: restart the weighted round robin."""
+        self.idle_total, self.uniform = restart(self.idle)
 
     # route updates
 
-    def update_routes(self, hosts: Iterable[HostKey], now: float) -> None:
+    def update_routes(
+        self,
+        hosts: Iterable[HostKey],
+        now: float,
+        weights: Mapping[HostKey, int] | None = None,
+    ) -> None:
         """Apply a route reply or push: add new hosts idle, drop vanished ones, keep the rest.
 
-        An empty reply leaves the module known-empty (answers NOEXIST, re-asked only after
-        update_timeout) instead of dropping it (spec section 8, "Our improvement").
+        `weights` holds the hosts whose weight is not the default (already checked, see
+        lars.protocol.weight); a staying host keeps its state when only its weight
+        changes. An empty reply leaves the module known-empty (answers NOEXIST, re-asked
+        only after update_timeout) instead of dropping it (spec section 8, "Our
+        improvement").
         """
         wanted = dict.fromkeys(hosts)
+        weights = weights or {}
         self.waiting = False
         self.updated_at = now
+        idle_changed = False
         for key in [k for k in self.hosts if k not in wanted]:
             gone = self.hosts.pop(key)
-            (self.overload if gone.overloaded else self.idle).remove(gone)
+            if gone.overloaded:
+                self.overload.remove(gone)
+            else:
+                self.idle.remove(gone)
+                idle_changed = True
         for key in wanted:
-            if key not in self.hosts:
+            weight = weights.get(key, DEFAULT_WEIGHT)
+            host = self.hosts.get(key)
+            if host is None:
                 host = Host(key[0], key[1], self.config, now)
+                host.weight = weight
                 self.hosts[key] = host
                 self.idle.append(host)
+                idle_changed = True
+            elif host.weight != weight:
+                host.weight = weight
+                idle_changed = idle_changed or not host.overloaded
+        if idle_changed:
+            self._idle_changed()
         self.route_state = RouteState.READY if self.hosts else RouteState.EMPTY
         if not self.hosts:
             self.access_cnt = 0
 
     def host_keys(self) -> list[HostKey]:
         return list(self.hosts)
+
+    def weights(self) -> dict[HostKey, int]:
+        """The hosts whose weight is not the default (the form update_routes takes)."""
+        return {k: h.weight for k, h in self.hosts.items() if h.weight != DEFAULT_WEIGHT}
 
     # reporting
 

@@ -197,8 +197,14 @@ class ShardEndpoint(asyncio.DatagramProtocol):
 
     # from the route client (posted to this loop)
 
-    def on_route(self, modid: int, cmdid: int, hosts: list[HostKey]) -> None:
-        self.shard.on_route(modid, cmdid, hosts, self._clock())
+    def on_route(
+        self,
+        modid: int,
+        cmdid: int,
+        hosts: list[HostKey],
+        weights: dict[HostKey, int] | None = None,
+    ) -> None:
+        self.shard.on_route(modid, cmdid, hosts, self._clock(), weights)
 
     def on_connected(self) -> None:
         self.shard.on_connected(self._clock())

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from lars.agent.balancer import HostKey
 from lars.protocol import MsgId, lars_pb2
+from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
 from lars.reactor import LoopThread, Router, TcpClient, backoff
 from lars.reactor.backoff import BackoffFactory
 
@@ -22,7 +23,8 @@ __all__ = ["RouteClient"]
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[int, int, list[HostKey]], None]
+# (modid, cmdid, hosts, weights of the hosts whose weight is not the default)
+Deliver = Callable[[int, int, list[HostKey], dict[HostKey, int]], None]
 
 _GET_ROUTE_REQUEST = int(MsgId.GET_ROUTE_REQUEST)
 
@@ -81,4 +83,11 @@ class RouteClient:
     def _on_response(self, conn: object, msgid: int, body: bytes) -> None:
         msg = lars_pb2.GetRouteResponse.FromString(body)
         self.responses += 1
-        self._deliver(msg.modid, msg.cmdid, [(h.ip, h.port) for h in msg.host])
+        hosts: list[HostKey] = []
+        weights: dict[HostKey, int] = {}
+        for h in msg.host:
+            key = (h.ip, h.port)
+            hosts.append(key)
+            if h.weight and h.weight != DEFAULT_WEIGHT:  # lars only: HostInfo.weight
+                weights[key] = wire_weight(h.weight)
+        self._deliver(msg.modid, msg.cmdid, hosts, weights)

@@ -207,10 +207,12 @@ class AgentService:
 
     # route client callbacks (client loop)
 
-    def _deliver(self, modid: int, cmdid: int, hosts: list[HostKey]) -> None:
+    def _deliver(
+        self, modid: int, cmdid: int, hosts: list[HostKey], weights: dict[HostKey, int]
+    ) -> None:
         i = shard_of(modid, cmdid)
         if i in self.config.shards:
-            self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts)
+            self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts, weights)
 
     def _route_connected(self) -> None:
         for ep, thread in self._served():

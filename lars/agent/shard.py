@@ -11,7 +11,7 @@ Time comes in as `now` (monotonic seconds) and `wall` (unix seconds, for reports
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from lars.agent.balancer import Host, HostKey, ModuleBalancer, RouteState
@@ -140,14 +140,22 @@ class Shard:
 
     # route service
 
-    def on_route(self, modid: int, cmdid: int, hosts: Iterable[HostKey], now: float) -> None:
-        """A GetRouteResponse (reply or push). Unknown modules are ignored: nobody asked."""
+    def on_route(
+        self,
+        modid: int,
+        cmdid: int,
+        hosts: Iterable[HostKey],
+        now: float,
+        weights: Mapping[HostKey, int] | None = None,
+    ) -> None:
+        """A GetRouteResponse (reply or push); `weights` holds the hosts whose weight is
+        not the default. Unknown modules are ignored: nobody asked."""
         mod = self.modules.get((modid, cmdid))
         if mod is None:
             self.routes_ignored += 1
             return
         self.routes_received += 1
-        mod.update_routes(hosts, now)
+        mod.update_routes(hosts, now, weights)
         if mod.hosts:
             self._empty.discard((modid, cmdid))
         else:

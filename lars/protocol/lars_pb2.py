@@ -24,31 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nlars.proto\x12\x04lars\"$\n\x08HostInfo\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\"/\n\x0fGetRouteRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\"N\n\x10GetRouteResponse\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x03(\x0b\x32\x0e.lars.HostInfo\"W\n\x0eHostCallResult\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04succ\x18\x03 \x01(\r\x12\x0b\n\x03\x65rr\x18\x04 \x01(\r\x12\x10\n\x08overload\x18\x05 \x01(\x08\"v\n\x13ReportStatusRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\x05\x12%\n\x07results\x18\x04 \x03(\x0b\x32\x14.lars.HostCallResult\x12\n\n\x02ts\x18\x05 \x01(\r\";\n\x0eGetHostRequest\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\"k\n\x0fGetHostResponse\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\x12\x0f\n\x07retcode\x18\x04 \x01(\x05\x12\x1c\n\x04host\x18\x05 \x01(\x0b\x32\x0e.lars.HostInfo\"\\\n\rReportRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0f\n\x07retcode\x18\x04 \x01(\x05*\xe6\x01\n\tMessageId\x12\x0e\n\nID_UNKNOWN\x10\x00\x12\x16\n\x12ID_GetRouteRequest\x10\x01\x12\x17\n\x13ID_GetRouteResponse\x10\x02\x12\x1a\n\x16ID_ReportStatusRequest\x10\x03\x12\x15\n\x11ID_GetHostRequest\x10\x04\x12\x16\n\x12ID_GetHostResponse\x10\x05\x12\x14\n\x10ID_ReportRequest\x10\x06\x12\x1a\n\x16ID_API_GetRouteRequest\x10\x07\x12\x1b\n\x17ID_API_GetRouteResponse\x10\x08*T\n\x0bLarsRetCode\x12\x0c\n\x08RET_SUCC\x10\x00\x12\x10\n\x0cRET_OVERLOAD\x10\x01\x12\x14\n\x10RET_SYSTEM_ERROR\x10\x02\x12\x0f\n\x0bRET_NOEXIST\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nlars.proto\x12\x04lars\"4\n\x08HostInfo\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0e\n\x06weight\x18\x03 \x01(\r\"/\n\x0fGetRouteRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\"N\n\x10GetRouteResponse\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x03(\x0b\x32\x0e.lars.HostInfo\"W\n\x0eHostCallResult\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04succ\x18\x03 \x01(\r\x12\x0b\n\x03\x65rr\x18\x04 \x01(\r\x12\x10\n\x08overload\x18\x05 \x01(\x08\"v\n\x13ReportStatusRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\x05\x12%\n\x07results\x18\x04 \x03(\x0b\x32\x14.lars.HostCallResult\x12\n\n\x02ts\x18\x05 \x01(\r\";\n\x0eGetHostRequest\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\"k\n\x0fGetHostResponse\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\x12\x0f\n\x07retcode\x18\x04 \x01(\x05\x12\x1c\n\x04host\x18\x05 \x01(\x0b\x32\x0e.lars.HostInfo\"\\\n\rReportRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0f\n\x07retcode\x18\x04 \x01(\x05*\xe6\x01\n\tMessageId\x12\x0e\n\nID_UNKNOWN\x10\x00\x12\x16\n\x12ID_GetRouteRequest\x10\x01\x12\x17\n\x13ID_GetRouteResponse\x10\x02\x12\x1a\n\x16ID_ReportStatusRequest\x10\x03\x12\x15\n\x11ID_GetHostRequest\x10\x04\x12\x16\n\x12ID_GetHostResponse\x10\x05\x12\x14\n\x10ID_ReportRequest\x10\x06\x12\x1a\n\x16ID_API_GetRouteRequest\x10\x07\x12\x1b\n\x17ID_API_GetRouteResponse\x10\x08*T\n\x0bLarsRetCode\x12\x0c\n\x08RET_SUCC\x10\x00\x12\x10\n\x0cRET_OVERLOAD\x10\x01\x12\x14\n\x10RET_SYSTEM_ERROR\x10\x02\x12\x0f\n\x0bRET_NOEXIST\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lars_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGEID']._serialized_start=661
-  _globals['_MESSAGEID']._serialized_end=891
-  _globals['_LARSRETCODE']._serialized_start=893
-  _globals['_LARSRETCODE']._serialized_end=977
+  _globals['_MESSAGEID']._serialized_start=677
+  _globals['_MESSAGEID']._serialized_end=907
+  _globals['_LARSRETCODE']._serialized_start=909
+  _globals['_LARSRETCODE']._serialized_end=993
   _globals['_HOSTINFO']._serialized_start=20
-  _globals['_HOSTINFO']._serialized_end=56
-  _globals['_GETROUTEREQUEST']._serialized_start=58
-  _globals['_GETROUTEREQUEST']._serialized_end=105
-  _globals['_GETROUTERESPONSE']._serialized_start=107
-  _globals['_GETROUTERESPONSE']._serialized_end=185
-  _globals['_HOSTCALLRESULT']._serialized_start=187
-  _globals['_HOSTCALLRESULT']._serialized_end=274
-  _globals['_REPORTSTATUSREQUEST']._serialized_start=276
-  _globals['_REPORTSTATUSREQUEST']._serialized_end=394
-  _globals['_GETHOSTREQUEST']._serialized_start=396
-  _globals['_GETHOSTREQUEST']._serialized_end=455
-  _globals['_GETHOSTRESPONSE']._serialized_start=457
-  _globals['_GETHOSTRESPONSE']._serialized_end=564
-  _globals['_REPORTREQUEST']._serialized_start=566
-  _globals['_REPORTREQUEST']._serialized_end=658
+  _globals['_HOSTINFO']._serialized_end=72
+  _globals['_GETROUTEREQUEST']._serialized_start=74
+  _globals['_GETROUTEREQUEST']._serialized_end=121
+  _globals['_GETROUTERESPONSE']._serialized_start=123
+  _globals['_GETROUTERESPONSE']._serialized_end=201
+  _globals['_HOSTCALLRESULT']._serialized_start=203
+  _globals['_HOSTCALLRESULT']._serialized_end=290
+  _globals['_REPORTSTATUSREQUEST']._serialized_start=292
+  _globals['_REPORTSTATUSREQUEST']._serialized_end=410
+  _globals['_GETHOSTREQUEST']._serialized_start=412
+  _globals['_GETHOSTREQUEST']._serialized_end=471
+  _globals['_GETHOSTRESPONSE']._serialized_start=473
+  _globals['_GETHOSTRESPONSE']._serialized_end=580
+  _globals['_REPORTREQUEST']._serialized_start=582
+  _globals['_REPORTREQUEST']._serialized_end=674
 # @@protoc_insertion_point(module_scope)

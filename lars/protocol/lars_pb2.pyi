@@ -40,12 +40,14 @@ RET_SYSTEM_ERROR: LarsRetCode
 RET_NOEXIST: LarsRetCode
 
 class HostInfo(_message.Message):
-    __slots__ = ("ip", "port")
+    __slots__ = ("ip", "port", "weight")
     IP_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     ip: int
     port: int
-    def __init__(self, ip: _Optional[int] = ..., port: _Optional[int] = ...) -> None: ...
+    weight: int
+    def __init__(self, ip: _Optional[int] = ..., port: _Optional[int] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class GetRouteRequest(_message.Message):
     __slots__ = ("modid", "cmdid")

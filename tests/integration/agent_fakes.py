@@ -32,6 +32,7 @@ class FakeRouteService:
 
     def __init__(self, port: int = 0) -> None:
         self.routes: dict[Key, list[tuple[int, int]]] = {}
+        self.weights: dict[Key, dict[tuple[int, int], int]] = {}  # HostInfo.weight (lars)
         self.requests: list[Key] = []
         self._subs: dict[Key, set[Connection]] = {}
         self.server = TcpServer(
@@ -54,8 +55,9 @@ class FakeRouteService:
 
     def _body(self, key: Key) -> bytes:
         msg = lars_pb2.GetRouteResponse(modid=key[0], cmdid=key[1])
+        weights = self.weights.get(key, {})
         for ip, port in self.routes.get(key, []):
-            msg.host.add(ip=ip, port=port)
+            msg.host.add(ip=ip, port=port, weight=weights.get((ip, port), 0))
         return msg.SerializeToString()
 
     def _on_request(self, conn: Connection, msgid: int, body: bytes) -> None:
@@ -72,9 +74,16 @@ class FakeRouteService:
     def subscribers(self, key: Key) -> int:
         return self.server.master.call(lambda: len(self._subs.get(key, ()))).result()
 
-    def set_route(self, key: Key, hosts: list[tuple[int, int]], push: bool = True) -> None:
+    def set_route(
+        self,
+        key: Key,
+        hosts: list[tuple[int, int]],
+        push: bool = True,
+        weights: dict[tuple[int, int], int] | None = None,
+    ) -> None:
         def run() -> None:
             self.routes[key] = hosts
+            self.weights[key] = weights or {}
             if push:
                 for conn in list(self._subs.get(key, ())):
                     conn.send(int(MsgId.GET_ROUTE_RESPONSE), self._body(key))

@@ -96,7 +96,7 @@ def test_hostile_route_service_does_not_break_the_client(loop: LoopThread) -> No
     client = RouteClient(
         loop,
         [("127.0.0.1", server.port)],
-        deliver=lambda m, c, h: got.append((m, c, h)),
+        deliver=lambda m, c, h, w: got.append((m, c, h)),
         on_connected=connects.release,
         backoff_factory=fast_backoff,
     )

@@ -1,4 +1,6 @@
-"""The committed protobuf modules are protoc's output, and the fields are spec section 3's."""
+"""The committed protobuf modules are protoc's output, and the fields are spec section 3's
+(plus the lars-only optional fields; tests/unit/test_proto_compat.py shows original
+peers ignore them)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,11 @@ INT32, UINT32, BOOL, STRING, MESSAGE = (
 
 # Spec section 3: message -> [(field, number, type, repeated?, message type)]
 SPEC: dict[str, list[tuple[str, int, int, bool, str | None]]] = {
-    "HostInfo": [("ip", 1, INT32, False, None), ("port", 2, INT32, False, None)],
+    "HostInfo": [
+        ("ip", 1, INT32, False, None),
+        ("port", 2, INT32, False, None),
+        ("weight", 3, UINT32, False, None),  # lars only (issue 13); original peers skip it
+    ],
     "GetRouteRequest": [("modid", 1, INT32, False, None), ("cmdid", 2, INT32, False, None)],
     "GetRouteResponse": [
         ("modid", 1, INT32, False, None),
