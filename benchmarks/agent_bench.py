@@ -133,7 +133,7 @@ class Stack:
         self.procs = [
             lars(workdir / "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
                  "--port", str(self.dns_port)),
-            lars(workdir / "reporter.log", "reporter", "--db-url", url, "--ip", "127.0.0.1",
+            lars(workdir / "reporter.log", "reporter", "--db", url, "--ip", "127.0.0.1",
                  "--port", str(self.rep_port)),
             lars(workdir / f"agent-{mode}.log", "agent", "--mode", mode,
                  "--base-port", str(self.base), "--dns", f"127.0.0.1:{self.dns_port}",

@@ -3,6 +3,12 @@
 Every module in COMMAND_MODULES has `register(subparsers)`, which adds its parsers and
 sets `func(args) -> int` on each. Objects are built inside those functions, never at
 import time.
+
+The global options (GLOBAL_OPTIONS: --log-level) are accepted before and after the
+command name: every (sub)command parser is a `_CommandParser`, which adds them with a
+suppressed default, so a value given after the command overrides the one before it.
+`main()` is the error boundary (lars.boundary): any failure of any command ends as one
+line `lars <cmd>: <what>: <cause>` and a documented exit code.
 """
 
 from __future__ import annotations
@@ -12,10 +18,16 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from lars.errors import LarsError
+from lars import __version__
+from lars.boundary import ExitCode, report_failure
 
-__all__ = ["build_parser", "main"]
+__all__ = ["GLOBAL_OPTIONS", "build_parser", "main"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Options every command accepts before or after its name; all of them take a value.
+GLOBAL_OPTIONS = ("--log-level",)
 
 # module -> the top-level commands it registers. Only the modules a command needs are
 # imported, so `lars gethost` does not pay for the console's web stack or SQLAlchemy.
@@ -27,35 +39,64 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lars.agent.cli": ("agent",),
     "lars.client.cli": ("gethost", "getroute", "report", "simulator", "qps", "bench"),
     "lars.up": ("up",),
+    "lars.sql": ("sql",),
 }
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The first word of argv that is neither an option nor a global option's value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in GLOBAL_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _modules_for(argv: Sequence[str]) -> list[str]:
     """The modules that register the command named in argv; all of them for help or typos."""
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
-    # The only option before the command takes a value: skip it.
-    if command is not None and "--log-level" in argv:
-        rest = list(argv)
-        at = rest.index("--log-level")
-        if at + 1 < len(rest) and rest[at + 1] == command:
-            command = next((a for a in rest[at + 2 :] if not a.startswith("-")), None)
+    command = _command_name(argv)
     chosen = [m for m, commands in COMMAND_MODULES.items() if command in commands]
     return chosen or list(COMMAND_MODULES)
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """GLOBAL_OPTIONS on `parser`; below the top only a value actually given is stored."""
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO" if top else argparse.SUPPRESS,
+        choices=LOG_LEVELS,
+        help="logging level (default INFO; DEBUG also prints tracebacks of failures)",
+    )
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A (sub)command's parser: takes the global options too and records its own name
+    (`route add`) for the error line. Nested subcommands inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_global_options(self, top=False)
+        self.set_defaults(_command=self.prog.removeprefix("lars").strip())
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with argv, only the modules that the named command needs are loaded."""
     parser = argparse.ArgumentParser(
         prog="lars",
-        description="Lars-style service discovery and load balancing.",
+        description="Lars-style service discovery and load balancing. Exit codes: "
+        "0 ok, 1 failure, 2 usage, 3 the agent or daemon does not answer, "
+        "4 the module is missing or overloaded.",
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default INFO)",
+    parser.add_argument("--version", action="version", version=f"lars {__version__}")
+    _add_global_options(parser, top=True)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     modules = list(COMMAND_MODULES) if argv is None else _modules_for(argv)
     for name in modules:
         importlib.import_module(name).register(subparsers)
@@ -70,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    command = str(getattr(args, "_command", args.command))
     try:
-        code: int = args.func(args)
+        code = int(args.func(args))
     except KeyboardInterrupt:
-        return 130
-    except LarsError as exc:
-        print(f"lars {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        return int(report_failure(command, exc, debug=args.log_level == "DEBUG"))
     return code
 
 

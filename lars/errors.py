@@ -6,8 +6,10 @@ LarsError
 │   └── FrameLengthError     msglen outside 0..MAX_BODY
 ├── NetworkError             a peer cannot be reached or went away
 │   ├── NotConnected         a reconnecting client is between connections
-│   └── QueueFull            a bounded send queue refused a message
+│   ├── QueueFull            a bounded send queue refused a message
+│   └── NotAnswering         an agent or daemon does not answer (timeout or refusal)
 ├── LarsTimeout              (also a builtin TimeoutError) no reply in time
+├── NoHost                   the agent answered without a host (NOEXIST, OVERLOAD)
 ├── LoopClosed               a task was posted to a loop thread that has stopped
 ├── StoreUnavailable         the database cannot be reached
 └── ValidationError          user input (ids, addresses, ports) is invalid
@@ -22,6 +24,8 @@ __all__ = [
     "LarsTimeout",
     "LoopClosed",
     "NetworkError",
+    "NoHost",
+    "NotAnswering",
     "NotConnected",
     "ProtocolError",
     "QueueFull",
@@ -65,6 +69,14 @@ class NotConnected(NetworkError):
 
 class QueueFull(NetworkError):
     """A bounded queue refused a message instead of growing."""
+
+
+class NotAnswering(NetworkError):
+    """An agent or daemon does not answer: no reply in time, or nothing listens there."""
+
+
+class NoHost(LarsError):
+    """The agent answered, but without a host: the module is missing or overloaded."""
 
 
 class LarsTimeout(LarsError, TimeoutError):

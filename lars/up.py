@@ -131,7 +131,17 @@ class UpStack:
                 self.console.start()
         except OSError as exc:
             self.stop()
-            raise NetworkError(f"{stage} cannot start on {cfg.ip}: {exc}") from exc
+            port = {
+                "route service": cfg.dns_port,
+                "reporter": cfg.reporter_port,
+                "console": cfg.console_port,
+            }.get(stage)
+            where = cfg.ip if port is None else f"{cfg.ip}:{port}"
+            cause = exc.strerror or str(exc)
+            raise NetworkError(f"{stage}: cannot listen on {where}: {cause}") from exc
+        except NetworkError as exc:  # the agent names its own UDP port
+            self.stop()
+            raise NetworkError(f"{stage}: {exc}") from exc
         except BaseException:
             self.stop()
             raise
@@ -151,6 +161,19 @@ class UpStack:
         if self.dns is not None:
             self.dns.stop()
         self.engine.dispose()
+
+    def client_flags(self) -> str:
+        """The flags that point `lars gethost` at this stack's agent ("" for the defaults)."""
+        assert self.agent is not None
+        ports = self.agent.ports
+        flags = []
+        if self.config.ip != DEFAULT_IP:
+            flags.append(f"--agent-ip {self.config.ip}")
+        if ports != tuple(range(ports[0], ports[0] + len(ports))):
+            flags.append("--agent-ports " + ",".join(map(str, ports)))
+        elif ports[0] != DEFAULT_AGENT_PORT:
+            flags.append(f"--agent-port {ports[0]}")
+        return "".join(" " + flag for flag in flags)
 
     def describe(self) -> str:
         assert self.dns is not None and self.reporter is not None and self.agent is not None
@@ -232,7 +255,10 @@ def _up(args: argparse.Namespace) -> int:
             if config.demo:
                 modules = sorted({(m, c) for m, c, _, _ in DEMO_ROUTES})
                 listed = ", ".join(f"({m}, {c})" for m, c in modules)
-                print(f"demo modules {listed}; try: lars gethost 1 1", flush=True)
+                print(
+                    f"demo modules {listed}; try: lars gethost 1 1{stack.client_flags()}",
+                    flush=True,
+                )
             while not stop.wait(1.0):
                 pass
             print("lars up: stopping", flush=True)

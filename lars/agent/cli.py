@@ -18,7 +18,20 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode, parse_addresses
+from lars.agent.config import (
+    DEFAULT_BASE_PORT,
+    DEFAULT_DNS,
+    DEFAULT_MAX_MODULES,
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_REPORTER,
+    DEFAULT_UDP_IP,
+    SHARDS,
+    AgentConfig,
+    BalancerConfig,
+    ShardMode,
+    default_mode,
+    parse_addresses,
+)
 from lars.agent.service import AgentService
 from lars.config import IniFile, override
 from lars.errors import ConfigError
@@ -38,21 +51,50 @@ def register(subparsers: Any) -> None:
         "with neither: route service 127.0.0.1:7778, reporter 127.0.0.1:7779.",
     )
     parser.add_argument("-c", "--config", metavar="FILE", help="Lars INI file")
-    parser.add_argument("--ip", help="UDP listen address (default 127.0.0.1)")
-    parser.add_argument("--base-port", type=int, help="first UDP port (default 8888)")
-    parser.add_argument("--dns", metavar="H:P[,H:P]", help="route service address(es)")
-    parser.add_argument("--reporter", metavar="H:P[,H:P]", help="reporter address(es)")
+    # Flags default to None (the file or the config's default applies); the help shows the
+    # config's own defaults, so it cannot drift from the code.
+    lb = BalancerConfig()
+    parser.add_argument("--ip", help=f"UDP listen address (default {DEFAULT_UDP_IP})")
+    parser.add_argument(
+        "--base-port", type=int, help=f"first UDP port (default {DEFAULT_BASE_PORT})"
+    )
+    parser.add_argument(
+        "--dns", metavar="H:P[,H:P]", help=f"route service address(es) (default {_hp(DEFAULT_DNS)})"
+    )
+    parser.add_argument(
+        "--reporter",
+        metavar="H:P[,H:P]",
+        help=f"reporter address(es) (default {_hp(DEFAULT_REPORTER)})",
+    )
     parser.add_argument("--caller", help="IPv4 reported as caller (default: primary address)")
     parser.add_argument(
-        "--mode", choices=[m.value for m in ShardMode], help="shards on loops (one-loop)"
+        "--mode",
+        choices=[m.value for m in ShardMode],
+        help=f"shards on loops (default here {default_mode().value})",
     )
-    parser.add_argument("--max-modules", type=int, help="modules per shard (100000)")
-    parser.add_argument("--report-interval", type=float, help="seconds between reports (1)")
+    parser.add_argument(
+        "--max-modules", type=int, help=f"modules per shard (default {DEFAULT_MAX_MODULES})"
+    )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        help=f"seconds between reports (default {DEFAULT_REPORT_INTERVAL:g})",
+    )
     parser.add_argument("--cache", metavar="FILE", help="route snapshot file")
-    parser.add_argument("--probe-num", type=int, help="[loadbalance] probe_num")
-    parser.add_argument("--update-timeout", type=float, help="[loadbalance] update_timeout")
+    parser.add_argument(
+        "--probe-num", type=int, help=f"[loadbalance] probe_num (default {lb.probe_num})"
+    )
+    parser.add_argument(
+        "--update-timeout",
+        type=float,
+        help=f"[loadbalance] update_timeout (default {lb.update_timeout:g})",
+    )
     parser.add_argument("--only-shard", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
+
+
+def _hp(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 def build_config(args: argparse.Namespace) -> AgentConfig:

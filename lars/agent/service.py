@@ -23,7 +23,7 @@ from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
 from lars.agent.shard import Shard, shard_of
 from lars.agent.stats import AgentStats, StatsLog
-from lars.errors import ConfigError
+from lars.errors import ConfigError, NetworkError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread, backoff
 from lars.reactor.backoff import BackoffFactory
@@ -120,7 +120,13 @@ class AgentService:
                 thread.start()
             for ep, thread in self._served():
                 port = cfg.base_port + ep.shard.index if cfg.base_port else 0
-                thread.submit(ep.open(cfg.udp_ip, port)).result()
+                try:
+                    thread.submit(ep.open(cfg.udp_ip, port)).result()
+                except OSError as exc:
+                    cause = exc.strerror or str(exc)
+                    raise NetworkError(
+                        f"cannot listen on {cfg.udp_ip}:{port} (UDP): {cause}"
+                    ) from exc
             snapshots = self.cache_writer.update if self.cache_writer is not None else None
             for ep, thread in self._served():
                 thread.call(

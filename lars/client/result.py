@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from lars.errors import LarsError
+from lars.errors import NoHost
 from lars.protocol import RetCode
 
 __all__ = ["ClientStats", "Host", "HostResult", "NoHostError", "RouteResult"]
@@ -86,7 +86,7 @@ class ClientStats:
     bad: int
 
 
-class NoHostError(LarsError):
+class NoHostError(NoHost):
     """`call()` got no host (OVERLOAD, NOEXIST or SYSTEM_ERROR); `.result` says which."""
 
     def __init__(self, result: HostResult) -> None:

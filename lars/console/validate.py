@@ -63,7 +63,7 @@ class Fields:
             dotted_to_uint(raw)
         except ValidationError:
             return self._fail(name, "must be a dotted IPv4 address such as 10.0.0.7", "")
-        return ".".join(str(int(p)) for p in raw.split("."))
+        return raw  # canonical: dotted_to_uint accepts no other spelling
 
     def port(self, name: str = "port") -> int:
         raw = self.raw(name)

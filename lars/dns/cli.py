@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 
 from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini, override
 from lars.db import route_version
-from lars.dbengine import init_schema, is_sqlite, make_engine
+from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, safe_url
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable
@@ -143,7 +143,8 @@ def run_dns(args: argparse.Namespace) -> int:
             raise
         except OSError as exc:
             reactor = config.reactor
-            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {exc}") from exc
+            cause = exc.strerror or str(exc)
+            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
         print(f"lars dns: listening on port {service.port}", file=sys.stderr, flush=True)
         while not stopping.wait(1.0):
             pass
@@ -155,6 +156,8 @@ def run_dns(args: argparse.Namespace) -> int:
 
 
 def run_initdb(args: argparse.Namespace) -> int:
+    if ensure_database(_db_url(args)):
+        print(f"lars initdb: database created at {safe_url(_db_url(args))}")
     with _engine(args) as engine:
         init_schema(engine)
         with engine.begin() as conn:
@@ -168,7 +171,7 @@ def run_initdb(args: argparse.Namespace) -> int:
             for row in DEMO_ROUTES:
                 if row not in existing:
                     admin.add_host(*row)
-    print(f"lars initdb: schema ready at {_db_url(args)}")
+    print(f"lars initdb: schema ready at {safe_url(_db_url(args))}")
     return 0
 
 

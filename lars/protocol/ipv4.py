@@ -4,11 +4,15 @@
 - unsigned int 3232235953, what the database stores;
 - signed int32 -1062731343, what travels in the protobuf int32 fields.
 
-Conversion happens at the edges only, so a sign bug never reaches a user.
+Conversion happens at the edges only, so a sign bug never reaches a user. Every dotted
+address lars reads (CLI, console, JSON API, config, cache) is parsed here, by the stdlib
+`ipaddress` rules: exactly four decimal octets 0..255, no leading zeros ("010.0.0.1" is
+refused rather than read as 10.0.0.1 or, as inet_aton would, as octal 8.0.0.1).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 
@@ -28,13 +32,12 @@ _U32 = struct.Struct("!I")
 
 def dotted_to_uint(text: str) -> int:
     """Parse a dotted-quad IPv4 address; raise ValidationError when it is not one."""
-    parts = text.split(".")
-    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+    if not isinstance(text, str):
         raise ValidationError(f"not a dotted IPv4 address: {text!r}")
-    octets = [int(p) for p in parts]
-    if any(o > 255 for o in octets):
-        raise ValidationError(f"not a dotted IPv4 address: {text!r}")
-    return (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError as exc:
+        raise ValidationError(f"not a dotted IPv4 address: {text!r} ({exc})") from None
 
 
 def uint_to_dotted(value: int) -> str:

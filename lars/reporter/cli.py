@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 from lars.config import IniFile, override
+from lars.dbengine import parse_db_url
 from lars.errors import NetworkError
 from lars.reporter.service import ReporterConfig, ReporterService
 
@@ -30,7 +31,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ip", help="listen address (default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="listen port (default 7779; 0 = any)")
     parser.add_argument("--threads", type=int, help="reactor worker loops (default 0)")
-    parser.add_argument("--db-url", help="SQLAlchemy URL (overrides [mysql])")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL (overrides [mysql]; default sqlite:///lars.db)"
+    )
+    # The old spelling, kept working but no longer shown.
+    parser.add_argument("--db-url", dest="db", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--writers", type=int, help="writer threads (default 3)")
     parser.add_argument("--batch-rows", type=int, help="rows per upsert batch (default 1000)")
     parser.add_argument("--batch-ms", type=float, help="max wait to fill a batch (default 50)")
@@ -46,7 +51,7 @@ def build_config(args: argparse.Namespace) -> ReporterConfig:
     return override(
         config,
         reactor=reactor,
-        db_url=args.db_url,
+        db_url=args.db,
         writers=args.writers,
         batch_rows=args.batch_rows,
         batch_interval=batch_interval,
@@ -57,6 +62,7 @@ def build_config(args: argparse.Namespace) -> ReporterConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    parse_db_url(config.db_url)  # a bad URL fails here, before any thread starts
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             service.start()
         except OSError as exc:
             reactor = config.reactor
-            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {exc}") from exc
+            cause = exc.strerror or str(exc)
+            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
         while not stop.wait(1.0):
             pass
     finally:

@@ -116,7 +116,7 @@ def test_agent_process_with_real_route_service_and_reporter(tmp_path: Path, db_u
     rep = Proc(
         tmp_path / "rep.log",
         "reporter",
-        "--db-url",
+        "--db",
         db_url,
         "--ip",
         "127.0.0.1",

@@ -87,7 +87,7 @@ def test_sigterm_writes_every_pending_row_before_exit(
     # Batches never fill and never time out: only the SIGTERM flush can write the rows.
     reporter = Reporter(
         tmp_path,
-        "--db-url", sqlite_url,
+        "--db", sqlite_url,
         "--batch-rows", "1000000",
         "--batch-ms", "3600000",
         "--stats-interval", "0.1",
@@ -177,11 +177,11 @@ def test_a_busy_port_or_a_bad_config_is_a_clear_error(tmp_path: Path, sqlite_url
         port = busy.getsockname()[1]
         run = subprocess.run(
             [sys.executable, "-m", "lars", "reporter", "--ip", "127.0.0.1", "--port", str(port),
-             "--db-url", sqlite_url],
+             "--db", sqlite_url],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
         )  # fmt: skip
-    assert run.returncode == 2
-    assert f"lars reporter: error: cannot listen on 127.0.0.1:{port}" in run.stderr
+    assert run.returncode == 1
+    assert f"lars reporter: cannot listen on 127.0.0.1:{port}: Address already in use" in run.stderr
     conf = tmp_path / "bad.conf"
     conf.write_text("[repoter]\ndb_thread_cnt = lots\n")
     run = subprocess.run(

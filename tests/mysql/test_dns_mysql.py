@@ -26,7 +26,8 @@ from tests.proxy import CuttableProxy
 
 pytestmark = pytest.mark.mysql
 
-SQL_FILE = Path(__file__).resolve().parents[2] / "sql" / "lars_dns.sql"
+# The file shipped inside the package (what `lars sql schema` prints).
+SQL_FILE = Path(__file__).resolve().parents[2] / "lars" / "sql" / "lars_dns.sql"
 
 
 def test_load_and_delete_exactly_mysql(mysql_url: str) -> None:

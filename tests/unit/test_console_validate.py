@@ -12,7 +12,7 @@ def test_good_fields_parse() -> None:
         {
             "modid": " 7 ",
             "cmdid": "2147483647",
-            "ip": "010.0.0.1",
+            "ip": "10.0.0.1",
             "port": "80",
             "mod_desc": "  user service ",
         }
@@ -37,6 +37,7 @@ def test_good_fields_parse() -> None:
         ("ip", "", "IP address is required"),
         ("ip", "10.0.0", "dotted IPv4"),
         ("ip", "256.1.1.1", "dotted IPv4"),
+        ("ip", "010.0.0.1", "dotted IPv4"),  # one rule everywhere: no leading zeros
         ("ip", "host.example", "dotted IPv4"),
         ("port", "0", "1..65535"),
         ("port", "65536", "1..65535"),

@@ -137,3 +137,11 @@ def test_out_of_range_wire_raises(value: int) -> None:
 def test_validation_error_is_a_value_error_for_callers_that_expect_one() -> None:
     with pytest.raises(ValueError):
         dotted_to_uint("999.1.1.1")
+
+
+@pytest.mark.parametrize(
+    "text", ["010.0.0.1", "1.2.3.04", "1.2.3", "1.2.3.4.5", "256.0.0.1", " 1.2.3.4", "1.2.3.٤", ""]
+)
+def test_one_rule_for_dotted_addresses_rejects_leading_zeros_and_junk(text: str) -> None:
+    with pytest.raises(ValidationError, match="not a dotted IPv4 address"):
+        dotted_to_uint(text)

@@ -1,6 +1,6 @@
 -- Demo routes (the same rows as `lars initdb --demo`), added the way a DBA edits routes:
 -- RouteData rows, one RouteChange row per module, then a larger RouteVersion.
--- Usage: mysql -uroot lars_dns < sql/demo_routes.sql
+-- Usage: lars sql demo | mysql -uroot lars_dns
 
 START TRANSACTION;
 INSERT INTO RouteData (modid, cmdid, serverip, serverport) VALUES

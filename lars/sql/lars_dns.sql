@@ -1,6 +1,6 @@
 -- The lars_dns schema (spec section 5): the same tables lars/db.py creates.
--- Usage: mysql -uroot < sql/lars_dns.sql   (or: lars initdb --db mysql+pymysql://...)
--- tests/mysql/test_dns_schema.py checks that this file and lars/db.py agree.
+-- Usage: lars sql schema | mysql -uroot   (or: lars initdb --db mysql+pymysql://...)
+-- tests/mysql/test_dns_mysql.py checks that this file and lars/db.py agree.
 
 CREATE DATABASE IF NOT EXISTS lars_dns CHARACTER SET utf8mb4;
 USE lars_dns;
