@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from lars.agent.shard import ModuleKey
 from lars.errors import NotConnected, QueueFull
 from lars.protocol import MsgId
-from lars.reactor import LoopThread, Router, TcpClient, backoff
+from lars.reactor import LoopThread, Router, TcpClient
 from lars.reactor.backoff import BackoffFactory
 
 __all__ = ["ReportClient"]
@@ -33,7 +33,7 @@ class ReportClient:
         addresses: Sequence[tuple[str, int]],
         *,
         backlog: int,
-        backoff_factory: BackoffFactory = backoff,
+        backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.thread = thread

@@ -4,7 +4,8 @@ A reconnecting TcpClient on the agent's client loop. Every reply or push is pars
 and posted, as plain values, to the loop of the shard that owns the module. On every
 (re)connection `on_connected` runs, and the agent resets its waiting modules and asks
 again for every known module, so subscriptions and pushes resume. With several
-addresses TcpClient moves to a random other one with jittered backoff.
+addresses TcpClient moves to a random other one; its ReconnectPolicy retries a route
+service seen in the last minutes about every second (jittered).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from lars.agent.balancer import HostKey
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
-from lars.reactor import LoopThread, Router, TcpClient, backoff
+from lars.reactor import LoopThread, Router, TcpClient
 from lars.reactor.backoff import BackoffFactory
 
 __all__ = ["RouteClient"]
@@ -40,7 +41,7 @@ class RouteClient:
         *,
         deliver: Deliver,
         on_connected: Callable[[], None],
-        backoff_factory: BackoffFactory = backoff,
+        backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._deliver = deliver

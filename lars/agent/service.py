@@ -25,7 +25,7 @@ from lars.agent.shard import Shard, shard_of
 from lars.agent.stats import AgentStats, StatsLog
 from lars.errors import ConfigError, NetworkError
 from lars.protocol import dotted_to_wire
-from lars.reactor import LoopThread, backoff
+from lars.reactor import LoopThread
 from lars.reactor.backoff import BackoffFactory
 
 __all__ = ["AgentConfig", "AgentService", "AgentStats", "BalancerConfig", "primary_ipv4"]
@@ -42,7 +42,7 @@ class AgentService:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        backoff_factory: BackoffFactory = backoff,
+        backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config

@@ -2,9 +2,12 @@
 
 Runs on a LoopThread it is given. On every (re)connection it calls `on_connect(client)`,
 so the application can resubscribe. With several addresses it moves, after a failure, to
-another one chosen at random (never the one that just failed), waiting a jittered,
-growing delay between attempts that resets once a connection has lasted STABLE_AFTER
-seconds (a server that accepts and closes at once, e.g. one at max_conns, is backed off).
+another one chosen at random (never the one that just failed), waiting between attempts
+the delays of a ReconnectPolicy (about 1 s at most, jittered, while the peer was seen in
+the last 5 minutes; growing up to 10 s for a peer away longer or never reached). The
+delays start over once a connection has lasted STABLE_AFTER seconds (a server that
+accepts and closes at once, e.g. one at max_conns, is backed off and does not count as
+seen). A `backoff_factory` replaces the policy with a fixed schedule (tests).
 
 While disconnected, `send` fails fast with NotConnected (queue_limit=0, the default:
 callers that resend on reconnect, such as the agent, want no stale backlog), or queues
@@ -18,11 +21,11 @@ import functools
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lars.errors import NotConnected, QueueFull
-from lars.reactor.backoff import BackoffFactory, backoff
+from lars.reactor.backoff import BackoffFactory, ReconnectPolicy
 from lars.reactor.config import BufferLimits
 from lars.reactor.connection import Connection, Counters, sweep_partial_frames
 from lars.reactor.frame import encode
@@ -48,7 +51,8 @@ class TcpClient:
         name: str = "tcp-client",
         on_connect: ClientHook | None = None,
         on_disconnect: ClientHook | None = None,
-        backoff_factory: BackoffFactory = backoff,
+        backoff_factory: BackoffFactory | None = None,
+        policy: ReconnectPolicy | None = None,
         connect_timeout: float = 3.0,
         queue_limit: int = 0,
         frame_timeout: float = 30.0,
@@ -64,6 +68,8 @@ class TcpClient:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._backoff_factory = backoff_factory
+        self.policy = policy or ReconnectPolicy()
+        self.seen_at: float | None = None  # loop time the last stable connection ended
         self._connect_timeout = connect_timeout
         self._queue_limit = queue_limit
         self._frame_timeout = frame_timeout
@@ -122,9 +128,14 @@ class TcpClient:
             self._conn = None
         self._queue.clear()
 
+    def _outage_delays(self) -> Iterator[float]:
+        if self._backoff_factory is not None:
+            return self._backoff_factory()
+        return self.policy.delays(self.seen_at, self.thread.loop.time, self._rng)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        delays = self._backoff_factory()
+        delays: Iterator[float] | None = None  # the current outage's, until a stable link
         index = self._rng.randrange(len(self.addresses))
         outage_logged = False
         while not self._stopping:
@@ -144,6 +155,7 @@ class TcpClient:
                     )
                     outage_logged = True
                 index = self._next_index(index)
+                delays = delays or self._outage_delays()
                 await asyncio.sleep(next(delays))
                 continue
             if self._stopping:  # stop() raced the connect: 3.11's wait_for may eat the cancel
@@ -159,10 +171,12 @@ class TcpClient:
             if self._stopping:
                 break
             if loop.time() - started >= STABLE_AFTER:
-                delays = self._backoff_factory()
+                self.seen_at = loop.time()
+                delays = None
             log.warning("%s: connection to %s:%d lost; reconnecting", self.name, host, port)
             outage_logged = True
             index = self._next_index(index)
+            delays = delays or self._outage_delays()
             await asyncio.sleep(next(delays))
 
     async def _serve(self, conn: Connection, address: tuple[str, int]) -> None:
