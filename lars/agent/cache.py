@@ -2,8 +2,16 @@
 
 The file is JSON, written to a temporary file beside it and moved into place with
 os.replace (readers never see half a file), at most once per `interval` and only when a
-shard's routes changed. It is loaded at start; a missing file is normal, an unreadable
-or malformed one is logged and ignored (the agent then starts empty, never crashes).
+shard's routes changed or an entry expired. What it holds is decided by RouteBook: each
+module's last non-empty host list, never an emptied one over a good one. It is loaded
+at start; a missing file is normal, an unreadable or malformed one is logged and
+ignored (the agent then starts empty, never crashes).
+
+Format 1, unchanged since the first version: {"format": 1, "saved_at": unix time,
+"routes": [{"modid", "cmdid", "hosts": [["a.b.c.d", port], ...]}]}, plus two optional
+fields per route that older readers ignore: "at" (unix time the hosts were received) and
+"empty_since" (unix time since when the route service answers empty: the hosts are the
+last good ones, kept). Files written by older versions load as current routes.
 """
 
 from __future__ import annotations
@@ -17,17 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lars.agent.balancer import HostKey
+from lars.agent.routebook import DEFAULT_KEEP, CachedRoute, RouteBook, Routes
 from lars.errors import ValidationError
 from lars.protocol import uint_to_wire, wire_to_dotted
 from lars.protocol.ipv4 import dotted_to_uint
 from lars.reactor import LoopThread
 
-__all__ = ["CacheWriter", "RouteCache", "Routes"]
+__all__ = ["CacheWriter", "CachedRoute", "RouteCache", "Routes"]
 
 log = logging.getLogger(__name__)
 
-Routes = list[tuple[int, int, list[HostKey]]]
 FORMAT = 1
 
 
@@ -37,8 +44,8 @@ class RouteCache:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def load(self) -> tuple[Routes, float | None]:
-        """(routes, saved_at unix time); ([], None) when there is no usable file."""
+    def load(self) -> tuple[list[CachedRoute], float | None]:
+        """(entries, saved_at unix time); ([], None) when there is no usable file."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -52,63 +59,77 @@ class RouteCache:
             log.warning("route cache %s is malformed (%s); ignoring it", self.path, exc)
             return [], None
 
-    def save(self, routes: Routes, saved_at: float) -> None:
-        doc = {
-            "format": FORMAT,
-            "saved_at": saved_at,
-            "routes": [
-                {
-                    "modid": modid,
-                    "cmdid": cmdid,
-                    "hosts": [[wire_to_dotted(ip), port] for ip, port in hosts],
-                }
-                for modid, cmdid, hosts in routes
-            ],
-        }
+    def save(self, entries: list[CachedRoute], saved_at: float) -> None:
+        doc = {"format": FORMAT, "saved_at": saved_at, "routes": [_dump(e) for e in entries]}
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, self.path)
 
 
-def _parse(doc: Any) -> tuple[Routes, float | None]:
+def _dump(entry: CachedRoute) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "modid": entry.modid,
+        "cmdid": entry.cmdid,
+        "hosts": [[wire_to_dotted(ip), port] for ip, port in entry.hosts],
+    }
+    if entry.at is not None:
+        item["at"] = entry.at
+    if entry.empty_since is not None:
+        item["empty_since"] = entry.empty_since
+    return item
+
+
+def _time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"bad time {value!r}")
+    return float(value)
+
+
+def _parse(doc: Any) -> tuple[list[CachedRoute], float | None]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("unknown format")
-    routes: Routes = []
+    entries: list[CachedRoute] = []
     for item in doc["routes"]:
         modid, cmdid = int(item["modid"]), int(item["cmdid"])
         hosts = [(uint_to_wire(dotted_to_uint(str(ip))), int(port)) for ip, port in item["hosts"]]
-        routes.append((modid, cmdid, hosts))
+        at, empty_since = _time(item.get("at")), _time(item.get("empty_since"))
+        entries.append(CachedRoute(modid, cmdid, hosts, at, empty_since))
     saved = doc.get("saved_at")
-    return routes, float(saved) if isinstance(saved, int | float) else None
+    return entries, float(saved) if isinstance(saved, int | float) else None
 
 
 class CacheWriter:
-    """Collects each shard's latest snapshot on one loop and writes at most once per
-    `interval`. `update` may be called from any thread (it posts)."""
+    """Collects the shards' snapshots in a RouteBook on one loop and writes at most once
+    per `interval`. `update` may be called from any thread (it posts); `answered` only
+    on the writer's loop (the route client's)."""
 
     def __init__(
         self,
         cache: RouteCache,
         thread: LoopThread,
-        shards: int,
+        shard_of: Callable[[int, int], int],
         *,
         interval: float,
+        keep: float = DEFAULT_KEEP,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.thread = thread
         self.interval = interval
         self._wall = wall
-        self._parts: list[Routes] = [[] for _ in range(shards)]
+        self.book = RouteBook(shard_of, keep=keep)
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
         self.writes = 0
         self.errors = 0
 
-    def seed(self, routes: Routes, shard_of: Callable[[int, int], int]) -> None:
-        """Start from the loaded file, so shards that never change keep their part."""
-        for modid, cmdid, hosts in routes:
-            self._parts[shard_of(modid, cmdid)].append((modid, cmdid, hosts))
+    def seed(self, entries: list[CachedRoute]) -> list[CachedRoute]:
+        """Start from the loaded file (before start()); returns the entries still kept."""
+        kept = self.book.seed(entries, self._wall())
+        self._dirty = len(kept) != len(entries)
+        return kept
 
     def start(self) -> None:
         self.thread.call(self._schedule).result()
@@ -121,8 +142,11 @@ class CacheWriter:
     def update(self, index: int, routes: Routes) -> None:
         self.thread.post(self._update, index, routes)
 
+    def answered(self, modid: int, cmdid: int) -> None:
+        self.book.answered(modid, cmdid)
+
     def _update(self, index: int, routes: Routes) -> None:
-        self._parts[index] = routes
+        self.book.update(index, routes, self._wall())
         self._dirty = True
 
     def _schedule(self) -> None:
@@ -139,12 +163,13 @@ class CacheWriter:
         self.flush()
 
     def flush(self) -> None:
+        if self.book.expire(self._wall()):
+            self._dirty = True
         if not self._dirty:
             return
         self._dirty = False
-        routes = [r for part in self._parts for r in part]
         try:
-            self.cache.save(routes, self._wall())
+            self.cache.save(self.book.snapshot(), self._wall())
             self.writes += 1
         except OSError as exc:
             self.errors += 1

@@ -28,6 +28,7 @@ DEFAULT_REPORT_BACKLOG = 100_000
 # Timeouts
 DEFAULT_REPORT_INTERVAL = 1.0
 DEFAULT_CACHE_INTERVAL = 1.0
+DEFAULT_CACHE_KEEP = 24 * 3600.0  # seconds an emptied module keeps its last good hosts in the file
 
 SHARDS = 3
 
@@ -161,6 +162,7 @@ class AgentConfig:
     # Route snapshot cache (None: no cache)
     cache_path: str | None = None
     cache_interval: float = DEFAULT_CACHE_INTERVAL
+    cache_keep: float = DEFAULT_CACHE_KEEP  # last good hosts of an emptied module kept this long
 
     def __post_init__(self) -> None:
         if self.base_port != 0 and not 1 <= self.base_port <= 65535 - (SHARDS - 1):
@@ -171,8 +173,8 @@ class AgentConfig:
             raise ConfigError("max_modules and report_backlog must be >= 1")
         if not self.shards or any(not 0 <= i < SHARDS for i in self.shards):
             raise ConfigError(f"shards {self.shards}: expected indices 0..{SHARDS - 1}")
-        if self.report_interval <= 0 or self.cache_interval <= 0:
-            raise ConfigError("report_interval and cache_interval must be > 0")
+        if self.report_interval <= 0 or self.cache_interval <= 0 or self.cache_keep <= 0:
+            raise ConfigError("report_interval, cache_interval and cache_keep must be > 0")
 
     @classmethod
     def from_ini(cls, ini: IniFile) -> AgentConfig:
@@ -201,4 +203,5 @@ class AgentConfig:
             stats_interval=ini.get("agent", "stats_interval", base.stats_interval),
             cache_path=cache or None,
             cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
+            cache_keep=ini.get("agent", "cache_keep", base.cache_keep),
         )

@@ -6,15 +6,21 @@ and posted, as plain values, to the loop of the shard that owns the module. On e
 again for every known module, so subscriptions and pushes resume. With several
 addresses TcpClient moves to a random other one; its ReconnectPolicy retries a route
 service seen in the last minutes about every second (jittered).
+
+Every answer passes an EmptyGuard first: a route service that answers empty for every
+module at once is logged loudly (once), and after a restart the cached routes stay in
+service while the route service answers empty for all of them (see emptyguard).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 
 from lars.agent.balancer import HostKey
+from lars.agent.emptyguard import EmptyGuard, GuardEvent
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
 from lars.reactor import LoopThread, Router, TcpClient
@@ -43,8 +49,12 @@ class RouteClient:
         on_connected: Callable[[], None],
         backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
+        guard: EmptyGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._deliver = deliver
+        self.guard = guard or EmptyGuard()
+        self._clock = clock
         self._on_connected = on_connected
         router = Router({int(MsgId.GET_ROUTE_RESPONSE): self._on_response})
         self.router = router
@@ -58,6 +68,7 @@ class RouteClient:
             rng=rng,
         )
         self.responses = 0
+        self.mass_empty_events = 0  # times every module went empty at once
 
     def start(self) -> None:
         self.client.start()
@@ -81,6 +92,11 @@ class RouteClient:
     def _connected(self, client: TcpClient) -> None:
         self._on_connected()
 
+    @property
+    def held_modules(self) -> int:
+        """Cached modules kept in service while the route service answers them empty."""
+        return len(self.guard.held) if self.guard.holding else 0
+
     def _on_response(self, conn: object, msgid: int, body: bytes) -> None:
         msg = lars_pb2.GetRouteResponse.FromString(body)
         self.responses += 1
@@ -91,4 +107,35 @@ class RouteClient:
             hosts.append(key)
             if h.weight and h.weight != DEFAULT_WEIGHT:  # lars only: HostInfo.weight
                 weights[key] = wire_weight(h.weight)
-        self._deliver(msg.modid, msg.cmdid, hosts, weights)
+        module = (msg.modid, msg.cmdid)
+        answers, event = self.guard.answer(module, hosts, self._clock())
+        if event is not None:
+            self._log_event(event)
+        for (modid, cmdid), module_hosts in answers:  # released held answers are empty
+            self._deliver(modid, cmdid, module_hosts, weights if (modid, cmdid) == module else {})
+
+    def _log_event(self, event: GuardEvent) -> None:
+        peer = self.client.current_address
+        where = "?" if peer is None else f"{peer[0]}:{peer[1]}"
+        if event is GuardEvent.MASS_EMPTY:
+            self.mass_empty_events += 1
+            log.error(
+                "route service %s answered EMPTY for every module at once (within %.0fs): "
+                "a push-empty? Serving what it says (NOEXIST); the route cache keeps the last "
+                "good hosts, so a restarted agent serves them",
+                where,
+                self.guard.window,
+            )
+        elif event is GuardEvent.HOLD:
+            log.error(
+                "route service %s answers EMPTY for all %d cached modules with hosts: looks "
+                "like a push-empty; serving the cached routes (STALE) until it serves hosts "
+                "for any module",
+                where,
+                len(self.guard.held),
+            )
+        else:
+            log.warning(
+                "route service %s serves hosts again: stale cached routes replaced by its answers",
+                where,
+            )

@@ -94,8 +94,9 @@ class AgentService:
             self.cache_writer = CacheWriter(
                 RouteCache(config.cache_path),
                 self._clients,
-                SHARDS,
+                shard_of,
                 interval=config.cache_interval,
+                keep=config.cache_keep,
                 wall=wall,
             )
         self._started = False
@@ -162,13 +163,22 @@ class AgentService:
     def _load_cache(self) -> None:
         if self.cache_writer is None:
             return
-        routes, saved_at = self.cache_writer.cache.load()
-        if not routes:
+        entries, saved_at = self.cache_writer.cache.load()
+        entries = self.cache_writer.seed(entries)
+        if not entries:
             return
         now = self._clock()
+        routes = [(e.modid, e.cmdid, e.hosts) for e in entries]
         loaded = sum(shard.load_cached(routes, now) for shard in self.shards)
-        self.cache_writer.seed(routes, shard_of)
-        age = "unknown age" if saved_at is None else f"{self._wall() - saved_at:.0f}s old"
+        self.route_client.guard.seed(e.key for e in entries if e.hosts)
+        wall = self._wall()
+        age = "unknown age" if saved_at is None else f"{wall - saved_at:.0f}s old"
+        kept = [e.empty_since for e in entries if e.kept and e.empty_since is not None]
+        if kept:
+            age += (
+                f"; {len(kept)} of them kept from before the route service answered empty "
+                f"{wall - min(kept):.0f}s ago"
+            )
         log.warning(
             "answering from %d cached module route(s) of %s (%s): stale until the route "
             "service answers",
@@ -216,6 +226,8 @@ class AgentService:
     def _deliver(
         self, modid: int, cmdid: int, hosts: list[HostKey], weights: dict[HostKey, int]
     ) -> None:
+        if self.cache_writer is not None:
+            self.cache_writer.answered(modid, cmdid)
         i = shard_of(modid, cmdid)
         if i in self.config.shards:
             self._shard_threads[i].post(self.endpoints[i].on_route, modid, cmdid, hosts, weights)
@@ -237,6 +249,8 @@ class AgentService:
             handler_errors=sum(ep.handler_errors for ep in eps),
             route_connected=self.route_client.connected,
             route_responses=self.route_client.responses,
+            route_held_modules=self.route_client.held_modules,
+            route_mass_empty=self.route_client.mass_empty_events,
             reporter_connected=self.report_client.connected,
             reports_sent=self.report_client.sent,
             reports_pending=self.report_client.pending,

@@ -31,6 +31,8 @@ class AgentStats:
     handler_errors: int
     route_connected: bool
     route_responses: int
+    route_held_modules: int  # cached modules served while the route service answers empty
+    route_mass_empty: int  # times the route service answered empty for every module at once
     reporter_connected: bool
     reports_sent: int
     reports_pending: int

@@ -1,4 +1,4 @@
-"""Route snapshot file: round trip, atomic replace, bad files ignored."""
+"""Route snapshot file: round trip, atomic replace, bad files ignored, old files load."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from lars.agent.cache import RouteCache
+from lars.agent.cache import CachedRoute, RouteCache
 from lars.protocol import dotted_to_wire
 
 ROUTES = [
-    (1, 2, [(dotted_to_wire("192.168.1.177"), 9000), (dotted_to_wire("10.0.0.1"), 1)]),
-    (3, 3, []),
+    CachedRoute(
+        1, 2, [(dotted_to_wire("192.168.1.177"), 9000), (dotted_to_wire("10.0.0.1"), 1)], 5.0
+    ),
+    CachedRoute(3, 3, []),
+    CachedRoute(4, 3, [(dotted_to_wire("10.0.0.9"), 80)], 7.0, empty_since=9.5),
 ]
 
 
@@ -23,6 +26,8 @@ def test_round_trip_keeps_wire_addresses(tmp_path: Path) -> None:
     assert routes == ROUTES and saved_at == 1700000000.5
     doc = json.loads((tmp_path / "routes.json").read_text())
     assert doc["routes"][0]["hosts"][0] == ["192.168.1.177", 9000]  # readable
+    assert doc["format"] == 1  # unchanged: older agents still read the file
+    assert "empty_since" not in doc["routes"][0] and doc["routes"][2]["empty_since"] == 9.5
     assert not (tmp_path / "routes.json.tmp").exists()
 
 
@@ -42,6 +47,8 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
         '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [["999.1.1.1", 1]]}]}',
         '{"format": 1, "routes": [{"modid": "x", "cmdid": 1, "hosts": []}]}',
         '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [1]}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "at": "x"}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "empty_since": true}]}',
         "\xff\xfe garbage",
     ],
 )
@@ -66,3 +73,19 @@ def test_save_replaces_previous_file(tmp_path: Path) -> None:
     cache.save(ROUTES, 1.0)
     cache.save(ROUTES[:1], 2.0)
     assert cache.load() == (ROUTES[:1], 2.0)
+
+
+def test_a_file_of_the_previous_version_loads_as_current_routes(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    path.write_text(
+        '{"format":1,"saved_at":12.5,"routes":[{"modid":1,"cmdid":2,'
+        '"hosts":[["10.0.0.1",80]]},{"modid":3,"cmdid":3,"hosts":[]}]}',
+        encoding="utf-8",
+    )
+    entries, saved_at = RouteCache(path).load()
+    assert saved_at == 12.5
+    assert entries == [
+        CachedRoute(1, 2, [(dotted_to_wire("10.0.0.1"), 80)]),
+        CachedRoute(3, 3, []),
+    ]
+    assert not any(e.kept for e in entries)

@@ -82,8 +82,7 @@ def test_measured_defect_restart_after_20s_used_within_a_second() -> None:
     """Measured: the old 0.1 s x2 up to 10 s backoff used a route service restarted after
     20 s only 6.3 s after it listened again. Now every seed retries within 1 s."""
     worst_old = max(
-        gap_after_return(backoff(rng=random.Random(seed)), FakeClock(), 20.0)
-        for seed in range(200)
+        gap_after_return(backoff(rng=random.Random(seed)), FakeClock(), 20.0) for seed in range(200)
     )
     assert worst_old > 3.0  # what the issue measured
     for seed in range(1000):
@@ -103,9 +102,7 @@ def max_share_in_window(times: list[float], window: float) -> float:
 
 
 def test_200_clients_that_lost_the_same_peer_spread_their_first_retries() -> None:
-    firsts = [
-        next(POLICY.delays(0.0, FakeClock(), random.Random(seed))) for seed in range(200)
-    ]
+    firsts = [next(POLICY.delays(0.0, FakeClock(), random.Random(seed))) for seed in range(200)]
     assert max(firsts) - min(firsts) > 0.9  # spread over the whole second
     assert max_share_in_window(firsts, 0.05) <= 0.15  # uniform: 5 % on average
     # The old schedule sent all of them within one 50 ms window.

@@ -1,0 +1,137 @@
+"""Push-empty against the agent alone (a route service without any guard, like the
+original's): the cache file keeps the last good hosts, the mass-empty is logged once,
+and an agent restarted while the route service still answers empty serves the cached
+routes (stale, logged) until the route service has hosts again."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lars.agent.config import AgentConfig
+from lars.agent.service import AgentService
+from lars.protocol import RetCode, dotted_to_wire
+from lars.reactor import backoff
+from tests.integration.agent_fakes import FakeReporter, FakeRouteService, UdpPeer, wait_until
+
+SUCC, NOEXIST = int(RetCode.SUCC), int(RetCode.NOEXIST)
+H1, H2, H3 = (dotted_to_wire("10.0.0.1"), 9001), (dotted_to_wire("10.0.0.2"), 9002), (7, 7)
+MODULES = {(1, 1): [H1, H2], (1, 2): [H2], (2, 2): [H1]}  # shards 2, 0 and 1
+
+
+@pytest.fixture
+def peers(no_leaks: None) -> Iterator[tuple[FakeRouteService, FakeReporter]]:
+    dns, rep = FakeRouteService().start(), FakeReporter().start()
+    yield dns, rep
+    dns.stop()
+    rep.stop()
+
+
+def start_agent(dns: FakeRouteService, rep: FakeReporter, cache: Path) -> AgentService:
+    cfg = AgentConfig(
+        base_port=0,
+        dns_addresses=(dns.address,),
+        reporter_addresses=(rep.address,),
+        caller="10.1.2.3",
+        cache_path=str(cache),
+        cache_interval=0.1,
+    )
+    agent = AgentService(cfg, backoff_factory=lambda: backoff(0.01, 0.1))
+    agent.start()
+    return agent
+
+
+def cached_hosts(cache: Path) -> dict[tuple[int, int], int]:
+    doc = json.loads(cache.read_text())
+    return {(r["modid"], r["cmdid"]): len(r["hosts"]) for r in doc["routes"]}
+
+
+def all_succ(peer: UdpPeer) -> bool:
+    return all(peer.get_host(*key).retcode == SUCC for key in MODULES)
+
+
+def test_push_empty_then_restart_answers_succ_from_cache(
+    peers: tuple[FakeRouteService, FakeReporter],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dns, rep = peers
+    cache = tmp_path / "routes.json"
+    for key, hosts in MODULES.items():
+        dns.set_route(key, hosts)
+    agent = start_agent(dns, rep, cache)
+    try:
+        with UdpPeer(agent.ports) as peer:
+            for key in MODULES:
+                peer.get_host(*key)
+            wait_until(lambda: all_succ(peer))
+            wait_until(
+                lambda: cache.exists() and cached_hosts(cache) == {(1, 1): 2, (1, 2): 1, (2, 2): 1}
+            )
+            # DELETE FROM RouteData; UPDATE RouteVersion ...: every module pushed empty
+            for key in MODULES:
+                dns.set_route(key, [])
+            wait_until(lambda: all(peer.get_host(*k).retcode == NOEXIST for k in MODULES))
+            agent.sync()
+            assert agent.stats().route_mass_empty == 1
+            writes = agent.stats().cache_writes
+            wait_until(lambda: agent.stats().cache_writes > writes)  # written since
+    finally:
+        agent.stop()
+    # measured defect: the file was rewritten with empty host lists
+    assert cached_hosts(cache) == {(1, 1): 2, (1, 2): 1, (2, 2): 1}
+    doc = json.loads(cache.read_text())
+    assert all("empty_since" in r for r in doc["routes"])
+    mass = [r for r in caplog.records if "EMPTY for every module" in r.getMessage()]
+    assert len(mass) == 1 and mass[0].levelno == logging.ERROR
+
+    caplog.clear()
+    agent = start_agent(dns, rep, cache)  # the route service still answers empty
+    try:
+        with UdpPeer(agent.ports) as peer:
+            wait_until(lambda: agent.stats().route_held_modules == len(MODULES))
+            assert all_succ(peer)
+            assert peer.get_route(1, 1) == sorted([H1, H2])
+            messages = [r.getMessage() for r in caplog.records]
+            assert any("stale until the route service answers" in m and "kept" in m
+                       for m in messages)  # fmt: skip
+            assert any("serving the cached routes (STALE)" in m for m in messages)
+            # the route service has a real table again: its answers win
+            dns.set_route((1, 2), [H3])
+            wait_until(lambda: agent.stats().route_held_modules == 0)
+            wait_until(lambda: peer.get_route(1, 2) == [H3])
+            assert peer.get_host(1, 1).retcode == NOEXIST  # its empty answer is applied now
+    finally:
+        agent.stop()
+    assert cached_hosts(cache)[(1, 2)] == 1 and cached_hosts(cache)[(1, 1)] == 2
+
+
+def test_one_module_deleted_while_the_agent_was_down_is_not_held(
+    peers: tuple[FakeRouteService, FakeReporter], tmp_path: Path
+) -> None:
+    dns, rep = peers
+    cache = tmp_path / "routes.json"
+    for key, hosts in MODULES.items():
+        dns.set_route(key, hosts)
+    agent = start_agent(dns, rep, cache)
+    try:
+        with UdpPeer(agent.ports) as peer:
+            for key in MODULES:
+                peer.get_host(*key)
+            wait_until(lambda: all_succ(peer))
+            wait_until(lambda: cache.exists() and len(cached_hosts(cache)) == 3)
+    finally:
+        agent.stop()
+    dns.set_route((1, 1), [])  # a normal edit while the agent was down
+    agent = start_agent(dns, rep, cache)
+    try:
+        with UdpPeer(agent.ports) as peer:
+            wait_until(lambda: peer.get_host(1, 1).retcode == NOEXIST)
+            assert peer.get_host(1, 2).retcode == SUCC
+            assert agent.stats().route_held_modules == 0
+    finally:
+        agent.stop()
