@@ -23,10 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from lars.console import api, login, pages, render
+from lars.console import api, history_routes, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
 from lars.console.config import DEFAULT_USER
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
+from lars.console.history import RouteHistory
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
 from lars.console.validate import FieldErrors
@@ -70,8 +71,9 @@ def build_console(
     auditing them as `user`). The password is hashed here and the plain text dropped.
     """
     hashed = PasswordHash(password)
+    own = admin if isinstance(admin, RouteAdmin) else RouteAdmin(engine, clock=clock, actor=user)
     if admin is None:
-        admin = RouteAdmin(engine, clock=clock, actor=user)
+        admin = own
     context = ConsoleContext(
         service=ConsoleService(admin, ConsoleStore(engine), stale_after=stale_after, clock=clock),
         password=hashed,
@@ -91,9 +93,12 @@ def build_console(
         openapi_url="/api/openapi.json",
     )
     app.state.console = context
+    app.state.history = RouteHistory(own.audit, own, user)
     app.include_router(api.router)
+    app.include_router(history_routes.api_router)
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(history_routes.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
@@ -103,6 +108,7 @@ def build_console(
             {"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503
         )
 
+    app.middleware("http")(history_routes.attach_hold)  # inside: the session is known
     app.middleware("http")(_require_session)
     _install_error_handlers(app)
     return app

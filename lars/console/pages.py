@@ -14,6 +14,8 @@ from starlette.responses import Response
 
 from lars.console.context import get_context
 from lars.console.health import HostState
+from lars.console.history import MODULE_HISTORY
+from lars.console.history_routes import get_history
 from lars.console.models import CmdId, ModId
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import FieldErrors, Fields
@@ -122,7 +124,8 @@ async def _module(
     request: Request, modid: int, cmdid: int, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
     module = await call(get_context(request).service.module, modid, cmdid)
-    return render(request, "module.html", status, m=module, forms=forms or {})
+    history = await call(get_history(request).entries, modid, cmdid, MODULE_HISTORY)
+    return render(request, "module.html", status, m=module, forms=forms or {}, history=history)
 
 
 @router.get("/modules/{modid}/{cmdid}")

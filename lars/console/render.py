@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ T = TypeVar("T")
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.filters["svg_chart"] = lambda hosts: Markup(error_rate_svg(hosts))
 templates.env.filters["age"] = lambda s: "-" if s is None else _age(s)
+templates.env.filters["utc"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def _age(seconds: float) -> str:
@@ -49,6 +51,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
             "flashes": flashes,
             "refresh_ms": int(ctx.refresh_interval * 1000),
             "logged_in": session is not None,
+            "hold": getattr(request.state, "hold", None),  # set by history_routes.attach_hold
             **values,
         },
         status_code=status,

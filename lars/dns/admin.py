@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_change, route_data, route_version
 from lars.dbengine import is_sqlite
-from lars.dns.audit import AuditLog, cli_actor
+from lars.dns.audit import AuditLog, Release, cli_actor
 from lars.dns.table import MAX_HOSTS_PER_MODULE
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import dotted_to_uint, uint_to_dotted
@@ -129,6 +129,13 @@ class RouteAdmin:
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return [(int(m), int(c), int(v)) for m, c, v in rows]
+
+    def release_hold(self, *, actor: str | None = None, force: bool = False) -> Release:
+        """Ask the route services to apply a held table: a 'release' row at the current
+        version (lars/dns/audit.py). NothingHeld when no table is held, unless `force`."""
+        return self.audit.release(
+            actor if actor is not None else self.actor, self.current_version(), force=force
+        )
 
     # edits
 

@@ -9,6 +9,7 @@ and every other part of lars works as before. `lars initdb` creates the table.
 Actions: add, del, replace, del-module, drain, undrain, weight (route edits, one row per
 host or module), hold (the route service held a table), release (an operator asked the
 route services to apply a held table), apply (a route service applied a released table).
+A table is held while the newest row among 'hold' and 'apply' is a 'hold' (`hold_state`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from __future__ import annotations
 import getpass
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit
-from lars.errors import StoreUnavailable
+from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import uint_to_dotted
 
-__all__ = ["AuditEntry", "AuditLog", "cli_actor"]
+__all__ = ["AuditEntry", "AuditLog", "HoldState", "NothingHeld", "Release", "cli_actor"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,27 @@ class AuditEntry:
     port: int  # 0 for module-wide actions
     version: int
     detail: str
+
+
+class NothingHeld(ValidationError):
+    """A release was asked for while no table is held (or there is no RouteAudit table)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldState:
+    """A held table: the route services' 'hold' row, and the newest operator 'release'
+    written after it (None until someone releases; the hold ends with an 'apply' row)."""
+
+    hold: AuditEntry
+    release: AuditEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What `AuditLog.release` wrote, and the hold it released (None when forced)."""
+
+    entry: AuditEntry
+    held: HoldState | None
 
 
 class AuditLog:
@@ -147,13 +170,19 @@ class AuditLog:
         limit: int = 100,
         actions: Sequence[str] | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
     ) -> list[AuditEntry]:
-        """The newest entries first (of one module when modid and cmdid are given)."""
+        """The newest entries first, with id in (after_id, before_id): of one module when
+        modid and cmdid are given, of one modid when only it is. `before_id` pages back."""
         if not self.available():
             return []
         query = select(route_audit).where(route_audit.c.id > after_id)
-        if modid is not None and cmdid is not None:
-            query = query.where(and_(route_audit.c.modid == modid, route_audit.c.cmdid == cmdid))
+        if before_id is not None:
+            query = query.where(route_audit.c.id < before_id)
+        if modid is not None:
+            query = query.where(route_audit.c.modid == modid)
+        if cmdid is not None:
+            query = query.where(route_audit.c.cmdid == cmdid)
         if actions:
             query = query.where(route_audit.c.action.in_(list(actions)))
         query = query.order_by(route_audit.c.id.desc()).limit(limit)
@@ -162,21 +191,54 @@ class AuditLog:
                 rows = conn.execute(query).all()
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        return [
-            AuditEntry(
-                id=int(r.id),
-                ts=int(r.ts),
-                actor=str(r.actor),
-                action=str(r.action),
-                modid=int(r.modid),
-                cmdid=int(r.cmdid),
-                ip=uint_to_dotted(int(r.serverip)),
-                port=int(r.serverport),
-                version=int(r.version),
-                detail=str(r.detail),
+        return [_entry(r._mapping) for r in rows]
+
+    def hold_state(self) -> HoldState | None:
+        """The held table, if any: the newest row among 'hold'/'apply' is a 'hold'."""
+        latest = self.history(limit=1, actions=("hold", "apply"))
+        if not latest or latest[0].action != "hold":
+            return None
+        release = self.history(limit=1, actions=("release",), after_id=latest[0].id)
+        return HoldState(latest[0], release[0] if release else None)
+
+    def release(self, actor: str, version: int, *, force: bool = False) -> Release:
+        """Write an operator's 'release' row (version: the current RouteVersion); a holding
+        route service then applies its table. NothingHeld unless a table is held or `force`."""
+        if not self.available():
+            raise NothingHeld(
+                f"no {route_audit.name} table: route services cannot hold or release a table "
+                "here; `lars initdb` creates it"
             )
-            for r in rows
-        ]
+        held = self.hold_state()
+        if held is None and not force:
+            raise NothingHeld("no route table is held: nothing to release")
+        detail = (
+            f"released hold #{held.hold.id} (version {held.hold.version}): {held.hold.detail}"
+            if held is not None
+            else "forced: no table was held"
+        )
+        row = self.row(actor=actor, action="release", version=version, detail=detail)
+        try:
+            with self._engine.begin() as conn:
+                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return Release(_entry({"id": key[0] if key else 0, **row}), held)
+
+
+def _entry(r: Mapping[Any, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=int(r["id"]),
+        ts=int(r["ts"]),
+        actor=str(r["actor"]),
+        action=str(r["action"]),
+        modid=int(r["modid"]),
+        cmdid=int(r["cmdid"]),
+        ip=uint_to_dotted(int(r["serverip"])),
+        port=int(r["serverport"]),
+        version=int(r["version"]),
+        detail=str(r["detail"]),
+    )
 
 
 def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:

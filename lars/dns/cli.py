@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini, override
 from lars.db import route_version
 from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, safe_url
+from lars.dns import audit_cli
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable
@@ -85,6 +86,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("version", help="show the route version and pending change rows")
     _db_args(p)
     p.set_defaults(func=run_route_version)
+    audit_cli.register(sub, _db_args, _engine)  # history, release, status
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:

@@ -64,6 +64,8 @@ def live(sqlite_url: str) -> Iterator[LiveConsole]:
         (0, 0, "0.0.0.0", 1),
     ):
         admin.add_host(modid, cmdid, ip, port)
+    # a held table (as a route service writes it), so the hold and release answers are fuzzed
+    admin.audit.append([admin.audit.row(actor="dns", action="hold", version=1, detail="d")])
     server = ConsoleServer(build_console(engine, PASSWORD), "127.0.0.1", 0)
     server.start()
     session = requests.Session()
