@@ -10,6 +10,8 @@
 - 3 NO_ANSWER: the agent, or the route service behind it, does not answer;
 - 4 NO_HOST: the agent answered without a host: the module is missing (NOEXIST) or all
   its hosts are overloaded (OVERLOAD);
+- 5 MISSING_EXTRA: the command needs an install extra that is not installed (`lars dns`
+  on a client-only install: `pip install 'lars-platform[server]'`; lars.extras);
 - 130 INTERRUPTED: Ctrl-C.
 
 The line reads `lars <cmd>: <what>: <cause>`. A traceback is printed only with
@@ -43,6 +45,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     NO_ANSWER = 3
     NO_HOST = 4
+    MISSING_EXTRA = 5
     INTERRUPTED = 130
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from lars import __version__
 from lars.boundary import ExitCode, report_failure
+from lars.extras import extra_for_import_error, missing_extra, register_missing
 
 __all__ = ["GLOBAL_OPTIONS", "build_parser", "main"]
 
@@ -90,7 +91,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="lars",
         description="Lars-style service discovery and load balancing. Exit codes: "
         "0 ok, 1 failure, 2 usage, 3 the agent or daemon does not answer, "
-        "4 the module is missing or overloaded.",
+        "4 the module is missing or overloaded, 5 the command's install extra is missing.",
     )
     parser.add_argument("--version", action="version", version=f"lars {__version__}")
     _add_global_options(parser, top=True)
@@ -99,7 +100,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     modules = list(COMMAND_MODULES) if argv is None else _modules_for(argv)
     for name in modules:
-        importlib.import_module(name).register(subparsers)
+        # A light install (no [server]/[console] extra): the command says what to install.
+        extra = missing_extra(name)
+        if extra is None:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                extra = extra_for_import_error(name, exc)
+                if extra is None:
+                    raise
+            else:
+                module.register(subparsers)
+                continue
+        register_missing(subparsers, COMMAND_MODULES[name], extra)
     return parser
 
 

@@ -4,9 +4,9 @@
 
 START TRANSACTION;
 INSERT INTO RouteData (modid, cmdid, serverip, serverport) VALUES
-  (1, 1, INET_ATON('127.0.0.1'), 7777),
-  (1, 1, INET_ATON('127.0.0.1'), 7778),
-  (1, 1, INET_ATON('127.0.0.1'), 7779),
+  (1, 1, INET_ATON('127.0.0.1'), 9101),
+  (1, 1, INET_ATON('127.0.0.1'), 9102),
+  (1, 1, INET_ATON('127.0.0.1'), 9103),
   (1, 2, INET_ATON('192.168.1.177'), 9000),
   (1, 2, INET_ATON('192.168.1.178'), 9000),
   (2, 1, INET_ATON('10.0.0.1'), 8080);

@@ -128,12 +128,12 @@ class DnsProcess:
 def run_push_scenario(dns: DnsProcess, route_args: list[str], cwd: Path) -> None:
     try:
         with RouteConn(dns.port) as c:
-            assert c.get(1, 1) == [("127.0.0.1", 7777), ("127.0.0.1", 7778), ("127.0.0.1", 7779)]
-            r = lars("route", "del", "1", "1", "127.0.0.1", "7778", *route_args, cwd=cwd)
+            assert c.get(1, 1) == [("127.0.0.1", 9101), ("127.0.0.1", 9102), ("127.0.0.1", 9103)]
+            r = lars("route", "del", "1", "1", "127.0.0.1", "9102", *route_args, cwd=cwd)
             assert r.returncode == 0, r.stderr
             msgid, msg = c.read(timeout=30)
             assert msgid == 2
-            assert hosts_of(msg) == [("127.0.0.1", 7777), ("127.0.0.1", 7779)]
+            assert hosts_of(msg) == [("127.0.0.1", 9101), ("127.0.0.1", 9103)]
     finally:
         assert dns.stop() == 0
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 READY = re.compile(r"agent UDP 127\.0\.0\.1 ports (\d+),(\d+),(\d+)")
 CONSOLE = re.compile(r"console (http://127\.0\.0\.1:\d+)")
 PASSWORD = re.compile(r"console login password .*: (\S+)$")
-DEMO_11 = {"127.0.0.1:7777", "127.0.0.1:7778", "127.0.0.1:7779"}
+DEMO_11 = {"127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"}
 
 
 class Up:
