@@ -1,4 +1,4 @@
-"""The wheel: what it ships (templates, static files, py.typed), what it does not
+"""The wheel: what it ships (templates, static files, SQL, py.typed), what it does not
 (tests), and metadata that keeps the base install light."""
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def test_ships_templates_static_files_and_stubs(wheel: zipfile.ZipFile) -> None:
         assert missing == [], pattern
     assert "lars/py.typed" in names
     assert "lars/console/templates/base.html" in names
+
+
+def test_ships_the_sql_schema(wheel: zipfile.ZipFile) -> None:
+    sql = [n for n in wheel.namelist() if n.endswith(".sql")]
+    assert any(n.endswith("/lars_dns.sql") for n in sql), sql
+    assert all(n.startswith("lars/") for n in sql), sql
 
 
 def test_ships_every_module_and_no_tests(wheel: zipfile.ZipFile) -> None:

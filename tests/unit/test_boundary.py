@@ -42,7 +42,7 @@ def test_exit_codes(exc: BaseException, code: ExitCode) -> None:
 
 
 def test_documented_code_values() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5, 130]
 
 
 def test_foreign_errors_become_one_line() -> None:
