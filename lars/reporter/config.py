@@ -25,6 +25,9 @@ DEFAULT_MAX_PENDING = 200_000
 # Timeouts
 DEFAULT_FLUSH_TIMEOUT = 10.0
 DEFAULT_STATS_INTERVAL = 10.0
+DEFAULT_CONNECT_TIMEOUT = 2.0  # TCP connect to the database: a cheap check, short
+DEFAULT_WRITE_TIMEOUT = 10.0  # socket timeout of a batch write: its bounded deadline
+DEFAULT_STALL_AFTER = 2.0  # a write running this long makes the database down (watchdog)
 
 _SECTION = "repoter"  # sic: the section name of Lars configuration files
 
@@ -50,6 +53,9 @@ class ReporterConfig:
     # Timeouts
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
     stats_interval: float = DEFAULT_STATS_INTERVAL
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT
+    stall_after: float = DEFAULT_STALL_AFTER
 
     def __post_init__(self) -> None:
         if not 1 <= self.writers <= 256:
@@ -62,6 +68,8 @@ class ReporterConfig:
             raise ConfigError(f"max_pending {self.max_pending} must be >= 1")
         if self.flush_timeout < 0 or self.stats_interval < 0:
             raise ConfigError("flush_timeout and stats_interval must be >= 0")
+        if min(self.connect_timeout, self.write_timeout, self.stall_after) <= 0:
+            raise ConfigError("connect_timeout, write_timeout and stall_after must be > 0")
 
     @classmethod
     def from_ini(cls, ini: IniFile) -> ReporterConfig:
@@ -74,4 +82,7 @@ class ReporterConfig:
             max_pending=ini.get(_SECTION, "max_pending", DEFAULT_MAX_PENDING),
             flush_timeout=ini.get(_SECTION, "flush_timeout", DEFAULT_FLUSH_TIMEOUT),
             stats_interval=ini.get(_SECTION, "stats_interval", DEFAULT_STATS_INTERVAL),
+            connect_timeout=ini.get(_SECTION, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            write_timeout=ini.get(_SECTION, "write_timeout", DEFAULT_WRITE_TIMEOUT),
+            stall_after=ini.get(_SECTION, "stall_after", DEFAULT_STALL_AFTER),
         )

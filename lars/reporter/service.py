@@ -3,7 +3,9 @@
 Built in main from a frozen ReporterConfig; `start()` returns once listening, `stop()`
 stops reading, then flushes every pending row before the writers end. Handlers run on
 the reactor's loops and only hand rows to the writers' buffers, so the network side
-never waits for the database.
+never waits for the database. A watchdog on the master loop asks the writers' shared
+DbHealth every WATCH_INTERVAL whether a write hangs, so a frozen database is logged
+within about stall_after + WATCH_INTERVAL (2.5 s by default) whatever its sockets do.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.dbengine import init_schema, make_engine
+from lars.errors import StoreUnavailable
 from lars.protocol import MsgId
 from lars.ratelog import RateLimitedLog
 from lars.reactor import LoopThread, Router, TcpServer
 from lars.reporter.config import DEFAULT_PORT, ReporterConfig
+from lars.reporter.health import DbHealth, log_event
 from lars.reporter.intake import parse_report, rows_from_report
 from lars.reporter.ring import HashRing
 from lars.reporter.writer import Writer, WriterStats
@@ -29,6 +34,8 @@ from lars.reporter.writer import Writer, WriterStats
 __all__ = ["DEFAULT_PORT", "ReporterConfig", "ReporterService", "ReporterStats"]
 
 log = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 0.5  # seconds between the watchdog's looks at the writers
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,8 @@ class ReporterStats:
     bad_bodies: int  # frames whose body did not parse
     overflow: int
     db_errors: int
+    db_available: bool  # False during an outage (a write failed or hangs)
+    db_outages: int  # outages since start
     connections: int
     queue_depth: tuple[int, ...]  # pending rows per writer
     writers: tuple[WriterStats, ...]
@@ -67,6 +76,8 @@ class ReporterService:
         self._invalid = 0
         self._log_invalid = RateLimitedLog(log)
         self._stats_timer: asyncio.TimerHandle | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
+        self.health = DbHealth(config.writers, stall_after=config.stall_after)
         self._last_logged: ReporterStats | None = None
         self._started = False
 
@@ -87,11 +98,16 @@ class ReporterService:
 
     def _start(self) -> None:
         cfg = self.config
-        engine = self._engine = make_engine(cfg.db_url, pool_size=max(5, cfg.writers + 2))
+        engine = self._engine = make_engine(
+            cfg.db_url,
+            io_timeout=cfg.write_timeout,
+            connect_timeout=cfg.connect_timeout,
+            pool_size=max(5, cfg.writers + 2),
+        )
         schema_ready = True
         try:
             init_schema(engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreUnavailable) as exc:
             schema_ready = False
             log.warning("database unavailable at start (%s); writers will retry", exc)
         self._writers = [
@@ -103,6 +119,7 @@ class ReporterService:
                 max_pending=cfg.max_pending,
                 flush_timeout=cfg.flush_timeout,
                 schema_ready=schema_ready,
+                health=self.health,
             )
             for i in range(cfg.writers)
         ]
@@ -112,6 +129,7 @@ class ReporterService:
         self._server.start()
         if cfg.stats_interval > 0:
             self._master.call(self._schedule_stats).result()
+        self._master.call(self._schedule_watch).result()
         log.info(
             "reporter on port %d: %d writers, batches of %d rows / %.0f ms",
             self.port,
@@ -152,6 +170,8 @@ class ReporterService:
             bad_bodies=bad_bodies,
             overflow=overflow,
             db_errors=sum(w.db_errors for w in writers),
+            db_available=self.health.available,
+            db_outages=self.health.outages,
             connections=self._server.stats().connections if self._server.workers else 0,
             queue_depth=tuple(w.pending for w in writers),
             writers=writers,
@@ -189,9 +209,19 @@ class ReporterService:
         self._schedule_stats()
 
     def _cancel_stats(self) -> None:
-        if self._stats_timer is not None:
-            self._stats_timer.cancel()
-            self._stats_timer = None
+        for timer in (self._stats_timer, self._watch_timer):
+            if timer is not None:
+                timer.cancel()
+        self._stats_timer = self._watch_timer = None
+
+    # master loop: the watchdog of hanging writes
+
+    def _schedule_watch(self) -> None:
+        self._watch_timer = self._master.loop.call_later(WATCH_INTERVAL, self._watch_tick)
+
+    def _watch_tick(self) -> None:
+        self._schedule_watch()
+        log_event(self.health.check(time.monotonic()))
 
     def _log_stats(self, *, final: bool = False) -> None:
         now = self.stats()

@@ -5,7 +5,9 @@ buffer under a short lock, so it never waits for the database. The thread takes 
 `batch_rows` rows (after waiting at most `batch_interval` for a batch to fill) and
 writes them as one multi-row upsert in one transaction. When the database fails, the
 batch goes back into the buffer (newer rows of the same keys win) and the writer
-retries with backoff; `stop()` flushes what is pending before the thread ends.
+retries with backoff; `stop()` flushes what is pending before the thread ends. Every
+write is bracketed in the shared DbHealth, which logs an outage once with its cause
+(also a write that hangs: the service's watchdog asks it) and the recovery once.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from lars.dbengine import init_schema
+from lars.errors import StoreUnavailable
 from lars.ratelog import RateLimitedLog
 from lars.reactor.backoff import BackoffFactory, backoff
+from lars.reporter.health import DbHealth, log_event
 from lars.reporter.pending import PendingRows, Row
 from lars.reporter.upsert import BatchUpsert
 
@@ -59,6 +63,7 @@ class Writer:
         schema_ready: bool = True,
         backoff_factory: BackoffFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        health: DbHealth | None = None,
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
@@ -70,6 +75,7 @@ class Writer:
         self._flush_timeout = flush_timeout
         self._backoff_factory = backoff_factory or (lambda: backoff(0.05, 2.0))
         self._clock = clock
+        self.health = health or DbHealth(index + 1)
         self._cond = threading.Condition(threading.Lock())
         self._pending = PendingRows(max_pending)
         self._stopping = False
@@ -83,7 +89,7 @@ class Writer:
         self._lost = 0
         self._db_errors = 0
         self._log_overflow = RateLimitedLog(log)
-        self._log_db = RateLimitedLog(log)
+        self._log_db = RateLimitedLog(log, level=logging.DEBUG)  # health logs the outage
 
     # any thread
 
@@ -155,8 +161,6 @@ class Writer:
                 if self._write(batch):
                     with self._cond:
                         self._pending.done(len(batch))
-                    if delays is not None:
-                        log.info("writer %d: database writes resumed", self.index)
                     delays = None
                     continue
                 with self._cond:
@@ -214,11 +218,18 @@ class Writer:
 
     def _write(self, batch: list[Row]) -> bool:
         """One transaction; True when committed or dropped as invalid, False to retry."""
+        self.health.begin(self.index, self._clock())
+        ok, error = self._transaction(batch)
+        log_event(self.health.end(self.index, self._clock(), error))
+        return ok
+
+    def _transaction(self, batch: list[Row]) -> tuple[bool, str | None]:
+        """(done, error): done False with the database's error when it must be retried."""
         try:
             conn = self._connection()
             with conn.begin():
                 self._upsert.execute(conn, batch)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, StoreUnavailable) as exc:  # init_schema: the latter
             self._db_errors += 1
             self._close_connection()
             if _is_data_error(exc):
@@ -229,7 +240,7 @@ class Writer:
                     len(batch),
                     exc,
                 )
-                return True
+                return True, None
             self._schema_ready = False  # a missing table is created again on reconnect
             self._log_db(
                 "writer %d: database write failed, %d rows kept for retry: %s",
@@ -237,16 +248,16 @@ class Writer:
                 len(batch),
                 _short(exc),
             )
-            return False
+            return False, _short(exc)
         except Exception:  # a bug, not the database: never let it kill the writer
             self._db_errors += 1
             self._failed += len(batch)
             self._close_connection()
             log.exception("writer %d: batch of %d rows dropped", self.index, len(batch))
-            return True
+            return True, None
         self._written += len(batch)
         self._batches += 1
-        return True
+        return True, None
 
     def _connection(self) -> Connection:
         conn = self._conn
