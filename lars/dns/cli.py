@@ -47,8 +47,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ip", help="listen address ([reactor] ip; default 0.0.0.0)")
     p.add_argument("--port", type=int, help="listen port ([reactor] port; default 7778)")
     p.add_argument("--threads", type=int, help="worker loops ([reactor] threadNum; default 0)")
-    p.add_argument("--poll-interval", type=float, help="seconds between version polls (1)")
+    p.add_argument("--poll-interval", type=float, help="seconds between version polls (0.1)")
     p.add_argument("--reload-interval", type=float, help="reload anyway after this (10 s)")
+    p.add_argument(
+        "--max-drop-ratio",
+        type=float,
+        help="hold a table that removes more than this share of all hosts (0.5; 1 = off)",
+    )
     p.set_defaults(func=run_dns)
 
     p = subparsers.add_parser("initdb", help="create the lars_dns tables if missing")
@@ -126,6 +131,7 @@ def run_dns(args: argparse.Namespace) -> int:
         db_url=args.db,
         poll_interval=args.poll_interval,
         reload_interval=args.reload_interval,
+        max_drop_ratio=args.max_drop_ratio,
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
     service = DnsService(config)

@@ -1,26 +1,33 @@
-"""The version poller: reload the route table when the version moves, push what changed.
+"""The poller's decisions: when to reload the route table, what to push, what to hold.
 
-`Poller` does one poll at a time with the clock value it is given (testable with a fake
-store and fake time); `PollerThread` owns the thread that calls it every poll interval.
-A database outage never stops the service: the last table keeps being served, the outage
-is logged once with its cause, polls are retried with backoff, and the recovery is logged.
+`Poller` does one step at a time with the clock value it is given (testable with a fake
+store and fake time); `lars.dns.pollthread.PollerThread` owns the thread that drives it.
+
+Change detection cannot miss an edit: a poll (one cheap statement) reloads when
+- the version differs from the last loaded one, or
+- the newest RouteChange id differs from the one the last load left behind (a second
+  edit in the same second keeps `version = UNIX_TIMESTAMP()` equal but adds a row; a
+  RouteChange row without a version bump is seen the same way), or
+- `reload_interval` has passed: then the diff of the old and new table finds edits made
+  without a version bump or a RouteChange row.
+Each loaded table passes the push-empty guard (lars.dns.guard) before it is served; a
+held table is not served or pushed until it changes again or an operator releases it.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
-from lars.dns.store import RouteStore
+from lars.dns.audit import AuditEntry
+from lars.dns.guard import GuardPolicy, Hold, Verdict, check
+from lars.dns.store import PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
-from lars.errors import StoreUnavailable
-from lars.ratelog import RateLimitedLog
-from lars.reactor.backoff import BackoffFactory, backoff
 
-__all__ = ["OutageLog", "Poller", "PollerStats", "PollerThread", "Publish"]
+__all__ = ["Poller", "Publish", "Step"]
 
 log = logging.getLogger(__name__)
 
@@ -28,169 +35,195 @@ log = logging.getLogger(__name__)
 Publish = Callable[[RouteTable, set[Key]], None]
 
 
+class Store(Protocol):
+    def poll(self, release_after: int | None = None) -> PollMark: ...
+    def load(self) -> Snapshot: ...
+    def delete_changes(self, ids: list[int]) -> int: ...
+
+
+class Audit(Protocol):
+    def record_hold(self, version: int, detail: str) -> int | None: ...
+    def release_after(self, hold_id: int) -> AuditEntry | None: ...
+    def record_apply(self, version: int, detail: str) -> None: ...
+    def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int: ...
+
+
+class Step(enum.Enum):
+    """What a poll found to do."""
+
+    NOTHING = "nothing"
+    LOAD = "load"
+    RELEASE = "release"
+
+
 class Poller:
-    """Polls the store; on a new version (or every reload_interval) reloads and publishes.
+    """Polls the store; reloads on a change (or every reload_interval); guards; publishes.
 
     Pushed modules are those named by the RouteChange rows read (version <= the new
-    version) plus those whose hosts differ between the old and new table, so a DBA who
-    bumps the version but forgets RouteChange still reaches subscribers. Exactly the
-    change rows read are deleted afterwards.
+    version) plus those whose hosts differ between the served and the new table. Exactly
+    the change rows read are deleted afterwards.
     """
 
-    def __init__(self, store: RouteStore, publish: Publish, *, reload_interval: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publish: Publish,
+        *,
+        reload_interval: float,
+        policy: GuardPolicy | None = None,
+        audit: Audit | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._publish = publish
         self._reload_interval = reload_interval
-        self._table: RouteTable | None = None
+        self._policy = policy if policy is not None else GuardPolicy()
+        self._audit = audit
+        self._wall = wall
+        self._table: RouteTable | None = None  # served
+        self._loaded: RouteTable | None = None  # last loaded (served or held)
+        self._mark: tuple[int, int | None] | None = None  # (version, change mark) expected
         self._loaded_at = float("-inf")
+        self._held: RouteTable | None = None
+        self._pending: set[Key] = set()  # change-row modules not pushed yet (while held)
+        self.hold: Hold | None = None
+        self.polls = 0
         self.loads = 0
         self.pushed_modules = 0
+        self.holds = 0
+        self.sql_audit_rows = 0
 
     @property
     def table(self) -> RouteTable | None:
         return self._table
 
+    def poll(self, now: float) -> bool:
+        """One poll and what it asks for; True when a table was loaded or released."""
+        step = self.check(now)
+        self.run(step, now)
+        return step is not Step.NOTHING
+
+    def check(self, now: float) -> Step:
+        """The cheap poll: one statement. Raises StoreUnavailable."""
+        hold = self.hold
+        release_after = hold.audit_id if hold is not None else None
+        mark = self._store.poll(release_after)
+        self.polls += 1
+        if hold is not None and mark.release_id is not None:
+            return Step.RELEASE
+        if self._mark != (mark.version, mark.change_max):
+            return Step.LOAD
+        if now - self._loaded_at >= self._reload_interval:
+            return Step.LOAD
+        return Step.NOTHING
+
+    def run(self, step: Step, now: float) -> None:
+        if step is Step.LOAD:
+            self.load(now)
+        elif step is Step.RELEASE:
+            self.release()
+
     def load(self, now: float) -> set[Key]:
-        """Load a snapshot, publish it, delete its change rows; return the pushed modules."""
+        """Load a snapshot, guard it, publish it (unless held), delete its change rows,
+        audit plain-SQL edits; return the pushed modules."""
+        self._mark = None  # a load that fails half-way is redone by the next poll
         snap = self._store.load()
         new = RouteTable.from_rows(snap.version, snap.routes)
-        old = self._table
-        changed = {(c.modid, c.cmdid) for c in snap.changes}
-        if old is not None:
-            changed |= changed_modules(old, new)
-        self._table = new
-        self._loaded_at = now
-        self.loads += 1
-        self._publish(new, changed if old is not None else set())
-        if old is not None:
-            self.pushed_modules += len(changed)
+        self._pending |= {(c.modid, c.cmdid) for c in snap.changes}
+        served, previous = self._table, self._loaded
+        pushed: set[Key] = set()
+        if served is None:  # the first load: nothing to compare with, nothing to push
+            self._apply(new, set())
+            self._pending.clear()
+        else:
+            verdict = check(served, new, self._policy)
+            if verdict.hold:
+                self._hold(served, new, verdict)
+            else:
+                pushed = changed_modules(served, new) | self._pending
+                self._apply(new, pushed, ended="table changed")
         if snap.changes:
             self._store.delete_changes([c.id for c in snap.changes])
-        return changed
+        if previous is not None and self._audit is not None:
+            edited = changed_modules(previous, new)
+            self.sql_audit_rows += self._audit.record_sql_edits(previous, new, edited)
+        self.loads += 1
+        self._loaded = new
+        self._loaded_at = now
+        self._mark = (snap.version, snap.change_mark)
+        return pushed
 
-    def poll(self, now: float) -> bool:
-        """One poll; True when the table was reloaded. Raises StoreUnavailable."""
-        table = self._table
-        due = now - self._loaded_at >= self._reload_interval
-        if table is not None and not due and self._store.read_version() == table.version:
-            return False
-        self.load(now)
-        return True
+    def release(self) -> None:
+        """Apply the held table after an operator's release row (read by check())."""
+        held, hold, served = self._held, self.hold, self._table
+        if held is None or hold is None or served is None:
+            return
+        actor = "an operator"
+        if self._audit is not None and hold.audit_id is not None:
+            entry = self._audit.release_after(hold.audit_id)
+            if entry is not None:
+                actor = entry.actor
+        pushed = changed_modules(served, held) | self._pending
+        self._apply(held, pushed, ended=f"released by {actor}")
 
-
-class OutageLog:
-    """Logs the first failure of an outage (with its cause) and the recovery, once each."""
-
-    def __init__(self, what: str, logger: logging.Logger = log) -> None:
-        self._what = what
-        self._log = logger
-        self.failing_since: float | None = None
-        self.outages = 0
-        self.last_error = ""
-
-    def failed(self, exc: BaseException, now: float) -> None:
-        self.last_error = str(exc)
-        if self.failing_since is None:
-            self.failing_since = now
-            self.outages += 1
-            self._log.warning(
-                "%s: database unavailable, serving the last table and retrying: %s",
-                self._what,
-                exc,
+    def _apply(self, table: RouteTable, pushed: set[Key], ended: str = "") -> None:
+        first = self._table is None
+        self._publish(table, pushed)
+        self._table = table
+        self._pending.clear()
+        if not first:
+            self.pushed_modules += len(pushed)
+        hold = self.hold
+        if hold is not None:
+            self._held = self.hold = None
+            log.warning(
+                "dns: route table hold ended (%s): now serving version %d, %d modules, "
+                "%d hosts (held since version %d)",
+                ended,
+                table.version,
+                len(table),
+                table.host_count,
+                hold.version,
             )
+            if self._audit is not None:
+                self._audit.record_apply(table.version, ended)
 
-    def succeeded(self, now: float) -> None:
-        if self.failing_since is not None:
-            self._log.warning(
-                "%s: database reachable again after %.1fs", self._what, now - self.failing_since
-            )
-            self.failing_since = None
-
-
-@dataclass(frozen=True, slots=True)
-class PollerStats:
-    loads: int
-    pushed_modules: int
-    outages: int
-    in_outage: bool
-    last_error: str
-
-
-class PollerThread:
-    """Owns the polling thread. `first_load()` blocks until a table is loaded (or stop)."""
-
-    def __init__(
-        self,
-        poller: Poller,
-        *,
-        interval: float,
-        backoff_factory: BackoffFactory = backoff,
-        clock: Callable[[], float] = time.monotonic,
-        name: str = "dns-poller",
-    ) -> None:
-        self._poller = poller
-        self._interval = interval
-        self._backoff_factory = backoff_factory
-        self._clock = clock
-        self._name = name
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.outage = OutageLog(name)
-        self._log_bug = RateLimitedLog(log, 60.0, level=logging.ERROR)
-
-    def first_load(self) -> bool:
-        """Retry the initial load with backoff until it succeeds (True) or stop() (False)."""
-        delays = self._backoff_factory()
-        while not self._stop.is_set():
-            if self._attempt(self._poller.load):
-                return True
-            self._stop.wait(next(delays))
-        return False
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("poller already started")
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Ask the thread (and a pending first_load) to end; only sets an event."""
-        self._stop.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def stats(self) -> PollerStats:
-        return PollerStats(
-            loads=self._poller.loads,
-            pushed_modules=self._poller.pushed_modules,
-            outages=self.outage.outages,
-            in_outage=self.outage.failing_since is not None,
-            last_error=self.outage.last_error,
+    def _hold(self, served: RouteTable, new: RouteTable, verdict: Verdict) -> None:
+        held = self._held
+        if held is not None and held.same_routes(new):
+            return  # the same held table reloaded: already logged and recorded
+        ratio = self._policy.max_drop_ratio
+        audit_id = None
+        if self._audit is not None:
+            audit_id = self._audit.record_hold(new.version, verdict.describe(ratio))
+        self._held = new
+        self.holds += 1
+        self.hold = Hold(
+            version=new.version,
+            served_version=served.version,
+            reason=verdict.reason,
+            modules_before=verdict.modules_before,
+            modules_after=verdict.modules_after,
+            hosts_before=verdict.hosts_before,
+            hosts_after=verdict.hosts_after,
+            removed_hosts=verdict.removed_hosts,
+            since=self._wall(),
+            audit_id=audit_id,
         )
-
-    def _attempt(self, step: Callable[[float], object]) -> bool:
-        now = self._clock()
-        try:
-            step(now)
-        except StoreUnavailable as exc:
-            self.outage.failed(exc, now)
-            return False
-        except Exception:  # a bug must not end the service: log it and keep polling
-            self._log_bug("%s: poll failed unexpectedly", self._name, exc_info=True)
-            return False
-        self.outage.succeeded(now)
-        return True
-
-    def _run(self) -> None:
-        delays = self._backoff_factory()
-        delay = self._interval
-        while not self._stop.wait(delay):
-            if self._attempt(self._poller.poll):
-                delays = self._backoff_factory()
-                delay = self._interval
-            else:
-                delay = max(min(next(delays), 30.0), 0.0)
+        log.error(
+            "dns: HOLDING route table version %d (%s): it would remove %d of %d hosts in "
+            "%d modules: modules %d->%d, hosts %d->%d (max_drop_ratio %g). Still serving "
+            "version %d; it is applied when the table changes again into one that passes, "
+            "or on `lars route release`",
+            new.version,
+            "empty table" if verdict.reason == "empty" else "mass removal",
+            verdict.removed_hosts,
+            verdict.hosts_before,
+            verdict.modules_losing,
+            verdict.modules_before,
+            verdict.modules_after,
+            verdict.hosts_before,
+            verdict.hosts_after,
+            ratio,
+            served.version,
+        )

@@ -3,8 +3,13 @@
 Built in main (or by `lars up` and tests): `DnsService(config).start()` loads the route
 table first and only then listens, so an agent never gets empty host lists from a service
 that has not read the database yet; `stop()` stops polling, drains the connections and
-releases the database engine. A Lars lars_dns.conf loads unchanged: [reactor] ip, port,
+releases the database engines. A Lars lars_dns.conf loads unchanged: [reactor] ip, port,
 threadNum, maxConn and [mysql] db_*; our own settings live in an optional [dns] section.
+
+Two engines on MySQL: the reloads, deletes and audit writes use the long default
+timeouts (a large table takes a while); the poll asked every `poll_interval` has its own
+engine with short ones (`poll_timeout`, 1 s by default), so a frozen database is noticed
+in about a second.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import sqlalchemy
 
 from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
 from lars.dbengine import init_schema, is_sqlite, make_engine
-from lars.dns.poller import Poller, PollerStats, PollerThread
+from lars.dns.guard import DEFAULT_MAX_DROP_RATIO, DEFAULT_MIN_DROP_HOSTS, GuardPolicy, Hold
+from lars.dns.poller import Poller
+from lars.dns.pollthread import DEFAULT_RELOAD_DEADLINE, PollerStats, PollerThread
 from lars.dns.server import RouteServer, SubscriptionStats
+from lars.dns.service_audit import ServiceAudit
 from lars.dns.store import RouteStore
 from lars.dns.subscriptions import DEFAULT_MAX_PER_CONN
 from lars.dns.table import RouteTable
@@ -34,10 +42,10 @@ log = logging.getLogger(__name__)
 # Network
 DEFAULT_PORT = 7778
 # Timeouts
-DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RELOAD_INTERVAL = 10.0
-DEFAULT_RETRY_INITIAL = 0.5
-DEFAULT_RETRY_MAX = 10.0
+DEFAULT_RETRY_INITIAL = 0.1
+DEFAULT_RETRY_MAX = 1.0  # an edit made right after an outage must not wait 10 s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,8 +62,12 @@ class DnsConfig:
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
     retry_initial: float = DEFAULT_RETRY_INITIAL
     retry_max: float = DEFAULT_RETRY_MAX
+    reload_deadline: float = DEFAULT_RELOAD_DEADLINE  # a reload running longer: an outage
     # Limits
     max_subscriptions: int = DEFAULT_MAX_PER_CONN  # modules per connection
+    # Guard (lars.dns.guard): 1.0 turns it off
+    max_drop_ratio: float = DEFAULT_MAX_DROP_RATIO
+    min_drop_hosts: int = DEFAULT_MIN_DROP_HOSTS
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
@@ -66,6 +78,19 @@ class DnsConfig:
             raise ConfigError("need 0 <= retry_initial <= retry_max")
         if self.max_subscriptions < 1:
             raise ConfigError("max_subscriptions must be >= 1")
+        if self.reload_deadline <= 0:
+            raise ConfigError(f"reload_deadline must be > 0, got {self.reload_deadline}")
+        GuardPolicy(max_drop_ratio=self.max_drop_ratio, min_drop_hosts=self.min_drop_hosts)
+
+    @property
+    def guard_policy(self) -> GuardPolicy:
+        return GuardPolicy(max_drop_ratio=self.max_drop_ratio, min_drop_hosts=self.min_drop_hosts)
+
+    @property
+    def poll_timeout(self) -> float:
+        """Connect/read/write timeout of the poll engine, and the poll's deadline:
+        3 poll intervals, at least 1 s (a loaded server answers slowly), at most 5 s."""
+        return min(max(3 * self.poll_interval, 1.0), 5.0)
 
     @classmethod
     def from_ini(cls, ini: IniFile) -> DnsConfig:
@@ -77,7 +102,10 @@ class DnsConfig:
             reload_interval=ini.get("dns", "reload_interval", DEFAULT_RELOAD_INTERVAL),
             retry_initial=ini.get("dns", "retry_initial", DEFAULT_RETRY_INITIAL),
             retry_max=ini.get("dns", "retry_max", DEFAULT_RETRY_MAX),
+            reload_deadline=ini.get("dns", "reload_deadline", DEFAULT_RELOAD_DEADLINE),
             max_subscriptions=ini.get("dns", "max_subscriptions", DEFAULT_MAX_PER_CONN),
+            max_drop_ratio=ini.get("dns", "max_drop_ratio", DEFAULT_MAX_DROP_RATIO),
+            min_drop_hosts=ini.get("dns", "min_drop_hosts", DEFAULT_MIN_DROP_HOSTS),
         )
 
 
@@ -89,6 +117,7 @@ class DnsStats:
     truncated_modules: int
     invalid_rows: int  # RouteData rows left out of the table: not encodable on the wire
     pushes_sent: int
+    held: Hold | None  # a loaded table the guard holds (not served), None when none
     poller: PollerStats
     subscriptions: SubscriptionStats
     server: ServerStats | None  # None until listening
@@ -101,15 +130,31 @@ class DnsService:
         self.config = config
         self._own_engine = engine is None
         self._engine = engine if engine is not None else make_engine(config.db_url)
+        self._poll_engine = self._engine
+        if not is_sqlite(self._engine):  # one round trip per poll: no pre-ping, no reset
+            timeout = config.poll_timeout
+            self._poll_engine = make_engine(
+                config.db_url,
+                io_timeout=timeout,
+                connect_timeout=timeout,
+                pool_pre_ping=False,
+                pool_reset_on_return=None,
+                isolation_level="AUTOCOMMIT",
+                pool_size=1,
+            )
         self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
         self._poller = Poller(
-            RouteStore(self._engine),
+            RouteStore(self._engine, poll_engine=self._poll_engine),
             self._routes.publish,
             reload_interval=config.reload_interval,
+            policy=config.guard_policy,
+            audit=ServiceAudit(self._engine),
         )
         self._thread = PollerThread(
             self._poller,
             interval=config.poll_interval,
+            poll_deadline=config.poll_timeout,
+            reload_deadline=config.reload_deadline,
             backoff_factory=functools.partial(backoff, config.retry_initial, config.retry_max),
         )
         self._server: TcpServer | None = None  # built at start: it owns loop threads
@@ -174,11 +219,14 @@ class DnsService:
         self._thread.stop()
         if state == "running" and self._server is not None:
             self._server.stop()
+        if self._poll_engine is not self._engine:
+            self._poll_engine.dispose()
         if self._own_engine:
             self._engine.dispose()
 
     def stats(self) -> DnsStats:
         table = self._routes.table
+        poller = self._thread.stats()
         return DnsStats(
             version=table.version,
             modules=len(table),
@@ -186,7 +234,8 @@ class DnsService:
             truncated_modules=self._routes.truncated_modules,
             invalid_rows=table.invalid_rows,
             pushes_sent=self._routes.pushes_sent,
-            poller=self._thread.stats(),
+            held=poller.held,
+            poller=poller,
             subscriptions=self._routes.subscription_stats(),
             server=self._server.stats() if self._server is not None else None,
         )

@@ -7,6 +7,12 @@ newer or older than its version (spec section 6, our improvement):
 - SQLite: one explicit read transaction (BEGIN; WAL readers see one snapshot).
 `delete_changes(ids)` deletes exactly the change rows a load returned, never rows a
 DBA added after the load. Database errors surface as StoreUnavailable.
+
+`poll()` is the cheap question asked every poll interval, ONE statement and one round
+trip: the version, the newest RouteChange id and (while a table is held) the newest
+'release' row of RouteAudit. On MySQL it goes through an engine of its own with short
+timeouts, autocommit (a REPEATABLE READ snapshot would hide new commits) and no pre-ping
+or reset round trips, so a frozen database fails a poll within about a second.
 """
 
 from __future__ import annotations
@@ -15,14 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_change, route_data, route_version
+from lars.db import route_audit, route_change, route_data, route_version
 from lars.dbengine import is_sqlite
 from lars.errors import StoreUnavailable
 
-__all__ = ["ChangeRow", "RouteStore", "Snapshot"]
+__all__ = ["ChangeRow", "PollMark", "RouteStore", "Snapshot"]
 
 _DELETE_CHUNK = 500
 
@@ -42,13 +48,28 @@ class Snapshot:
     version: int
     routes: list[tuple[int, int, int, int]]  # (modid, cmdid, serverip, serverport)
     changes: list[ChangeRow]  # rows with version <= `version`
+    # The newest RouteChange id once `changes` are deleted (the rows left have a version
+    # above `version`; None: no rows left): what the next poll reads if nothing changed.
+    change_mark: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollMark:
+    """What one poll read."""
+
+    version: int
+    change_max: int | None  # the newest RouteChange id (None: no rows)
+    release_id: int | None = None  # newest 'release' row after the hold row asked about
 
 
 class RouteStore:
     """Reads for the route service. One instance per service, used by its poller thread."""
 
-    def __init__(self, engine: sqlalchemy.Engine) -> None:
+    def __init__(
+        self, engine: sqlalchemy.Engine, *, poll_engine: sqlalchemy.Engine | None = None
+    ) -> None:
         self._engine = engine
+        self._poll_engine = poll_engine if poll_engine is not None else engine
         self._sqlite = is_sqlite(engine)
 
     @property
@@ -56,12 +77,33 @@ class RouteStore:
         return self._engine
 
     def read_version(self) -> int:
-        """The current RouteVersion (0 when the row is missing): the cheap poll."""
+        """The current RouteVersion (0 when the row is missing)."""
+        return self.poll().version
+
+    def poll(self, release_after: int | None = None) -> PollMark:
+        """Version and newest RouteChange id (and, with `release_after`, the newest
+        'release' audit row with a larger id), in one statement."""
+        columns = [
+            select(route_version.c.version).where(route_version.c.id == 1).scalar_subquery(),
+            select(func.max(route_change.c.id)).scalar_subquery(),
+        ]
+        if release_after is not None:
+            columns.append(
+                select(func.max(route_audit.c.id))
+                .where(route_audit.c.id > release_after, route_audit.c.action == "release")
+                .scalar_subquery()
+            )
         try:
-            with self._engine.connect() as conn:
-                return _version(conn)
+            with self._poll_engine.connect() as conn:
+                row = conn.execute(select(*columns)).one()
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
+        release = row[2] if release_after is not None else None
+        return PollMark(
+            int(row[0] or 0),
+            None if row[1] is None else int(row[1]),
+            None if release is None else int(release),
+        )
 
     def load(self) -> Snapshot:
         """Version, routes and change rows <= version, in one consistent snapshot."""
@@ -97,10 +139,13 @@ class RouteStore:
                         .order_by(route_change.c.id)
                     )
                 ]
+                mark = conn.execute(
+                    select(func.max(route_change.c.id)).where(route_change.c.version > version)
+                ).scalar()
                 conn.rollback()  # read-only: end the snapshot now
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        return Snapshot(version, routes, changes)
+        return Snapshot(version, routes, changes, None if mark is None else int(mark))
 
     def delete_changes(self, ids: Sequence[int]) -> int:
         """Delete exactly these RouteChange rows; return how many were deleted."""

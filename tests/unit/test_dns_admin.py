@@ -139,11 +139,22 @@ def test_dns_config_reads_a_lars_ini_unchanged() -> None:
     assert cfg.db_url.startswith("mysql+pymysql://root:aceld@127.0.0.1:3306/lars_dns")
     assert (cfg.reactor.ip, cfg.reactor.port, cfg.reactor.threads) == ("127.0.0.1", 7778, 5)
     assert cfg.reactor.max_conns == 1024
-    assert cfg.poll_interval == 1.0 and cfg.reload_interval == 10.0
+    assert cfg.poll_interval == 0.1 and cfg.reload_interval == 10.0
+    assert cfg.poll_timeout == 1.0 and cfg.max_drop_ratio == 0.5 and cfg.guard_policy.enabled
     defaults = DnsConfig.from_ini(IniFile.empty())
     assert defaults.db_url == "sqlite:///lars.db" and defaults.reactor.port == 7778
-    tuned = DnsConfig.from_ini(IniFile.from_string("[dns]\npoll_interval = 0.25\n"))
-    assert tuned.poll_interval == 0.25
+    tuned = DnsConfig.from_ini(
+        IniFile.from_string(
+            "[dns]\npoll_interval = 0.25\nmax_drop_ratio = 1\nmin_drop_hosts = 10\n"
+            "reload_deadline = 30\n"
+        )
+    )
+    assert tuned.poll_interval == 0.25 and tuned.reload_deadline == 30.0
+    assert tuned.max_drop_ratio == 1.0 and not tuned.guard_policy.enabled
+    assert tuned.guard_policy.min_drop_hosts == 10
+    assert DnsConfig(poll_interval=2.0).poll_timeout == 5.0
+    with pytest.raises(ConfigError, match="max_drop_ratio"):
+        DnsConfig(max_drop_ratio=2.0)
     with pytest.raises(ConfigError):
         DnsConfig(poll_interval=0)
     with pytest.raises(ConfigError):

@@ -4,59 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 
 import pytest
 
-from lars.dns.poller import OutageLog, Poller, PollerThread
-from lars.dns.store import ChangeRow, Snapshot
-from lars.dns.table import Key, RouteTable
+from lars.dns.outage import OutageLog
+from lars.dns.pollthread import PollerThread
+from lars.dns.store import ChangeRow, PollMark
 from lars.errors import StoreUnavailable
 from lars.reactor.backoff import no_backoff
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.version = 1
-        self.routes: list[tuple[int, int, int, int]] = [(1, 1, 10, 80)]
-        self.changes: list[ChangeRow] = []
-        self.deleted: list[int] = []
-        self.loads = 0
-        self.fail = False
-
-    def read_version(self) -> int:
-        if self.fail:
-            raise StoreUnavailable("OperationalError: connection refused")
-        return self.version
-
-    def load(self) -> Snapshot:
-        if self.fail:
-            raise StoreUnavailable("OperationalError: connection refused")
-        self.loads += 1
-        return Snapshot(
-            self.version,
-            list(self.routes),
-            [c for c in self.changes if c.version <= self.version],
-        )
-
-    def delete_changes(self, ids: Sequence[int]) -> int:
-        self.deleted.extend(ids)
-        self.changes = [c for c in self.changes if c.id not in ids]
-        return len(ids)
-
-
-class Published:
-    def __init__(self) -> None:
-        self.calls: list[tuple[RouteTable, set[Key]]] = []
-
-    def __call__(self, table: RouteTable, changed: set[Key]) -> None:
-        self.calls.append((table, set(changed)))
-
-
-def make(reload_interval: float = 10.0) -> tuple[FakeStore, Published, Poller]:
-    store, published = FakeStore(), Published()
-    poller = Poller(store, published, reload_interval=reload_interval)  # type: ignore[arg-type]
-    return store, published, poller
+from tests.unit.dns_fakes import make
 
 
 def test_first_load_publishes_without_push_and_deletes_rows_read() -> None:
@@ -180,11 +136,11 @@ def test_thread_survives_unexpected_errors(no_leaks: None) -> None:
     assert thread.first_load()
     calls = threading.Event()
 
-    def broken() -> int:
+    def broken(release_after: int | None = None) -> PollMark:
         calls.set()
         raise RuntimeError("bug")
 
-    store.read_version = broken  # type: ignore[method-assign]
+    store.poll = broken  # type: ignore[method-assign]
     thread.start()
     try:
         assert calls.wait(10)
@@ -203,6 +159,7 @@ def test_first_load_retries_until_success_or_stop(no_leaks: None) -> None:
     wait_for(lambda: thread.stats().in_outage)
     store.fail = False
     t.join(10)
+    thread.stop()  # ends the watchdog that first_load started
     assert result == [True] and published.calls
 
     store.fail = True
@@ -214,4 +171,5 @@ def test_first_load_retries_until_success_or_stop(no_leaks: None) -> None:
     wait_for(lambda: stopper.stats().in_outage)
     stopper.request_stop()
     t2.join(10)
+    stopper.stop()
     assert result == [True, False]

@@ -1,0 +1,158 @@
+"""PollerThread: the thread that drives a Poller, and its watchdog.
+
+Every `interval` the poller asks its cheap question (under the poll deadline: about a
+second, the poll engine's socket timeouts); a change is loaded at once (under the
+longer reload deadline). A database outage never stops the service: the last table
+keeps being served, the outage is logged once with its cause (by the watchdog when a
+call hangs, or by the failing call), polls are retried with a short capped backoff so
+an edit made right after the database returns is seen within about a second, and the
+recovery is logged with its duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lars.dns.guard import Hold
+from lars.dns.outage import OutageLog
+from lars.dns.poller import Poller, Step
+from lars.dns.watchdog import Watch, Watchdog
+from lars.errors import StoreUnavailable
+from lars.ratelog import RateLimitedLog
+from lars.reactor.backoff import BackoffFactory, backoff
+
+__all__ = ["PollerStats", "PollerThread"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_DEADLINE = 1.0
+DEFAULT_RELOAD_DEADLINE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PollerStats:
+    polls: int
+    loads: int
+    pushed_modules: int
+    outages: int
+    in_outage: bool
+    last_error: str
+    holds: int  # tables held since start
+    held: Hold | None  # the table held now
+    sql_audit_rows: int  # actor 'sql' rows written for plain-SQL edits
+
+
+class PollerThread:
+    """Owns the polling thread and its watchdog. `first_load()` blocks until a table is
+    loaded (or stop)."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        *,
+        interval: float,
+        poll_deadline: float = DEFAULT_POLL_DEADLINE,
+        reload_deadline: float = DEFAULT_RELOAD_DEADLINE,
+        backoff_factory: BackoffFactory = backoff,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "dns-poller",
+    ) -> None:
+        self._poller = poller
+        self._interval = interval
+        self._poll_deadline = poll_deadline
+        self._reload_deadline = reload_deadline
+        self._backoff_factory = backoff_factory
+        self._clock = clock
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.outage = OutageLog(name)
+        self._watch = Watch(clock)
+        self._watchdog = Watchdog(
+            self._watch,
+            self.outage,
+            interval=min(interval, poll_deadline / 4),
+            clock=clock,
+            name=f"{name}-watchdog",
+        )
+        self._log_bug = RateLimitedLog(log, 60.0, level=logging.ERROR)
+
+    def first_load(self) -> bool:
+        """Retry the initial load with backoff until it succeeds (True) or stop() (False)."""
+        self._watchdog.start()
+        delays = self._backoff_factory()
+        while not self._stop.is_set():
+            if self._attempt(self._load_step):
+                return True
+            self._stop.wait(next(delays))
+        return False
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("poller already started")
+        self._watchdog.start()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread (and a pending first_load) to end; only sets an event."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._watchdog.stop()
+
+    def stats(self) -> PollerStats:
+        p = self._poller
+        return PollerStats(
+            polls=p.polls,
+            loads=p.loads,
+            pushed_modules=p.pushed_modules,
+            outages=self.outage.outages,
+            in_outage=self.outage.failing_since is not None,
+            last_error=self.outage.last_error,
+            holds=p.holds,
+            held=p.hold,
+            sql_audit_rows=p.sql_audit_rows,
+        )
+
+    def _load_step(self, now: float) -> None:
+        with self._watch.running("the route table reload", self._reload_deadline):
+            self._poller.load(now)
+
+    def _poll_step(self, now: float) -> None:
+        with self._watch.running("the version poll", self._poll_deadline):
+            step = self._poller.check(now)
+        if step is not Step.NOTHING:
+            with self._watch.running(f"the route table {step.value}", self._reload_deadline):
+                self._poller.run(step, self._clock())
+
+    def _attempt(self, step: Callable[[float], object]) -> bool:
+        now = self._clock()
+        try:
+            step(now)
+        except StoreUnavailable as exc:
+            self.outage.failed(exc, now)
+            return False
+        except Exception:  # a bug must not end the service: log it and keep polling
+            self._log_bug("%s: poll failed unexpectedly", self._name, exc_info=True)
+            return False
+        self.outage.succeeded(self._clock())
+        return True
+
+    def _run(self) -> None:
+        delays = self._backoff_factory()
+        delay = self._interval
+        while not self._stop.wait(delay):
+            if self._attempt(self._poll_step):
+                delays = self._backoff_factory()
+                delay = self._interval
+            else:
+                delay = max(min(next(delays), 30.0), 0.0)

@@ -1,0 +1,155 @@
+"""What the route service itself writes to and reads from RouteAudit.
+
+- Held tables (the protocol of the COMMON contract): one 'hold' row per held version,
+  actor 'dns' (not written again when an identical hold row for that version is already
+  the newest hold/apply row: several route services share one database); an operator's
+  'release' row with a larger id makes a holding service apply the table and write an
+  'apply' row ('released by <actor>'); a hold that ends because the table changed again
+  writes 'apply' too ('table changed').
+- Edits made in plain SQL: for the modules a load's diff finds changed, one row per host
+  added or removed, actor 'sql', unless a lars tool already audited that module with a
+  version in (old version, new version]. At most MAX_SQL_ROWS rows per load (a mass
+  delete of 100,000 hosts is logged with the count, not written 100,000 times).
+On an original Lars database (no RouteAudit) every call is a no-op; AuditLog logs that
+once. Errors surface as StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import sqlalchemy
+from sqlalchemy import and_, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from lars.db import route_audit
+from lars.dns.audit import AuditEntry, AuditLog
+from lars.dns.table import Key, RouteTable
+from lars.errors import StoreUnavailable
+
+__all__ = ["MAX_SQL_ROWS", "ServiceAudit", "sql_change_rows"]
+
+log = logging.getLogger(__name__)
+
+ACTOR = "dns"
+SQL_ACTOR = "sql"
+MAX_SQL_ROWS = 1000
+# Actions that record a route edit (hold, release and apply do not cover a module).
+_EDIT_ACTIONS = ("add", "del", "replace", "del-module", "drain", "undrain", "weight")
+
+
+def sql_change_rows(
+    audit: AuditLog,
+    old: RouteTable,
+    new: RouteTable,
+    modules: Iterable[Key],
+    limit: int = MAX_SQL_ROWS,
+) -> tuple[list[dict[str, object]], int]:
+    """actor='sql' add/del rows for the hosts that differ in `modules`, at most `limit`;
+    returns (rows, how many were left out)."""
+    rows: list[dict[str, object]] = []
+    left_out = 0
+    for key in sorted(modules):
+        before, after = set(old.hosts(key)), set(new.hosts(key))
+        for action, hosts in (("del", before - after), ("add", after - before)):
+            for ip, port in sorted(hosts):
+                if len(rows) >= limit:
+                    left_out += 1
+                    continue
+                rows.append(
+                    audit.row(
+                        actor=SQL_ACTOR,
+                        action=action,
+                        modid=key[0],
+                        cmdid=key[1],
+                        serverip=ip,
+                        serverport=port,
+                        version=new.version,
+                        detail="found by the route service (plain SQL edit)",
+                    )
+                )
+    return rows, left_out
+
+
+class ServiceAudit:
+    """The route service's RouteAudit reads and writes, through one AuditLog."""
+
+    def __init__(self, engine: sqlalchemy.Engine, audit: AuditLog | None = None) -> None:
+        self._engine = engine
+        self._audit = audit if audit is not None else AuditLog(engine)
+
+    @property
+    def available(self) -> bool:
+        return self._audit.available()
+
+    def record_hold(self, version: int, detail: str) -> int | None:
+        """The id of the 'hold' row for `version` (written unless an identical one is
+        already the newest hold/apply row); None without a RouteAudit table."""
+        if not self._audit.available():
+            return None
+        latest = self._audit.history(actions=("hold", "apply"), limit=1)
+        newest = latest[0] if latest else None
+        if newest and (newest.action, newest.version, newest.detail) == ("hold", version, detail):
+            return newest.id
+        row = self._audit.row(actor=ACTOR, action="hold", version=version, detail=detail)
+        try:
+            with self._engine.begin() as conn:
+                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return int(key[0]) if key is not None else None
+
+    def release_after(self, hold_id: int) -> AuditEntry | None:
+        """The newest 'release' row with an id above the hold row's, if any."""
+        rows = self._audit.history(actions=("release",), after_id=hold_id, limit=1)
+        return rows[0] if rows else None
+
+    def record_apply(self, version: int, detail: str) -> None:
+        self._audit.append(
+            [self._audit.row(actor=ACTOR, action="apply", version=version, detail=detail)]
+        )
+
+    def covered_modules(self, old_version: int, new_version: int) -> set[Key]:
+        """Modules a lars tool audited with a version in (old_version, new_version]."""
+        if new_version <= old_version or not self._audit.available():
+            return set()
+        query = (
+            select(route_audit.c.modid, route_audit.c.cmdid)
+            .where(
+                and_(
+                    route_audit.c.version > old_version,
+                    route_audit.c.version <= new_version,
+                    route_audit.c.actor.not_in((SQL_ACTOR, ACTOR)),
+                    route_audit.c.action.in_(_EDIT_ACTIONS),
+                )
+            )
+            .group_by(route_audit.c.modid, route_audit.c.cmdid)
+        )
+        try:
+            with self._engine.connect() as conn:
+                return {(int(m), int(c)) for m, c in conn.execute(query)}
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+
+    def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int:
+        """Write 'sql' rows for `changed` modules no lars row covers; returns rows written."""
+        if not changed or not self._audit.available():
+            return 0
+        modules = changed - self.covered_modules(old.version, new.version)
+        rows, left_out = sql_change_rows(self._audit, old, new, modules)
+        self._audit.append(rows)
+        if left_out:
+            log.warning(
+                "dns: %d more host changes made in plain SQL at version %d were not "
+                "audited one by one (at most %d rows per load)",
+                left_out,
+                new.version,
+                MAX_SQL_ROWS,
+            )
+        return len(rows)
+
+
+def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+    cause = getattr(exc, "orig", None) or exc
+    return StoreUnavailable(f"{type(cause).__name__}: {cause}")
