@@ -173,10 +173,7 @@ def test_tool_edits_are_not_audited_as_sql(no_leaks: None, sqlite_url: str) -> N
     svc = _service(sqlite_url)
     svc.start()
     try:
-        version = admin.add_host(1, 1, "10.0.0.2", 80)
-        # what RouteAdmin writes with its edits (engineer "audit"): a lars row
-        audit = AuditLog(engine)
-        audit.append([audit.row(actor="cli:bob", action="add", modid=1, cmdid=1, version=version)])
+        admin.add_host(1, 1, "10.0.0.2", 80, actor="cli:bob")  # audited by RouteAdmin
         with engine.begin() as conn:  # and a DBA's edit of another module, same version
             conn.execute(
                 text("INSERT INTO RouteData (modid, cmdid, serverip, serverport) VALUES (2,2,7,8)")
