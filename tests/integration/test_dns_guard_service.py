@@ -76,8 +76,7 @@ def check_push_empty_is_held_then_released(url: str) -> None:
             sql_dels = [r for r in rows if r[0] == "sql"]
             assert len(sql_dels) == 6 and {r[1] for r in sql_dels} == {"del"}
             # an operator releases it (what `lars route release` writes)
-            audit = AuditLog(engine)
-            audit.append([audit.row(actor="cli:ops", action="release", version=version)])
+            AuditLog(engine).release("cli:ops", admin.current_version())
             wait_for(lambda: svc.stats().held is None, what="the release applied")
             pushed = {}
             for _ in MODULES:
