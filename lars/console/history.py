@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from lars.dns.audit import AuditEntry, AuditLog, HoldState, Release
+from lars.dns.audit import EDIT_ACTIONS, AuditEntry, AuditLog, HoldState, Release
 
 __all__ = [
     "HISTORY_PAGE",
@@ -46,7 +46,10 @@ class RouteHistory:
         limit: int = HISTORY_PAGE,
         before: int | None = None,
     ) -> list[AuditEntry]:
-        return self.audit.history(modid, cmdid, limit=limit, before_id=before)
+        """Newest first; a module's (or modid's) history has its edits only, not the
+        table-wide hold/release/apply rows (which carry modid 0 and cmdid 0)."""
+        actions = EDIT_ACTIONS if modid is not None or cmdid is not None else None
+        return self.audit.history(modid, cmdid, limit=limit, actions=actions, before_id=before)
 
     def hold(self) -> HoldState | None:
         return self.audit.hold_state()

@@ -29,7 +29,17 @@ from lars.db import route_audit
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import uint_to_dotted
 
-__all__ = ["AuditEntry", "AuditLog", "HoldState", "NothingHeld", "Release", "cli_actor"]
+__all__ = [
+    "ACTIONS",
+    "EDIT_ACTIONS",
+    "TABLE_ACTIONS",
+    "AuditEntry",
+    "AuditLog",
+    "HoldState",
+    "NothingHeld",
+    "Release",
+    "cli_actor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,8 @@ ACTIONS = (
     "release",
     "apply",
 )
+TABLE_ACTIONS = ("hold", "release", "apply")  # about the whole table: modid/cmdid are 0
+EDIT_ACTIONS = tuple(a for a in ACTIONS if a not in TABLE_ACTIONS)  # about one module
 _DETAIL_MAX = 1024
 _ACTOR_MAX = 128
 

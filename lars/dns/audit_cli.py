@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy
 
 from lars.dns.admin import RouteAdmin, validate_ids
-from lars.dns.audit import AuditEntry, HoldState, NothingHeld, cli_actor
+from lars.dns.audit import EDIT_ACTIONS, AuditEntry, HoldState, NothingHeld, cli_actor
 from lars.errors import ValidationError
 
 __all__ = ["format_entry", "register"]
@@ -97,7 +97,10 @@ def run_history(args: argparse.Namespace, engine_of: EngineOf) -> int:
                 file=sys.stderr,
             )
             return 0
-        entries = audit.history(args.modid, args.cmdid, limit=args.limit, before_id=args.before)
+        actions = EDIT_ACTIONS if args.modid is not None else None  # holds are table-wide
+        entries = audit.history(
+            args.modid, args.cmdid, limit=args.limit, actions=actions, before_id=args.before
+        )
     for e in entries:
         print(json.dumps(entry_json(e)) if args.json else format_entry(e))
     if not args.json:

@@ -266,3 +266,13 @@ def test_module_page_shows_its_history_and_history_pages_back(
     only = client.get("/history", params={"modid": 2, "cmdid": 2}).text
     assert only.count('data-entry="') == 1
     assert client.get("/history", params={"before": "x"}).status_code == 404
+
+
+def test_module_history_leaves_out_table_wide_rows(client: TestClient, engine: Engine) -> None:
+    """Hold/release/apply rows carry modid 0 and cmdid 0: module 0:0 must not list them."""
+    RouteAdmin(engine, actor="cli:x").add_host(0, 0, "10.0.0.1", 80)
+    hold(engine)
+    assert [e["action"] for e in client.get("/api/history").json()] == ["hold", "add"]
+    module = client.get("/api/history", params={"modid": 0, "cmdid": 0}).json()
+    assert [e["action"] for e in module] == ["add"]
+    assert 'class="action-hold"' not in client.get("/modules/0/0").text

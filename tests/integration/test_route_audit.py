@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from lars.db import route_audit, route_data
 from lars.dbengine import init_schema, make_engine
 from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditEntry, AuditLog, cli_actor
+from lars.dns.audit import AuditEntry, AuditLog, NothingHeld, cli_actor
 from lars.errors import StoreUnavailable, ValidationError
 
 
@@ -163,3 +163,37 @@ def test_console_edits_are_audited_as_the_console_user(sqlite_url: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+def test_hold_state_follows_the_newest_hold_or_apply_row(engine: sqlalchemy.Engine) -> None:
+    clock = Clock(3000.0)
+    admin = RouteAdmin(engine, clock=clock, actor="cli:op")
+    audit = admin.audit
+    admin.add_host(1, 1, "10.0.0.1", 80)
+
+    def write(action: str, detail: str = "") -> int:
+        audit.append([audit.row(actor="dns", action=action, version=9, detail=detail)])
+        return audit.history(limit=1)[0].id
+
+    assert audit.hold_state() is None
+    with pytest.raises(NothingHeld, match="no route table is held"):
+        admin.release_hold()
+    first = write("hold", "modules 1->0")
+    write("hold", "modules 1->0")  # a second route service holding the same table
+    state = audit.hold_state()
+    assert state is not None and state.hold.id > first and state.release is None
+    done = admin.release_hold()
+    assert done.held is not None and done.held.hold.id == state.hold.id
+    assert (done.entry.action, done.entry.actor, done.entry.version) == (
+        "release",
+        "cli:op",
+        admin.current_version(),
+    )
+    assert done.entry == audit.history(limit=1)[0]  # what it returns is what it wrote
+    pending = audit.hold_state()
+    assert pending is not None and pending.release == done.entry  # released, not applied
+    write("apply", "released by cli:op")
+    assert audit.hold_state() is None
+    forced = admin.release_hold(force=True, actor="cli:other")
+    assert forced.held is None and forced.entry.detail == "forced: no table was held"
+    assert audit.hold_state() is None  # a release alone never holds anything
