@@ -11,6 +11,11 @@ with the bumped version and the caller's actor (the console user, or `cli:<os us
 an edit and its audit commit or fail together. On an original Lars database without
 RouteAudit, edits work as before and nothing is audited (logged once). A new edit kind
 (drain, weight, ...) is an `edit` callable that changes rows and returns its `Change`s.
+
+Drain, undrain and weight edit RouteHostMeta (lars/dns/hostmeta.py, its rules there) in
+the same one transaction with a version bump and a RouteChange row, so route services
+push them as any route edit. Deleting a host deletes its RouteHostMeta row; replacing it
+moves the row to the new address.
 """
 
 from __future__ import annotations
@@ -18,17 +23,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_change, route_data, route_version
+from lars.db import route_change, route_data, route_host_meta, route_version
 from lars.dbengine import is_sqlite
+from lars.dns import hostmeta
 from lars.dns.audit import AuditLog, Release, cli_actor
+from lars.dns.hostmeta import MetaPresence
 from lars.dns.table import MAX_HOSTS_PER_MODULE
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import dotted_to_uint, uint_to_dotted
+from lars.protocol.weight import validate_weight
 
 __all__ = ["MAX_ID", "Change", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
 
@@ -41,6 +50,12 @@ class RouteEntry:
     cmdid: int
     ip: str  # dotted
     port: int
+    # RouteHostMeta (defaults when the host has no row or the table is missing)
+    weight: int = 1
+    enabled: bool = True  # False: drained, left out of every route reply and push
+    note: str = ""
+    updated_at: int = 0  # unix seconds of the last drain/undrain/weight edit
+    updated_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +106,52 @@ class RouteAdmin:
         self._clock = clock
         self.actor = actor if actor is not None else cli_actor()
         self.audit = audit if audit is not None else AuditLog(engine, clock=clock)
+        self.meta = MetaPresence(engine, recheck=5.0)
 
     # reads
 
     def list_routes(self, modid: int | None = None, cmdid: int | None = None) -> list[RouteEntry]:
-        query = select(
-            route_data.c.modid, route_data.c.cmdid, route_data.c.serverip, route_data.c.serverport
-        ).order_by(
-            route_data.c.modid, route_data.c.cmdid, route_data.c.serverip, route_data.c.serverport
-        )
-        if modid is not None:
-            query = query.where(route_data.c.modid == modid)
-        if cmdid is not None:
-            query = query.where(route_data.c.cmdid == cmdid)
+        """RouteData rows with their RouteHostMeta settings (drained hosts included)."""
+        d, m = route_data.c, route_host_meta.c
         try:
+            with_meta = self.meta.available()
+            columns = [d.modid, d.cmdid, d.serverip, d.serverport]
+            source: sqlalchemy.FromClause = route_data
+            if with_meta:
+                columns += [m.weight, m.enabled, m.note, m.updated_at, m.updated_by]
+                source = route_data.outerjoin(
+                    route_host_meta,
+                    and_(
+                        m.modid == d.modid,
+                        m.cmdid == d.cmdid,
+                        m.serverip == d.serverip,
+                        m.serverport == d.serverport,
+                    ),
+                )
+            query = (
+                select(*columns)
+                .select_from(source)
+                .order_by(d.modid, d.cmdid, d.serverip, d.serverport)
+            )
+            if modid is not None:
+                query = query.where(d.modid == modid)
+            if cmdid is not None:
+                query = query.where(d.cmdid == cmdid)
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        return [RouteEntry(int(m), int(c), uint_to_dotted(int(ip)), int(p)) for m, c, ip, p in rows]
+        return [_entry(row) for row in rows]
+
+    def has_host_meta(self) -> bool:
+        """Can hosts be drained and weighted here (the RouteHostMeta table exists)?"""
+        return self._meta_present()
+
+    def _meta_present(self) -> bool:
+        try:
+            return self.meta.available()
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
 
     def current_version(self) -> int:
         try:
@@ -167,11 +209,15 @@ class RouteAdmin:
         validate_ids(modid, cmdid)
         uip = validate_host(ip, port)
 
+        with_meta = self._meta_present()  # before the write lock
+
         def edit(conn: Connection) -> list[Change]:
             ids = _host_ids(conn, modid, cmdid, uip, port)
             if not ids:
                 raise ValidationError(f"host {ip}:{port} is not in module {modid}/{cmdid}")
             conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
+            if with_meta:
+                hostmeta.forget(conn, modid, cmdid, (uip, port))
             return [Change("del", modid, cmdid, uip, port, f"{uint_to_dotted(uip)}:{port}")]
 
         return self._edit([(modid, cmdid)], edit, actor)
@@ -192,6 +238,8 @@ class RouteAdmin:
         old_uip = validate_host(old_ip, old_port)
         new_uip = validate_host(new_ip, new_port)
 
+        with_meta = self._meta_present()  # before the write lock
+
         def edit(conn: Connection) -> list[Change]:
             ids = _host_ids(conn, modid, cmdid, old_uip, old_port)
             if not ids:
@@ -207,6 +255,8 @@ class RouteAdmin:
                 .where(route_data.c.id.in_(ids))
                 .values(serverip=new_uip, serverport=new_port)
             )
+            if with_meta:
+                hostmeta.move(conn, modid, cmdid, (old_uip, old_port), (new_uip, new_port))
             detail = f"{uint_to_dotted(old_uip)}:{old_port} -> {uint_to_dotted(new_uip)}:{new_port}"
             return [Change("replace", modid, cmdid, new_uip, new_port, detail)]
 
@@ -215,6 +265,8 @@ class RouteAdmin:
     def del_module(self, modid: int, cmdid: int, *, actor: str | None = None) -> int:
         """Remove every host of a module: one audit row for the module, listing them."""
         validate_ids(modid, cmdid)
+
+        with_meta = self._meta_present()  # before the write lock
 
         def edit(conn: Connection) -> list[Change]:
             cond = and_(route_data.c.modid == modid, route_data.c.cmdid == cmdid)
@@ -226,8 +278,94 @@ class RouteAdmin:
             if not rows:
                 raise ValidationError(f"module {modid}/{cmdid} has no hosts")
             conn.execute(delete(route_data).where(route_data.c.id.in_([r.id for r in rows])))
+            if with_meta:
+                hostmeta.forget(conn, modid, cmdid)
             hosts = ", ".join(f"{uint_to_dotted(int(r.serverip))}:{r.serverport}" for r in rows)
             return [Change("del-module", modid, cmdid, 0, 0, f"{len(rows)} host(s): {hosts}")]
+
+        return self._edit([(modid, cmdid)], edit, actor)
+
+    # drain and weights (RouteHostMeta)
+
+    def drain(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        *,
+        note: str | None = None,
+        force: bool = False,
+        actor: str | None = None,
+    ) -> int:
+        """Take a host out of every route reply and push, keeping its RouteData row.
+        The last enabled host of a module needs `force` (audited as forced)."""
+        return self._meta_edit(modid, cmdid, ip, port, actor, enabled=False, note=note, force=force)
+
+    def undrain(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Serve a drained host again (agents take it as a new host: fresh idle state)."""
+        return self._meta_edit(modid, cmdid, ip, port, actor, enabled=True, note=note)
+
+    def set_weight(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        weight: int,
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Set a host's weight, 1..MAX_WEIGHT (0 is refused: drain the host instead)."""
+        return self._meta_edit(modid, cmdid, ip, port, actor, weight=weight, note=note)
+
+    def _meta_edit(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        actor: str | None,
+        *,
+        note: str | None,
+        enabled: bool | None = None,
+        weight: int | None = None,
+        force: bool = False,
+    ) -> int:
+        validate_ids(modid, cmdid)
+        uip = validate_host(ip, port)
+        note = hostmeta.validate_note(note)
+        if weight is not None:
+            validate_weight(weight)
+        if not self._meta_present():
+            raise ValidationError(
+                f"this database has no {route_host_meta.name} table (an original Lars "
+                "database): run `lars initdb` to add it, then drain and weights work"
+            )
+        who = actor if actor is not None else self.actor
+        now = int(self._clock())
+
+        def edit(conn: Connection) -> list[Change]:
+            if weight is not None:
+                action, detail = hostmeta.weight_change(
+                    conn, modid, cmdid, (uip, port), weight, note=note, actor=who, now=now
+                )
+            else:
+                action, detail = hostmeta.drain_change(
+                    conn, modid, cmdid, (uip, port), enabled=bool(enabled), note=note,
+                    force=force, actor=who, now=now,
+                )  # fmt: skip
+            return [Change(action, modid, cmdid, uip, port, detail)]
 
         return self._edit([(modid, cmdid)], edit, actor)
 
@@ -284,6 +422,26 @@ class RouteAdmin:
                 update(route_version).where(route_version.c.id == 1).values(version=version)
             )
         return version
+
+
+def _entry(row: Sequence[Any]) -> RouteEntry:
+    """A RouteEntry from a list_routes row (with or without the RouteHostMeta columns)."""
+    modid, cmdid, ip, port = (int(v) for v in row[:4])
+    entry = RouteEntry(modid, cmdid, uint_to_dotted(ip), port)
+    if len(row) == 4 or row[4] is None:  # no table, or no row for this host
+        return entry
+    weight, enabled, note, updated_at, updated_by = row[4:]
+    return RouteEntry(
+        modid,
+        cmdid,
+        entry.ip,
+        port,
+        weight=int(weight),
+        enabled=bool(enabled),
+        note=str(note),
+        updated_at=int(updated_at),
+        updated_by=str(updated_by),
+    )
 
 
 def _host_ids(

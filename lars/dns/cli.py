@@ -24,6 +24,7 @@ from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini, override
 from lars.db import route_version
 from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, safe_url
 from lars.dns import audit_cli
+from lars.dns import hosts_cli
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable
@@ -92,6 +93,7 @@ def register(subparsers: Any) -> None:
     _db_args(p)
     p.set_defaults(func=run_route_version)
     audit_cli.register(sub, _db_args, _engine)  # history, release, status
+    hosts_cli.register(sub, _db_args, _host_args, _engine)  # drain, undrain, weight
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:
@@ -188,9 +190,9 @@ def run_route_list(args: argparse.Namespace) -> int:
         entries = RouteAdmin(engine).list_routes(args.modid, args.cmdid)
     for e in entries:
         if args.json:
-            print(json.dumps({"modid": e.modid, "cmdid": e.cmdid, "ip": e.ip, "port": e.port}))
+            print(json.dumps(hosts_cli.entry_fields(e)))
         else:
-            print(f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}")
+            print(hosts_cli.entry_line(e))
     if not args.json:
         print(f"{len(entries)} host(s)", file=sys.stderr)
     return 0

@@ -128,7 +128,7 @@ class Poller:
         audit plain-SQL edits; return the pushed modules."""
         self._mark = None  # a load that fails half-way is redone by the next poll
         snap = self._store.load()
-        new = RouteTable.from_rows(snap.version, snap.routes)
+        new = RouteTable.from_rows(snap.version, snap.routes, snap.meta)
         self._pending |= {(c.modid, c.cmdid) for c in snap.changes}
         served, previous = self._table, self._loaded
         pushed: set[Key] = set()

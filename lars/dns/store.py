@@ -13,12 +13,15 @@ trip: the version, the newest RouteChange id and (while a table is held) the new
 'release' row of RouteAudit. On MySQL it goes through an engine of its own with short
 timeouts, autocommit (a REPEATABLE READ snapshot would hide new commits) and no pre-ping
 or reset round trips, so a frozen database fails a poll within about a second.
+
+The same snapshot reads RouteHostMeta (drain and weights, lars/dns/hostmeta.py) when the
+table exists; without it (an original Lars database) `meta` is empty, logged once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy
 from sqlalchemy import Connection, delete, func, select
@@ -26,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit, route_change, route_data, route_version
 from lars.dbengine import is_sqlite
+from lars.dns import hostmeta
 from lars.errors import StoreUnavailable
 
 __all__ = ["ChangeRow", "PollMark", "RouteStore", "Snapshot"]
@@ -51,6 +55,9 @@ class Snapshot:
     # The newest RouteChange id once `changes` are deleted (the rows left have a version
     # above `version`; None: no rows left): what the next poll reads if nothing changed.
     change_mark: int | None = None
+    # RouteHostMeta rows that differ from the defaults (modid, cmdid, ip, port, weight,
+    # enabled); empty without the table
+    meta: list[hostmeta.MetaRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,7 @@ class RouteStore:
         self._engine = engine
         self._poll_engine = poll_engine if poll_engine is not None else engine
         self._sqlite = is_sqlite(engine)
+        self._meta = hostmeta.MetaPresence(engine)
 
     @property
     def engine(self) -> sqlalchemy.Engine:
@@ -108,6 +116,7 @@ class RouteStore:
     def load(self) -> Snapshot:
         """Version, routes and change rows <= version, in one consistent snapshot."""
         try:
+            with_meta = self._meta.available()  # before the snapshot: it may ask the catalog
             with self._engine.connect() as conn:
                 if self._sqlite:
                     conn.exec_driver_sql("BEGIN")  # pysqlite starts none for SELECTs
@@ -142,10 +151,11 @@ class RouteStore:
                 mark = conn.execute(
                     select(func.max(route_change.c.id)).where(route_change.c.version > version)
                 ).scalar()
+                meta = hostmeta.read_all(conn) if with_meta else []
                 conn.rollback()  # read-only: end the snapshot now
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        return Snapshot(version, routes, changes, None if mark is None else int(mark))
+        return Snapshot(version, routes, changes, None if mark is None else int(mark), meta=meta)
 
     def delete_changes(self, ids: Sequence[int]) -> int:
         """Delete exactly these RouteChange rows; return how many were deleted."""

@@ -14,6 +14,14 @@ the module is listed in `truncated` so the service logs it loudly and counts it.
 Rows that cannot travel on the wire at all (a DBA's typo: ids past int32, an address past
 32 bits, a port outside 0..65535) are left out when the table is built and counted in
 `invalid_rows`, so one bad row never breaks the replies and pushes of other modules.
+
+RouteHostMeta (lars/dns/hostmeta.py) settles two more things when the table is built:
+a drained host (enabled = false) is left out, exactly as if its row were gone (counted
+in `drained`; for the push-empty guard a drain is a host removal), and a weight other
+than 1 travels in HostInfo.weight. Weights live beside the host tuples (`weights`), so
+the tuples stay (ip, port); two tables differing only in a weight are different tables,
+and `changed_modules` names the module. A default-weight host is encoded without the
+field: the bytes are the original's.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
 from lars.protocol import lars_pb2, uint_to_wire
+from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
 from lars.reactor.frame import MAX_BODY
 
 __all__ = [
@@ -44,18 +53,29 @@ _PORT_MAX = 65535
 _WORST_HEADER = 12
 _WORST_HOST = 17
 MAX_HOSTS_PER_MODULE = (MAX_BODY - _WORST_HEADER) // _WORST_HOST  # 3853
+# (A weight adds up to 3 bytes per host: a module near the limit whose hosts are all
+# weighted and all past 128.0.0.0 is served truncated, like any reply past the frame.)
+
+Weights = Mapping[Host, int]  # hosts whose weight is not DEFAULT_WEIGHT
 
 
-def encode_response(modid: int, cmdid: int, hosts: Iterable[Host]) -> tuple[bytes, int]:
+def encode_response(
+    modid: int, cmdid: int, hosts: Iterable[Host], weights: Weights | None = None
+) -> tuple[bytes, int]:
     """A GetRouteResponse body for the module and how many hosts it holds.
 
     Hosts past the frame limit are left out (the count tells the caller); the body
-    always fits in one frame.
+    always fits in one frame. HostInfo.weight is set only for `weights`' hosts.
     """
     msg = lars_pb2.GetRouteResponse(modid=modid, cmdid=cmdid)
     add = msg.host.add
-    for ip, port in hosts:
-        add(ip=uint_to_wire(ip), port=port)
+    weights = weights or {}
+    for host in hosts:
+        weight = weights.get(host)
+        if weight is None:
+            add(ip=uint_to_wire(host[0]), port=host[1])
+        else:
+            add(ip=uint_to_wire(host[0]), port=host[1], weight=weight)
     if msg.ByteSize() > MAX_BODY:
         lo, hi = 0, len(msg.host)  # invariant: lo hosts fit, hi do not
         while hi - lo > 1:
@@ -76,31 +96,63 @@ class RouteTable:
     so concurrent readers on several threads are safe under the GIL.
     """
 
-    __slots__ = ("_bodies", "_routes", "host_count", "invalid_rows", "truncated", "version")
+    __slots__ = (
+        "_bodies",
+        "_routes",
+        "_weights",
+        "drained",
+        "host_count",
+        "invalid_rows",
+        "truncated",
+        "version",
+    )
 
     def __init__(
-        self, version: int, routes: Mapping[Key, tuple[Host, ...]], *, invalid_rows: int = 0
+        self,
+        version: int,
+        routes: Mapping[Key, tuple[Host, ...]],
+        *,
+        invalid_rows: int = 0,
+        weights: Mapping[Key, Weights] | None = None,
+        drained: int = 0,
     ) -> None:
         self.version = version
         self.invalid_rows = invalid_rows  # RouteData rows left out: not encodable on the wire
+        self.drained = drained  # hosts left out: drained (RouteHostMeta.enabled = false)
         self._routes: dict[Key, tuple[Host, ...]] = dict(routes)
+        # per module, its hosts with a weight other than 1 (modules without any: absent)
+        self._weights: dict[Key, dict[Host, int]] = {
+            key: {h: w for h, w in ws.items() if w != DEFAULT_WEIGHT}
+            for key, ws in (weights or {}).items()
+            if key in self._routes and any(w != DEFAULT_WEIGHT for w in ws.values())
+        }
         self._bodies: dict[Key, bytes] = {}
         self.host_count = sum(len(h) for h in self._routes.values())
         # module -> (hosts in the table, hosts served), for modules past the frame limit
         self.truncated: dict[Key, tuple[int, int]] = {}
         for key, hosts in self._routes.items():
             if len(hosts) > MAX_HOSTS_PER_MODULE:
-                body, kept = encode_response(key[0], key[1], hosts)
+                body, kept = encode_response(key[0], key[1], hosts, self._weights.get(key))
                 self._bodies[key] = body
                 if kept < len(hosts):
                     self.truncated[key] = (len(hosts), kept)
 
     @classmethod
-    def from_rows(cls, version: int, rows: Iterable[tuple[int, int, int, int]]) -> RouteTable:
+    def from_rows(
+        cls,
+        version: int,
+        rows: Iterable[tuple[int, int, int, int]],
+        meta: Iterable[tuple[int, int, int, int, int, bool]] = (),
+    ) -> RouteTable:
         """Build from RouteData rows (modid, cmdid, serverip, serverport); rows the wire
-        cannot carry are left out and counted in `invalid_rows`."""
+        cannot carry are left out and counted in `invalid_rows`. `meta` are RouteHostMeta
+        rows (modid, cmdid, serverip, serverport, weight, enabled): disabled hosts are left
+        out (their rows counted in `drained`); a weight is taken as the agent would read it (0 is 1,
+        past MAX_WEIGHT capped: a DBA's typo never stops a host)."""
+        settings = {(m, c, ip, p): (w, e) for m, c, ip, p, w, e in meta}
         grouped: defaultdict[Key, set[Host]] = defaultdict(set)
-        invalid = 0
+        weights: defaultdict[Key, dict[Host, int]] = defaultdict(dict)
+        invalid = drained = 0
         for row in rows:
             modid, cmdid, ip, port = (int(v) for v in row)
             if (
@@ -109,11 +161,19 @@ class RouteTable:
                 and 0 <= ip <= _UINT32_MAX
                 and 0 <= port <= _PORT_MAX
             ):
+                setting = settings.get((modid, cmdid, ip, port))
+                if setting is not None:
+                    weight, enabled = setting
+                    if not enabled:
+                        drained += 1
+                        continue
+                    if wire_weight(weight) != DEFAULT_WEIGHT:
+                        weights[(modid, cmdid)][(ip, port)] = wire_weight(weight)
                 grouped[(modid, cmdid)].add((ip, port))
             else:
                 invalid += 1
-        routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items()}
-        return cls(version, routes, invalid_rows=invalid)
+        routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items() if hosts}
+        return cls(version, routes, invalid_rows=invalid, weights=weights, drained=drained)
 
     @classmethod
     def empty(cls, version: int = 0) -> RouteTable:
@@ -134,8 +194,12 @@ class RouteTable:
     def hosts(self, key: Key) -> tuple[Host, ...]:
         return self._routes.get(key, ())
 
+    def weights(self, key: Key) -> dict[Host, int]:
+        """The module's hosts whose weight is not the default (a copy)."""
+        return dict(self._weights.get(key, {}))
+
     def same_routes(self, other: RouteTable) -> bool:
-        return self._routes == other._routes
+        return self._routes == other._routes and self._weights == other._weights
 
     def response(self, modid: int, cmdid: int) -> bytes:
         """The encoded GetRouteResponse body for a module (empty host list if unknown)."""
@@ -146,14 +210,17 @@ class RouteTable:
         hosts = self._routes.get(key)
         if hosts is None:  # not cached: unknown keys from peers must not grow memory
             return encode_response(modid, cmdid, ())[0]
-        body = encode_response(modid, cmdid, hosts)[0]
+        body = encode_response(modid, cmdid, hosts, self._weights.get(key))[0]
         self._bodies[key] = body
         return body
 
 
 def changed_modules(old: RouteTable, new: RouteTable) -> set[Key]:
-    """Modules whose host list differs between two tables (added and removed included)."""
+    """Modules whose host list or host weights differ between two tables (added and
+    removed modules included)."""
     old_routes, new_routes = old._routes, new._routes
     changed = {key for key, hosts in new_routes.items() if old_routes.get(key) != hosts}
     changed.update(key for key in old_routes if key not in new_routes)
+    old_w, new_w = old._weights, new._weights
+    changed.update(key for key in old_w.keys() | new_w.keys() if old_w.get(key) != new_w.get(key))
     return changed

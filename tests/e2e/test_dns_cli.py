@@ -32,7 +32,7 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
     assert (tmp_path / "lars.db").exists()  # the embedded default
     r = lars("route", "list", cwd=tmp_path)
     assert r.returncode == 0
-    assert r.stdout.splitlines()[3] == "1\t2\t192.168.1.177\t9000"
+    assert r.stdout.splitlines()[3] == "1\t2\t192.168.1.177\t9000\tweight 1\tenabled"
     assert "6 host(s)" in r.stderr
 
     db = f"sqlite:///{tmp_path / 'other.db'}"
@@ -46,9 +46,10 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     r = lars("route", "list", "--modid", "7", "--json", "--db", db, cwd=tmp_path)
+    meta = '"weight": 1, "enabled": true, "note": "", "updated_at": 0, "updated_by": ""'
     assert r.stdout.splitlines() == [
-        '{"modid": 7, "cmdid": 8, "ip": "10.0.0.2", "port": 81}',
-        '{"modid": 7, "cmdid": 8, "ip": "200.1.2.3", "port": 8080}',
+        '{"modid": 7, "cmdid": 8, "ip": "10.0.0.2", "port": 81, ' + meta + "}",
+        '{"modid": 7, "cmdid": 8, "ip": "200.1.2.3", "port": 8080, ' + meta + "}",
     ]
     r = lars("route", "version", "--db", db, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.count("pending change: module 7/8") == 3
@@ -209,3 +210,30 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert f"lars dns: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_drain_undrain_and_weight_commands(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'meta.db'}"
+    for ip in ("10.0.0.1", "10.0.0.2"):
+        assert lars("route", "add", "5", "6", ip, "80", "--db", db, cwd=tmp_path).returncode == 0
+    r = lars("route", "weight", "5", "6", "10.0.0.2", "80", "4", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "lars route weight: done" in r.stdout, r.stderr
+    r = lars("route", "weight", "5", "6", "10.0.0.2", "80", "0", "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "drain" in r.stderr and "Traceback" not in r.stderr
+    args = ("5", "6", "10.0.0.1", "80", "--note", "deploy 7", "--db", db)
+    r = lars("route", "drain", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = lars("route", "drain", "5", "6", "10.0.0.2", "80", "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "last enabled host" in r.stderr and "--force" in r.stderr
+    r = lars("route", "list", "--db", db, cwd=tmp_path)
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(
+        r"5\t6\t10\.0\.0\.1\t80\tweight 1\tDRAINED by cli:\S+ at \d{4}-\d\d-\d\d [\d:]+ UTC"
+        r"\tdeploy 7",
+        lines[0],
+    ), lines[0]
+    assert lines[1] == "5\t6\t10.0.0.2\t80\tweight 4\tenabled"
+    r = lars("route", "undrain", "5", "6", "10.0.0.1", "80", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = lars("route", "list", "--json", "--db", db, cwd=tmp_path)
+    assert '"enabled": true' in r.stdout.splitlines()[0]

@@ -1,0 +1,288 @@
+"""RouteHostMeta: a host's weight, whether it is enabled (drain) and a note; lars only.
+
+The original Lars programs never read this table, and RouteData, RouteVersion and
+RouteChange stay exactly theirs: a host is drained or weighted by a row here, keyed by
+(modid, cmdid, serverip, serverport), and a route version bump like any route edit
+(RouteAdmin does both in one transaction). A host without a row has the defaults
+(weight 1, enabled). A row applies to its host whenever the host is in RouteData; rows of
+hosts that are not are ignored (`lars route del` removes a host's row with it).
+
+An original Lars database has no RouteHostMeta table: `MetaPresence` then says so, logged
+once, and every route is served as today (all enabled, weight 1); it looks again every
+`recheck` seconds, so `lars initdb` run later takes effect without a restart.
+
+Rules of an edit (`drain_change`, `weight_change`, called inside RouteAdmin's transaction):
+- draining the last enabled host of a module is refused unless forced, and a forced drain
+  says so in its audit detail; draining a drained host or undraining an enabled one is
+  refused (nothing would change);
+- a weight is 1..MAX_WEIGHT (lars.protocol.weight); 0 is refused and points to drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy
+from sqlalchemy import Connection, and_, delete, insert, select, update
+
+from lars.db import route_data, route_host_meta
+from lars.errors import ValidationError
+from lars.protocol import uint_to_dotted
+from lars.protocol.weight import DEFAULT_WEIGHT, MAX_WEIGHT, validate_weight
+
+__all__ = [
+    "NOTE_MAX",
+    "HostMeta",
+    "MetaPresence",
+    "MetaRow",
+    "drain_change",
+    "forget",
+    "move",
+    "read_all",
+    "read_module",
+    "validate_note",
+    "weight_change",
+]
+
+log = logging.getLogger(__name__)
+
+NOTE_MAX = 255
+_BY_MAX = 128
+# (modid, cmdid, unsigned serverip, serverport, weight, enabled): what the route service reads
+MetaRow = tuple[int, int, int, int, int, bool]
+HostId = tuple[int, int]  # (unsigned serverip, serverport)
+
+
+@dataclass(frozen=True, slots=True)
+class HostMeta:
+    weight: int = DEFAULT_WEIGHT
+    enabled: bool = True
+    note: str = ""
+    updated_at: int = 0  # unix seconds of the last drain/undrain/weight edit
+    updated_by: str = ""  # its actor
+
+
+DEFAULT_META = HostMeta()
+
+
+class MetaPresence:
+    """Does the RouteHostMeta table exist? Remembered once found; while missing, asked
+    again at most every `recheck` seconds (and the first miss is logged). A database
+    error propagates as SQLAlchemyError: each caller maps it as its other queries."""
+
+    def __init__(
+        self,
+        engine: sqlalchemy.Engine,
+        *,
+        recheck: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._recheck = recheck
+        self._clock = clock
+        self._present = False
+        self._checked_at: float | None = None
+        self._logged = False
+
+    def available(self) -> bool:
+        if self._present:
+            return True
+        now = self._clock()
+        if self._checked_at is not None and now - self._checked_at < self._recheck:
+            return False
+        self._checked_at = now
+        self._present = sqlalchemy.inspect(self._engine).has_table(route_host_meta.name)
+        if not self._present and not self._logged:
+            self._logged = True
+            log.warning(
+                "no %s table (an original Lars database): every host is served enabled "
+                "with weight 1, drain and weights are unavailable; `lars initdb` creates it",
+                route_host_meta.name,
+            )
+        return self._present
+
+
+def read_all(conn: Connection) -> list[MetaRow]:
+    """Every row that differs from the defaults (weight 1, enabled)."""
+    t = route_host_meta.c
+    query = select(t.modid, t.cmdid, t.serverip, t.serverport, t.weight, t.enabled).where(
+        sqlalchemy.or_(t.weight != DEFAULT_WEIGHT, t.enabled == sqlalchemy.false())
+    )
+    rows = conn.execute(query)
+    return [(int(m), int(c), int(ip), int(p), int(w), bool(e)) for m, c, ip, p, w, e in rows]
+
+
+def read_module(conn: Connection, modid: int, cmdid: int) -> dict[HostId, HostMeta]:
+    t = route_host_meta.c
+    rows = conn.execute(
+        select(route_host_meta).where(and_(t.modid == modid, t.cmdid == cmdid))
+    ).all()
+    return {
+        (int(r.serverip), int(r.serverport)): HostMeta(
+            weight=int(r.weight),
+            enabled=bool(r.enabled),
+            note=str(r.note),
+            updated_at=int(r.updated_at),
+            updated_by=str(r.updated_by),
+        )
+        for r in rows
+    }
+
+
+def validate_note(note: object) -> str | None:
+    """A note for a drain or weight edit: None (keep the old one) or at most NOTE_MAX
+    printable characters."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise ValidationError(f"note must be text, got {note!r}")
+    if len(note) > NOTE_MAX or not note.isprintable():
+        raise ValidationError(f"note must be at most {NOTE_MAX} printable characters")
+    return note.strip()
+
+
+def _host_cond(modid: int, cmdid: int, uip: int, port: int) -> sqlalchemy.ColumnElement[bool]:
+    t = route_host_meta.c
+    return and_(t.modid == modid, t.cmdid == cmdid, t.serverip == uip, t.serverport == port)
+
+
+def _write(conn: Connection, modid: int, cmdid: int, uip: int, port: int, meta: HostMeta) -> None:
+    """Set the host's row (the edit holds RouteAdmin's write lock: no upsert race)."""
+    values = {
+        "weight": meta.weight,
+        "enabled": meta.enabled,
+        "note": meta.note[:NOTE_MAX],
+        "updated_at": meta.updated_at,
+        "updated_by": meta.updated_by[:_BY_MAX],
+    }
+    cond = _host_cond(modid, cmdid, uip, port)
+    if conn.execute(update(route_host_meta).where(cond).values(**values)).rowcount == 0:
+        conn.execute(
+            insert(route_host_meta).values(
+                modid=modid, cmdid=cmdid, serverip=uip, serverport=port, **values
+            )
+        )
+
+
+def forget(conn: Connection, modid: int, cmdid: int, host: HostId | None = None) -> None:
+    """Remove the rows of one host (or of every host of the module, host None)."""
+    t = route_host_meta.c
+    cond = and_(t.modid == modid, t.cmdid == cmdid)
+    if host is not None:
+        cond = _host_cond(modid, cmdid, *host)
+    conn.execute(delete(route_host_meta).where(cond))
+
+
+def move(conn: Connection, modid: int, cmdid: int, old: HostId, new: HostId) -> None:
+    """A replaced host keeps its weight, drain and note under its new address."""
+    if old == new:
+        return
+    forget(conn, modid, cmdid, new)
+    conn.execute(
+        update(route_host_meta)
+        .where(_host_cond(modid, cmdid, *old))
+        .values(serverip=new[0], serverport=new[1])
+    )
+
+
+def _module_hosts(conn: Connection, modid: int, cmdid: int) -> set[HostId]:
+    t = route_data.c
+    rows = conn.execute(
+        select(t.serverip, t.serverport).where(and_(t.modid == modid, t.cmdid == cmdid))
+    )
+    return {(int(ip), int(p)) for ip, p in rows}
+
+
+def _name(uip: int, port: int) -> str:
+    return f"{uint_to_dotted(uip)}:{port}"
+
+
+def drain_change(
+    conn: Connection,
+    modid: int,
+    cmdid: int,
+    host: HostId,
+    *,
+    enabled: bool,
+    note: str | None,
+    force: bool,
+    actor: str,
+    now: int,
+) -> tuple[str, str]:
+    """Drain (enabled False) or undrain one host; returns (audit action, detail).
+
+    Raises ValidationError: the host is not in the module, nothing would change, or the
+    drain would leave the module without an enabled host and `force` is not set."""
+    hosts = _module_hosts(conn, modid, cmdid)
+    name = _name(*host)
+    if host not in hosts:
+        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
+    metas = read_module(conn, modid, cmdid)
+    meta = metas.get(host, DEFAULT_META)
+    if meta.enabled == enabled:
+        state = "enabled (not drained)" if enabled else "already drained"
+        raise ValidationError(f"host {name} of module {modid}/{cmdid} is {state}")
+    detail = name
+    if not enabled:
+        others = [h for h in hosts if h != host and metas.get(h, DEFAULT_META).enabled]
+        if not others:
+            if not force:
+                raise ValidationError(
+                    f"host {name} is the last enabled host of module {modid}/{cmdid}: "
+                    "draining it leaves the module without hosts; force it "
+                    "(--force, or confirm in the console) if that is what you want"
+                )
+            detail += " (forced: the last enabled host of the module)"
+    new_note = meta.note if note is None else note
+    if note:
+        detail += f"; note: {note}"
+    _write(
+        conn,
+        modid,
+        cmdid,
+        *host,
+        HostMeta(
+            weight=meta.weight, enabled=enabled, note=new_note, updated_at=now, updated_by=actor
+        ),
+    )
+    return ("undrain" if enabled else "drain"), detail
+
+
+def weight_change(
+    conn: Connection,
+    modid: int,
+    cmdid: int,
+    host: HostId,
+    weight: int,
+    *,
+    note: str | None,
+    actor: str,
+    now: int,
+) -> tuple[str, str]:
+    """Set one host's weight; returns (audit action, detail). ValidationError: a weight
+    outside 1..MAX_WEIGHT (0 points to drain), a host not in the module, no change."""
+    validate_weight(weight)
+    name = _name(*host)
+    if host not in _module_hosts(conn, modid, cmdid):
+        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
+    meta = read_module(conn, modid, cmdid).get(host, DEFAULT_META)
+    if meta.weight == weight:
+        raise ValidationError(f"host {name} of module {modid}/{cmdid} already has weight {weight}")
+    _write(
+        conn,
+        modid,
+        cmdid,
+        *host,
+        HostMeta(
+            weight=weight,
+            enabled=meta.enabled,
+            note=meta.note if note is None else note,
+            updated_at=now,
+            updated_by=actor,
+        ),
+    )
+    detail = f"{name} weight {meta.weight} -> {weight} (max {MAX_WEIGHT})"
+    return "weight", detail + (f"; note: {note}" if note else "")

@@ -1,0 +1,96 @@
+"""`lars route drain|undrain|weight`: per-host settings (RouteHostMeta) from a shell.
+
+Each is one RouteAdmin edit (one transaction with a version bump, a RouteChange row and
+an audit row by `cli:<os user>`), so running route services push it within a poll:
+a drained host leaves every agent's answers, original agents included; a weight reaches
+lars agents (original ones ignore it). `lars route list` shows weight, state and note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import sqlalchemy
+
+from lars.dns.admin import RouteAdmin, RouteEntry
+from lars.protocol.weight import MAX_WEIGHT
+
+__all__ = ["entry_fields", "entry_line", "register"]
+
+DbArgs = Callable[[argparse.ArgumentParser], None]
+Engine = Callable[[argparse.Namespace], AbstractContextManager[sqlalchemy.Engine]]
+
+
+def register(sub: Any, db_args: DbArgs, host_args: DbArgs, engine: Engine) -> None:
+    """Add the three actions to `lars route`'s subparsers."""
+
+    def run(args: argparse.Namespace) -> int:
+        with engine(args) as eng:
+            admin = RouteAdmin(eng)
+            host = (args.modid, args.cmdid, args.ip, args.port)
+            if args.action == "drain":
+                version = admin.drain(*host, note=args.note, force=args.force)
+            elif args.action == "undrain":
+                version = admin.undrain(*host, note=args.note)
+            else:
+                version = admin.set_weight(*host, args.weight, note=args.note)
+        print(f"lars route {args.action}: done, route version {version}")
+        return 0
+
+    p = sub.add_parser(
+        "drain",
+        help="stop serving a host without deleting it (every agent, within one push)",
+        description="Leave the host out of every route reply and push (RouteData keeps its "
+        "row). Draining the last enabled host of a module is refused without --force.",
+    )
+    db_args(p)
+    host_args(p)
+    p.add_argument("--note", help="why (shown by `lars route list` and the console)")
+    p.add_argument("--force", action="store_true", help="drain even the module's last enabled host")
+    p.set_defaults(func=run, action="drain")
+    p = sub.add_parser("undrain", help="serve a drained host again (fresh state at the agents)")
+    db_args(p)
+    host_args(p)
+    p.add_argument("--note", help="replace the host's note")
+    p.set_defaults(func=run, action="undrain", force=False)
+    p = sub.add_parser(
+        "weight",
+        help=f"set a host's weight, 1..{MAX_WEIGHT} (default 1; lars agents only)",
+        description=f"The host gets WEIGHT / (sum of the module's idle weights) of a lars "
+        f"agent's answers. 1..{MAX_WEIGHT}; 0 is refused: drain the host instead.",
+    )
+    db_args(p)
+    host_args(p)
+    p.add_argument("weight", metavar="WEIGHT", type=int)
+    p.add_argument("--note", help="why")
+    p.set_defaults(func=run, action="weight", force=False)
+
+
+def entry_fields(e: RouteEntry) -> dict[str, object]:
+    """One host as `lars route list --json` prints it."""
+    return {
+        "modid": e.modid,
+        "cmdid": e.cmdid,
+        "ip": e.ip,
+        "port": e.port,
+        "weight": e.weight,
+        "enabled": e.enabled,
+        "note": e.note,
+        "updated_at": e.updated_at,
+        "updated_by": e.updated_by,
+    }
+
+
+def entry_line(e: RouteEntry) -> str:
+    """One host as `lars route list` prints it: the four original columns first (scripts
+    cutting them keep working), then weight, state and note."""
+    state = "enabled"
+    if not e.enabled:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.updated_at))
+        state = f"DRAINED by {e.updated_by or '?'} at {when} UTC"
+    note = f"\t{e.note}" if e.note else ""
+    return f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}\tweight {e.weight}\t{state}{note}"
