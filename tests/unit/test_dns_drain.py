@@ -70,7 +70,7 @@ def test_the_last_enabled_host_needs_force_and_a_forced_drain_is_audited(
 ) -> None:
     admin.drain(1, 1, "10.0.0.1", 80)
     version = admin.current_version()
-    with pytest.raises(ValidationError, match="last enabled host.*--force"):
+    with pytest.raises(ValidationError, match=r"last enabled host.*--force"):
         admin.drain(1, 1, "10.0.0.2", 80)
     with pytest.raises(ValidationError, match="last enabled host"):
         admin.drain(2, 2, "10.0.0.3", 80)
