@@ -23,8 +23,7 @@ from sqlalchemy import insert, select
 from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini, override
 from lars.db import route_version
 from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, safe_url
-from lars.dns import audit_cli
-from lars.dns import hosts_cli
+from lars.dns import audit_cli, hosts_cli
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable

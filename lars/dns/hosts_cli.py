@@ -3,7 +3,8 @@
 Each is one RouteAdmin edit (one transaction with a version bump, a RouteChange row and
 an audit row by `cli:<os user>`), so running route services push it within a poll:
 a drained host leaves every agent's answers, original agents included; a weight reaches
-lars agents (original ones ignore it). `lars route list` shows weight, state and note.
+lars agents (original ones ignore it). `lars route list` shows weight, state and note
+of the hosts that have any.
 """
 
 from __future__ import annotations
@@ -86,11 +87,15 @@ def entry_fields(e: RouteEntry) -> dict[str, object]:
 
 
 def entry_line(e: RouteEntry) -> str:
-    """One host as `lars route list` prints it: the four original columns first (scripts
-    cutting them keep working), then weight, state and note."""
+    """One host as `lars route list` prints it: the four original columns (a host with
+    the default settings prints exactly as before), then, for a weighted, drained or
+    annotated host, its weight, state and note."""
+    line = f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}"
+    if e.weight == 1 and e.enabled and not e.note:
+        return line
     state = "enabled"
     if not e.enabled:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.updated_at))
         state = f"DRAINED by {e.updated_by or '?'} at {when} UTC"
     note = f"\t{e.note}" if e.note else ""
-    return f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}\tweight {e.weight}\t{state}{note}"
+    return f"{line}\tweight {e.weight}\t{state}{note}"

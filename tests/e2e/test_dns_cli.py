@@ -32,7 +32,7 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
     assert (tmp_path / "lars.db").exists()  # the embedded default
     r = lars("route", "list", cwd=tmp_path)
     assert r.returncode == 0
-    assert r.stdout.splitlines()[3] == "1\t2\t192.168.1.177\t9000\tweight 1\tenabled"
+    assert r.stdout.splitlines()[3] == "1\t2\t192.168.1.177\t9000"
     assert "6 host(s)" in r.stderr
 
     db = f"sqlite:///{tmp_path / 'other.db'}"
