@@ -109,7 +109,5 @@ def test_client_commands_run_without_the_extras() -> None:
 
 def test_an_unrelated_missing_module_is_still_a_bug() -> None:
     """Only the extras' packages are excused: a missing lars module is not hidden."""
-    out = python(
-        "import sys\nsys.modules['lars.dns.service'] = None\n" + RUN.format(argv=["dns"])
-    )
+    out = python("import sys\nsys.modules['lars.dns.service'] = None\n" + RUN.format(argv=["dns"]))
     assert out.returncode == 1 and "ModuleNotFoundError" in out.stderr
