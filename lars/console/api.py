@@ -52,13 +52,28 @@ router = APIRouter(prefix="/api", responses=_ERRORS)
 @router.post(
     "/login",
     response_model=SessionOut,
-    responses={401: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    responses={
+        401: {"model": ErrorOut, "description": "wrong password"},
+        429: {
+            "model": ErrorOut,
+            "description": "too many failed logins from this address: wait Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+    },
 )
 def login(body: LoginIn, request: Request, response: Response) -> Any:
     ctx = get_context(request)
-    session = ctx.login(body.password, client_of(request))
+    client = client_of(request)
+    wait = ctx.throttled_for(client)
+    if wait is not None:
+        return JSONResponse(
+            {"detail": f"too many failed logins: retry in {wait} s"},
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+    session = ctx.login(body.password, client)
     if session is None:
-        return JSONResponse({"detail": "wrong password (or too many attempts)"}, status_code=401)
+        return JSONResponse({"detail": "wrong password"}, status_code=401)
     ctx.set_cookie(response, session)
     return SessionOut(csrf_token=session.csrf)
 

@@ -132,6 +132,15 @@ class LoginThrottle:
             recent = self._recent(client, now)
             return recent is not None and len(recent) >= self._limit
 
+    def retry_after(self, client: str, now: float) -> float | None:
+        """Seconds until `client` may try again, or None when it is not blocked."""
+        with self._lock:
+            recent = self._recent(client, now)
+            if recent is None or len(recent) < self._limit:
+                return None
+            # Unblocked once all but limit - 1 of the failures have left the window.
+            return recent[len(recent) - self._limit] + self._window - now
+
     def failed(self, client: str, now: float) -> None:
         with self._lock:
             if client not in self._failures and len(self._failures) >= self._max_clients:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ class ConsoleContext:
     secure_cookie: bool = False
     session_ttl: float = 8 * 3600.0
     bad_login_log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+
+    def throttled_for(self, client: str) -> int | None:
+        """Whole seconds (>= 1) until `client` may log in again, None when not throttled:
+        the Retry-After of the 429 a throttled login gets (a lockout is not a wrong
+        password)."""
+        wait = self.throttle.retry_after(client, self.clock())
+        return None if wait is None else max(1, math.ceil(wait))
 
     def login(self, password: str, client: str) -> Session | None:
         """A new session when `password` is right and `client` is not throttled."""

@@ -2,7 +2,9 @@
 
 Each reporting agent (caller) keeps one row per host with its latest counters. A host's
 health sums them: successes, errors, error rate, overloaded if any caller says so, the age
-of its newest report, stale when that age exceeds `stale_after`.
+of its newest report, stale when that age exceeds `stale_after`. A stale host reads as
+stale whatever its last report said: an "overloaded" flag 15 minutes old tells nothing
+about the host now (the agents that reported it may be gone).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ __all__ = [
 
 
 class HostState(enum.StrEnum):
-    """Worst first: a host shows the first state that applies."""
+    """Worst first (a module shows its worst host's state). A host is STALE when its
+    newest report is too old, else OVERLOAD if a caller says so, else OK; NODATA without
+    reports."""
 
     OVERLOAD = "overload"
     STALE = "stale"
@@ -117,10 +121,10 @@ def _one(
     age = max(0.0, now - last)
     overload = any(r.overload for r in rows)
     stale = age > stale_after
-    if overload:
-        state = HostState.OVERLOAD
-    elif stale:
+    if stale:
         state = HostState.STALE
+    elif overload:
+        state = HostState.OVERLOAD
     else:
         state = HostState.OK
     callers = tuple(

@@ -43,17 +43,25 @@ async def login_submit(request: Request) -> Response:
     token = str(posted.get("csrf", ""))
     ctx = get_context(request)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not token or not secrets.compare_digest(token, cookie):
+    wait = ctx.throttled_for(client_of(request))
+    status, headers = 401, {}
+    if wait is not None:
+        # A lockout, not a wrong password: 429 with Retry-After, as the API answers.
+        error = f"Too many failed logins: wait {wait} s and retry."
+        session = None
+        status, headers = 429, {"Retry-After": str(wait)}
+    elif not token or not secrets.compare_digest(token, cookie):
         error = "Your login form expired; please try again."
         session = None
     else:
         session = await call(ctx.login, password, client_of(request))
-        error = "Wrong password, or too many attempts: wait a minute and retry."
+        error = "Wrong password."
     if session is None:
         fresh = _login_token(request)
         response: Response = render(
-            request, "login.html", 401, login_csrf=fresh, next=target, error=error
+            request, "login.html", status, login_csrf=fresh, next=target, error=error
         )
+        response.headers.update(headers)
         response.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
         return response
     response = RedirectResponse(target, status_code=303)

@@ -150,11 +150,19 @@ def test_malformed_login_is_422(anon: TestClient, body: object) -> None:
     assert anon.post("/api/login", json=body).status_code == 422
 
 
-def test_login_is_throttled_after_repeated_failures(anon: TestClient) -> None:
+def test_login_is_throttled_after_repeated_failures(anon: TestClient, clock: Clock) -> None:
     for _ in range(5):
         assert anon.post("/api/login", json={"password": "guess-guess"}).status_code == 401
-    # Even the right password is refused while the client is throttled.
-    assert anon.post("/api/login", json={"password": PASSWORD}).status_code == 401
+        clock.now += 1.0
+    # Even the right password is refused while the client is throttled, and the answer
+    # says so (429, as the schema declares), with the wait: it was 401 like a bad password.
+    throttled = anon.post("/api/login", json={"password": PASSWORD})
+    assert throttled.status_code == 429
+    assert throttled.headers["retry-after"] == "55"  # the first failure leaves at +60 s
+    assert "set-cookie" not in throttled.headers
+    assert "too many failed logins" in throttled.json()["detail"]
+    clock.now = NOW + 60.0
+    assert anon.post("/api/login", json={"password": PASSWORD}).status_code == 200
 
 
 def test_unsafe_methods_need_the_csrf_header(client: TestClient) -> None:
@@ -400,7 +408,11 @@ def test_host_health_from_call_status(client: TestClient, engine: Engine, clock:
     }
     clock.now += 120
     module = client.get("/api/modules/3/4").json()
-    assert module["health"]["stale"] == 2
+    # Every report is old now: the overloaded host reads stale too (it stayed red).
+    assert (module["health"]["stale"], module["health"]["overloaded"]) == (3, 0)
+    overloaded_before = {h["ip"]: h for h in module["hosts"]}["10.0.0.2"]
+    assert overloaded_before["overload"] and overloaded_before["state"] == "stale"
+    assert module["health"]["state"] == "stale"
 
 
 def test_module_with_only_reports_is_shown(client: TestClient, engine: Engine) -> None:

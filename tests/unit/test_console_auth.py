@@ -90,6 +90,17 @@ def test_login_throttle_blocks_after_limit_within_window() -> None:
     assert not throttle.blocked("10.0.0.1", 61.5)
 
 
+def test_login_throttle_says_how_long_to_wait() -> None:
+    throttle = LoginThrottle(limit=3, window=60.0)
+    for t in (0.0, 10.0, 20.0):
+        assert throttle.retry_after("10.0.0.1", t) is None
+        throttle.failed("10.0.0.1", t)
+    assert throttle.retry_after("10.0.0.1", 25.0) == 35.0  # the failure at 0 leaves at 60
+    assert throttle.retry_after("10.0.0.2", 25.0) is None
+    assert throttle.retry_after("10.0.0.1", 60.0) is None
+    assert not throttle.blocked("10.0.0.1", 60.0)
+
+
 def test_login_throttle_is_bounded_in_clients() -> None:
     throttle = LoginThrottle(limit=1, window=60.0, max_clients=10)
     for i in range(25):

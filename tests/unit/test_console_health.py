@@ -30,14 +30,24 @@ def test_hosts_sum_callers_and_take_the_newest_report() -> None:
     assert host.state is HostState.OK and host.in_route
 
 
-def test_overload_from_any_caller_wins_over_stale() -> None:
+def test_overload_from_any_caller_makes_a_fresh_host_overloaded() -> None:
     rows = [
-        row("10.0.0.1", 80, "1.1.1.1", 5, 5, 0, over=True),
-        row("10.0.0.1", 80, "1.1.1.2", 5, 0, 0),
+        row("10.0.0.1", 80, "1.1.1.1", 5, 5, 490, over=True),
+        row("10.0.0.1", 80, "1.1.1.2", 5, 0, 495),
     ]
     [host] = hosts_health([("10.0.0.1", 80)], rows, now=500.0, stale_after=60.0)
-    assert host.overload and host.stale
+    assert host.overload and not host.stale
     assert host.state is HostState.OVERLOAD
+
+
+def test_a_stale_host_is_stale_whatever_its_last_report_said() -> None:
+    """An 853 s old 'overloaded' report stayed red: the host's state is unknown now."""
+    rows = [row("10.0.0.1", 80, "1.1.1.1", 5, 5, 1000, over=True)]
+    [host] = hosts_health([("10.0.0.1", 80)], rows, now=1853.0, stale_after=60.0)
+    assert host.overload and host.stale and host.age == 853.0  # the report, as it was
+    assert host.state is HostState.STALE
+    assert summarize([host]).state is HostState.STALE
+    assert (summarize([host]).overloaded, summarize([host]).stale) == (0, 1)
 
 
 def test_stale_no_data_and_unrouted_hosts() -> None:
@@ -121,7 +131,8 @@ def test_health_invariants(
     for h in hosts:
         assert h.error_rate is None or 0.0 <= h.error_rate <= 1.0
         assert (h.state is HostState.NODATA) == (not h.callers)
-        assert h.state is not HostState.OVERLOAD or h.overload
+        assert h.state is not HostState.OVERLOAD or (h.overload and not h.stale)
+        assert (h.state is HostState.STALE) == h.stale
     summary = summarize(hosts)
     assert summary.ok + summary.overloaded + summary.stale + summary.nodata == summary.hosts
     svg = error_rate_svg(hosts)

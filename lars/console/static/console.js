@@ -1,4 +1,5 @@
-// lars console: refresh marked regions in place, confirm deletes, filter rows as you type.
+// lars console: refresh marked regions in place, confirm deletes, filter rows as you type
+// and by state on change.
 "use strict";
 
 function busy(region) {
@@ -52,4 +53,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   const input = document.querySelector("input[data-filter]");
   if (input) input.addEventListener("input", applyFilter);
+  // Like the text filter, the state filter applies at once (the server filters by state).
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.requestSubmit());
+  });
 });
