@@ -26,7 +26,7 @@ from lars.agent.wrr import restart, swrr_pick
 from lars.protocol import RetCode
 from lars.protocol.weight import DEFAULT_WEIGHT
 
-__all__ = ["Host", "HostKey", "HostState", "ModuleBalancer", "RouteState"]
+__all__ = ["BalancerCounters", "Host", "HostKey", "HostState", "ModuleBalancer", "RouteState"]
 
 HostKey = tuple[int, int]  # (ip as the wire's int32, port)
 
@@ -46,6 +46,18 @@ class RouteState(enum.Enum):
     NEW = "new"  # created, no reply from the route service yet
     EMPTY = "empty"  # the route service said: no hosts (kept, answers NOEXIST)
     READY = "ready"  # has hosts
+
+
+class BalancerCounters:
+    """Event counters shared by the modules of one shard (one thread): plain integers,
+    incremented only on the rare paths (state changes, probes) and read by the exporter."""
+
+    __slots__ = ("probes", "to_idle", "to_overload")
+
+    def __init__(self) -> None:
+        self.probes = 0  # get_host answers taken from the overload list
+        self.to_overload = 0  # idle -> overload transitions
+        self.to_idle = 0  # overload -> idle transitions
 
 
 class Host:
@@ -113,6 +125,7 @@ class ModuleBalancer:
         "access_cnt",
         "cmdid",
         "config",
+        "counters",
         "dirty",
         "fast_uniform",
         "hosts",
@@ -128,11 +141,18 @@ class ModuleBalancer:
     )
 
     def __init__(
-        self, modid: int, cmdid: int, config: BalancerConfig, *, fast_uniform: bool = True
+        self,
+        modid: int,
+        cmdid: int,
+        config: BalancerConfig,
+        counters: BalancerCounters | None = None,
+        *,
+        fast_uniform: bool = True,
     ) -> None:
         self.modid = modid
         self.cmdid = cmdid
         self.config = config
+        self.counters = counters if counters is not None else BalancerCounters()
         self.hosts: dict[HostKey, Host] = {}
         self.idle: deque[Host] = deque()
         self.overload: deque[Host] = deque()
@@ -157,6 +177,7 @@ class ModuleBalancer:
         if idle:
             if overload and self.access_cnt >= self.config.probe_num:
                 self.access_cnt = 0
+                self.counters.probes += 1
                 lst = overload
             else:
                 if overload:
@@ -165,6 +186,7 @@ class ModuleBalancer:
         elif overload:
             if self.access_cnt >= self.config.probe_num:
                 self.access_cnt = 0
+                self.counters.probes += 1
                 lst = overload
             else:
                 self.access_cnt += 1
@@ -237,11 +259,13 @@ class ModuleBalancer:
         host.set_overload(self.config, now)
         self.overload.append(host)
         self._idle_changed()
+        self.counters.to_overload += 1
 
     def _to_idle(self, host: Host, now: float) -> None:
         self.overload.remove(host)
         host.set_idle(self.config, now)
         self.idle.append(host)
+        self.counters.to_idle += 1
         self._idle_changed()
 
     def _idle_changed(self) -> None:

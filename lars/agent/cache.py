@@ -124,6 +124,7 @@ class CacheWriter:
         self._timer: asyncio.TimerHandle | None = None
         self.writes = 0
         self.errors = 0
+        self.saved_at: float | None = None  # unix time of the file's content (loaded or written)
 
     def seed(self, entries: list[CachedRoute]) -> list[CachedRoute]:
         """Start from the loaded file (before start()); returns the entries still kept."""
@@ -169,7 +170,9 @@ class CacheWriter:
             return
         self._dirty = False
         try:
-            self.cache.save(self.book.snapshot(), self._wall())
+            now = self._wall()
+            self.cache.save(self.book.snapshot(), now)
+            self.saved_at = now
             self.writes += 1
         except OSError as exc:
             self.errors += 1

@@ -35,6 +35,8 @@ from lars.agent.config import (
 from lars.agent.service import AgentService
 from lars.config import IniFile, override
 from lars.errors import ConfigError
+from lars.obs.agent import agent_metrics_server
+from lars.obs.listen import MetricsConfig
 
 __all__ = ["build_config", "register", "run"]
 
@@ -89,6 +91,10 @@ def register(subparsers: Any) -> None:
         type=float,
         help=f"[loadbalance] update_timeout (default {lb.update_timeout:g})",
     )
+    parser.add_argument(
+        "--metrics", metavar="ADDR:PORT|off",
+        help="metrics/health listener ([metrics] listen; default 127.0.0.1:7783)",
+    )  # fmt: skip
     parser.add_argument("--only-shard", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
@@ -137,16 +143,27 @@ def run(args: argparse.Namespace) -> int:
         return _supervise(config, args)
     stop = _wait_for_signal()
     service = AgentService(config)
+    metrics = agent_metrics_server(service, _metrics_config(args))
+    if metrics is not None:
+        metrics.start()  # first: a busy metrics port fails before any UDP port is taken
     try:
         service.start()
         while not stop.wait(1.0):
             pass
     finally:
         service.stop()
+        if metrics is not None:
+            metrics.stop()
     return 0
 
 
-def _child_argv(argv: Sequence[str], config: AgentConfig, index: int) -> list[str]:
+def _metrics_config(args: argparse.Namespace) -> MetricsConfig:
+    return MetricsConfig.build("agent", IniFile.load(args.config), args.metrics)
+
+
+def _child_argv(
+    argv: Sequence[str], config: AgentConfig, index: int, metrics: MetricsConfig
+) -> list[str]:
     out = [
         sys.executable,
         "-m",
@@ -157,6 +174,11 @@ def _child_argv(argv: Sequence[str], config: AgentConfig, index: int) -> list[st
     out += ["agent", *argv, "--mode", ShardMode.ONE_LOOP.value, "--only-shard", str(index)]
     if config.cache_path:
         out += ["--cache", f"{config.cache_path}.{index}"]
+    if metrics.listen is None:
+        out += ["--metrics", "off"]
+    else:  # one listener per process: the children take the ports after the supervisor's
+        host, port = metrics.listen
+        out += ["--metrics", f"{host}:{port + 1 + index if port else 0}"]
     return out
 
 
@@ -166,7 +188,10 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
         raise ConfigError("--mode processes needs a fixed base port")
     argv = _agent_argv(args)
     stop = _wait_for_signal()
-    children = [subprocess.Popen(_child_argv(argv, config, i)) for i in range(SHARDS)]
+    metrics = _metrics_config(args)
+    children = [
+        subprocess.Popen(_child_argv(argv, config, i, metrics)) for i in range(SHARDS)
+    ]
     log.info("agent: shards in processes %s", ",".join(str(c.pid) for c in children))
     code = 0
     try:

@@ -10,6 +10,7 @@ the other shards exist but stay empty: nothing reaches them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -23,6 +24,7 @@ from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
 from lars.agent.shard import Shard, shard_of
 from lars.agent.stats import AgentStats, StatsLog
+from lars.agent.view import ModuleView, ShardGauges, module_view, shard_gauges
 from lars.errors import ConfigError, NetworkError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread
@@ -171,6 +173,7 @@ class AgentService:
         routes = [(e.modid, e.cmdid, e.hosts) for e in entries]
         loaded = sum(shard.load_cached(routes, now) for shard in self.shards)
         self.route_client.guard.seed(e.key for e in entries if e.hosts)
+        self.cache_writer.saved_at = saved_at
         wall = self._wall()
         age = "unknown age" if saved_at is None else f"{wall - saved_at:.0f}s old"
         kept = [e.empty_since for e in entries if e.kept and e.empty_since is not None]
@@ -251,12 +254,41 @@ class AgentService:
             route_responses=self.route_client.responses,
             route_held_modules=self.route_client.held_modules,
             route_mass_empty=self.route_client.mass_empty_events,
+            route_connects=self.route_client.client.connects,
+            route_connect_failures=self.route_client.client.connect_failures,
             reporter_connected=self.report_client.connected,
+            reporter_connects=self.report_client.client.connects,
+            reporter_connect_failures=self.report_client.client.connect_failures,
             reports_sent=self.report_client.sent,
             reports_pending=self.report_client.pending,
+            reports_kept=self.report_client.kept,
             reports_dropped=self.report_client.dropped,
             cache_writes=0 if writer is None else writer.writes,
+            cache_saved_at=None if writer is None else writer.saved_at,
+            send_errors=sum(ep.send_errors for ep in eps),
         )
+
+    # thread-safe views, taken on each shard's own loop
+
+    def gauges(self, timeout: float = 2.0) -> tuple[ShardGauges, ...]:
+        """Modules by state and hosts by list, per served shard (empty when stopped)."""
+        if not self._started:
+            return ()
+        futures = [thread.call(shard_gauges, ep.shard) for ep, thread in self._served()]
+        return tuple(f.result(timeout) for f in futures)
+
+    def module_view(self, modid: int, cmdid: int, timeout: float = 2.0) -> ModuleView | None:
+        """The agent's view of one module (None: not held, or a shard not served here)."""
+        i = shard_of(modid, cmdid)
+        if not self._started or i not in self.config.shards:
+            return None
+        shard = self.shards[i]
+        fn = functools.partial(module_view, shard, modid, cmdid)
+        return self._shard_threads[i].call(lambda: fn(self._clock())).result(timeout)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
 
 
 def _addrs(addresses: tuple[tuple[str, int], ...]) -> str:

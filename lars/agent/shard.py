@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from lars.agent.balancer import Host, HostKey, ModuleBalancer, RouteState
+from lars.agent.balancer import BalancerCounters, Host, HostKey, ModuleBalancer, RouteState
 from lars.agent.config import SHARDS, BalancerConfig
 from lars.protocol import RetCode, lars_pb2
 
@@ -34,15 +34,22 @@ def shard_of(modid: int, cmdid: int) -> int:
 class ShardStats:
     modules: int
     get_host: int
+    get_host_overload: int  # answered OVERLOAD (every host overloaded, no probe due)
+    get_host_noexist: int  # answered NOEXIST (unknown, new, empty, refused or misrouted)
     reports: int
+    report_errors: int  # reports with a non-zero retcode
     get_route: int
     refused_modules: int
     misrouted: int
     unknown_host_reports: int
     routes_received: int
     routes_ignored: int
+    routes_pushed: int  # route messages for a module that was not waiting for a reply
     route_requests: int
     expired_modules: int
+    probes: int
+    to_overload: int
+    to_idle: int
 
 
 class Shard:
@@ -66,14 +73,19 @@ class Shard:
         self._empty: set[ModuleKey] = set()  # modules without hosts (sweep candidates)
         self._dirty: set[ModuleBalancer] = set()  # reported since the last collect
         self.routes_changed = False  # since the last snapshot
+        self.counters = BalancerCounters()
         self.n_get_host = 0
+        self.n_overload = 0
+        self.n_noexist = 0
         self.n_reports = 0
+        self.n_report_errors = 0
         self.n_get_route = 0
         self.refused_modules = 0
         self.misrouted = 0
         self.unknown_host_reports = 0
         self.routes_received = 0
         self.routes_ignored = 0
+        self.routes_pushed = 0
         self.route_requests = 0
         self.expired_modules = 0
 
@@ -90,7 +102,7 @@ class Shard:
         if len(self.modules) >= self.max_modules:
             self.refused_modules += 1
             return None
-        mod = ModuleBalancer(modid, cmdid, self.config)
+        mod = ModuleBalancer(modid, cmdid, self.config, self.counters)
         mod.used_at = now
         self.modules[(modid, cmdid)] = mod
         self._empty.add((modid, cmdid))
@@ -107,11 +119,16 @@ class Shard:
         self.n_get_host += 1
         mod = self.modules.get((modid, cmdid))
         if mod is None:
+            self.n_noexist += 1
             self._module(modid, cmdid, now)
             return _NOEXIST, None
         result = mod.pick()
-        if result[0] == _NOEXIST:
-            mod.used_at = now
+        if result[0]:  # SUCC is 0: the common path pays one truth test
+            if result[0] == _NOEXIST:
+                self.n_noexist += 1
+                mod.used_at = now
+            else:
+                self.n_overload += 1
         if not mod.waiting and now - mod.updated_at > self.config.update_timeout:
             self._request(mod, now)
         return result
@@ -119,6 +136,8 @@ class Shard:
     def report(self, modid: int, cmdid: int, ip: int, port: int, retcode: int, now: float) -> None:
         """Count a ReportRequest; unknown modules and hosts are ignored (counted)."""
         self.n_reports += 1
+        if retcode:
+            self.n_report_errors += 1
         mod = self.modules.get((modid, cmdid))
         if mod is None or not mod.report(ip, port, retcode, now):
             self.unknown_host_reports += 1
@@ -155,6 +174,8 @@ class Shard:
             self.routes_ignored += 1
             return
         self.routes_received += 1
+        if not mod.waiting:
+            self.routes_pushed += 1
         mod.update_routes(hosts, now, weights)
         if mod.hosts:
             self._empty.discard((modid, cmdid))
@@ -228,7 +249,7 @@ class Shard:
                 continue
             if len(self.modules) >= self.max_modules:
                 break
-            mod = ModuleBalancer(modid, cmdid, self.config)
+            mod = ModuleBalancer(modid, cmdid, self.config, self.counters)
             mod.update_routes(hosts, now)
             mod.used_at = now
             self.modules[(modid, cmdid)] = mod
@@ -241,13 +262,20 @@ class Shard:
         return ShardStats(
             modules=len(self.modules),
             get_host=self.n_get_host,
+            get_host_overload=self.n_overload,
+            get_host_noexist=self.n_noexist,
             reports=self.n_reports,
+            report_errors=self.n_report_errors,
             get_route=self.n_get_route,
             refused_modules=self.refused_modules,
             misrouted=self.misrouted,
             unknown_host_reports=self.unknown_host_reports,
             routes_received=self.routes_received,
             routes_ignored=self.routes_ignored,
+            routes_pushed=self.routes_pushed,
             route_requests=self.route_requests,
             expired_modules=self.expired_modules,
+            probes=self.counters.probes,
+            to_overload=self.counters.to_overload,
+            to_idle=self.counters.to_idle,
         )

@@ -33,11 +33,18 @@ class AgentStats:
     route_responses: int
     route_held_modules: int  # cached modules served while the route service answers empty
     route_mass_empty: int  # times the route service answered empty for every module at once
+    route_connects: int  # successful (re)connections to a route service
+    route_connect_failures: int
     reporter_connected: bool
+    reporter_connects: int
+    reporter_connect_failures: int
     reports_sent: int
     reports_pending: int
+    reports_kept: int  # report requests held back while the reporter was down
     reports_dropped: int
     cache_writes: int
+    cache_saved_at: float | None  # unix time of the route cache file's content
+    send_errors: int  # UDP replies the kernel refused
 
 
 class StatsLog:

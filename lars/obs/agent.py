@@ -1,0 +1,224 @@
+"""The agent's exporter: metric families, readiness, status and the per-module view.
+
+Counters are read from `AgentService.stats()` (plain integers kept by the shards and
+clients); modules by state, hosts by list and the oldest route come from
+`AgentService.gauges()`, which walks each shard's modules on the shard's own loop.
+Nothing here runs per datagram. Daemon-side only: imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from lars.agent.service import AgentService
+from lars.obs.families import counter, gauge, labelled_counter, labelled_gauge
+from lars.obs.listen import MetricsConfig
+from lars.obs.ready import Readiness, agent_ready
+from lars.obs.server import HandlerError, MetricsServer
+
+__all__ = ["AgentCollector", "agent_metrics_server", "agent_readiness", "agent_status"]
+
+P = "lars_agent"
+
+
+class AgentCollector(Collector):
+    def __init__(self, agent: AgentService, *, wall: Any = time.time) -> None:
+        self._agent = agent
+        self._wall = wall
+
+    def collect(self) -> Iterator[Metric]:
+        agent = self._agent
+        s = agent.stats()
+        g = agent.gauges()
+        sh = s.shards
+
+        def total(field: str) -> int:
+            return sum(getattr(x, field) for x in sh)
+
+        get_host, overload, noexist = total("get_host"), total("get_host_overload"), total(
+            "get_host_noexist"
+        )
+        yield labelled_counter(
+            f"{P}_get_host", "GetHostRequests answered, by result.", "result",
+            {"succ": get_host - overload - noexist, "overload": overload, "noexist": noexist},
+        )  # fmt: skip
+        reports, errors = total("reports"), total("report_errors")
+        yield labelled_counter(
+            f"{P}_reports", "ReportRequests received, by the call result reported.", "result",
+            {"succ": reports - errors, "error": errors},
+        )  # fmt: skip
+        yield counter(
+            f"{P}_reports_ignored",
+            "ReportRequests for a module or host the agent does not hold.",
+            total("unknown_host_reports"),
+        )
+        yield counter(f"{P}_get_route", "API_GetRouteRequests answered.", total("get_route"))
+        yield counter(f"{P}_datagrams_received", "UDP datagrams received.", s.datagrams)
+        yield labelled_counter(
+            f"{P}_datagrams_dropped", "Datagrams dropped unanswered, by reason.", "reason",
+            {
+                "bad_frame": s.dropped_datagrams,
+                "unknown_msgid": s.unknown_msgids,
+                "bad_body": s.bad_bodies,
+                "handler_error": s.handler_errors,
+            },
+        )  # fmt: skip
+        yield counter(f"{P}_udp_send_errors", "UDP replies the kernel refused.", s.send_errors)
+        yield counter(
+            f"{P}_modules_refused",
+            "Requests for a new module past max_modules (answered NOEXIST).",
+            total("refused_modules"),
+        )
+        yield counter(
+            f"{P}_requests_misrouted",
+            "Requests sent to another shard's port (answered NOEXIST).",
+            total("misrouted"),
+        )
+        yield counter(
+            f"{P}_modules_expired",
+            "Known-empty modules forgotten after empty_module_ttl.",
+            total("expired_modules"),
+        )
+        yield labelled_gauge(
+            f"{P}_modules", "Modules held, by route state.", "state",
+            {
+                "new": sum(x.modules_new for x in g),
+                "empty": sum(x.modules_empty for x in g),
+                "ready": sum(x.modules_ready for x in g),
+            },
+        )  # fmt: skip
+        yield labelled_gauge(
+            f"{P}_hosts", "Hosts of the modules held, by balancer list.", "state",
+            {
+                "idle": sum(x.hosts_idle for x in g),
+                "overload": sum(x.hosts_overloaded for x in g),
+            },
+        )  # fmt: skip
+        yield labelled_counter(
+            f"{P}_host_transitions", "Hosts moved between the idle and overload lists.",
+            "transition",
+            {"idle_to_overload": total("to_overload"), "overload_to_idle": total("to_idle")},
+        )  # fmt: skip
+        yield counter(f"{P}_probes", "get_host answers that probed an overloaded host.",
+                      total("probes"))  # fmt: skip
+        yield counter(
+            f"{P}_route_requests", "GetRouteRequests sent to the route service.",
+            total("route_requests"),
+        )  # fmt: skip
+        yield counter(
+            f"{P}_route_responses", "Route messages (replies and pushes) applied to a module.",
+            total("routes_received"),
+        )  # fmt: skip
+        yield counter(
+            f"{P}_route_pushes", "Route messages pushed for a module that was not waiting.",
+            total("routes_pushed"),
+        )  # fmt: skip
+        yield gauge(f"{P}_route_service_up", "Connected to a route service (0/1).",
+                    int(s.route_connected))  # fmt: skip
+        yield counter(f"{P}_route_service_connects", "Connections made to a route service.",
+                      s.route_connects)  # fmt: skip
+        yield counter(f"{P}_route_service_connect_failures",
+                      "Failed connection attempts to a route service.",
+                      s.route_connect_failures)  # fmt: skip
+        yield gauge(f"{P}_reporter_up", "Connected to a reporter (0/1).",
+                    int(s.reporter_connected))  # fmt: skip
+        yield counter(f"{P}_reporter_connects", "Connections made to a reporter.",
+                      s.reporter_connects)  # fmt: skip
+        yield counter(f"{P}_reporter_connect_failures",
+                      "Failed connection attempts to a reporter.",
+                      s.reporter_connect_failures)  # fmt: skip
+        yield counter(f"{P}_report_messages_sent",
+                      "ReportStatusRequests (one per module and interval) sent.",
+                      s.reports_sent)  # fmt: skip
+        yield gauge(f"{P}_report_messages_held",
+                    "ReportStatusRequests held while the reporter is down.",
+                    s.reports_pending)  # fmt: skip
+        yield counter(f"{P}_report_messages_dropped",
+                      "Held ReportStatusRequests dropped: the backlog was full.",
+                      s.reports_dropped)  # fmt: skip
+        yield counter(f"{P}_route_cache_writes", "Route cache file writes.", s.cache_writes)
+        if s.cache_saved_at is not None:
+            yield gauge(f"{P}_route_cache_age_seconds",
+                        "Seconds since the route cache file's content was saved.",
+                        max(0.0, self._wall() - s.cache_saved_at))  # fmt: skip
+        oldest = [x.oldest_route_at for x in g if x.oldest_route_at is not None]
+        if oldest:
+            yield gauge(f"{P}_oldest_route_age_seconds",
+                        "Seconds since the route service last confirmed the least recent "
+                        "route held.", max(0.0, agent.clock() - min(oldest)))  # fmt: skip
+
+
+def agent_readiness(agent: AgentService) -> Readiness:
+    gauges = agent.gauges()
+    known = sum(g.modules_empty + g.modules_ready for g in gauges)
+    return agent_ready(route_connected=agent.stats().route_connected, known_routes=known)
+
+
+def agent_status(agent: AgentService) -> dict[str, Any]:
+    """The summary `lars status` prints (plain JSON values)."""
+    s = agent.stats()
+    g = agent.gauges()
+    sh = s.shards
+    return {
+        "daemon": "agent",
+        "ready": agent_readiness(agent).as_dict(),
+        "ports": list(agent.ports),
+        "mode": agent.config.mode.value,
+        "route_service": {"connected": s.route_connected, "connects": s.route_connects},
+        "reporter": {
+            "connected": s.reporter_connected,
+            "sent": s.reports_sent,
+            "held": s.reports_pending,
+        },
+        "modules": {
+            "new": sum(x.modules_new for x in g),
+            "empty": sum(x.modules_empty for x in g),
+            "ready": sum(x.modules_ready for x in g),
+        },
+        "hosts": {
+            "idle": sum(x.hosts_idle for x in g),
+            "overload": sum(x.hosts_overloaded for x in g),
+        },
+        "get_host": sum(x.get_host for x in sh),
+        "reports": sum(x.reports for x in sh),
+        "dropped_datagrams": s.dropped_datagrams + s.unknown_msgids + s.bad_bodies,
+    }
+
+
+def module_handler(agent: AgentService) -> Any:
+    """GET /debug/module?modid=M&cmdid=C: the agent's view of one module."""
+
+    def handle(query: Mapping[str, str]) -> tuple[int, Any]:
+        try:
+            modid, cmdid = int(query["modid"]), int(query["cmdid"])
+        except (KeyError, ValueError):
+            raise HandlerError(400, "give modid and cmdid as integers") from None
+        view = agent.module_view(modid, cmdid)
+        if view is None:
+            raise HandlerError(404, f"module {modid}:{cmdid} is not held by this agent")
+        return 200, dataclasses.asdict(view)
+
+    return handle
+
+
+def agent_metrics_server(agent: AgentService, config: MetricsConfig) -> MetricsServer | None:
+    """The agent's listener (not started), or None when metrics are off."""
+    if config.listen is None:
+        return None
+    registry = CollectorRegistry()
+    registry.register(AgentCollector(agent))
+    return MetricsServer(
+        config.listen,
+        registry,
+        daemon="agent",
+        ready=lambda: agent_readiness(agent),
+        status=lambda: agent_status(agent),
+        handlers={"/debug/module": module_handler(agent)},
+    )
