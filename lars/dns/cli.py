@@ -27,6 +27,8 @@ from lars.dns import audit_cli, hosts_cli
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable
+from lars.obs.dns import dns_metrics_server
+from lars.obs.listen import MetricsConfig
 
 __all__ = ["DEMO_ROUTES", "register"]
 
@@ -54,6 +56,10 @@ def register(subparsers: Any) -> None:
         type=float,
         help="hold a table that removes more than this share of all hosts (0.5; 1 = off)",
     )
+    p.add_argument(
+        "--metrics", metavar="ADDR:PORT|off",
+        help="metrics/health listener ([metrics] listen; default 127.0.0.1:7781)",
+    )  # fmt: skip
     p.set_defaults(func=run_dns)
 
     p = subparsers.add_parser("initdb", help="create the lars_dns tables if missing")
@@ -136,6 +142,9 @@ def run_dns(args: argparse.Namespace) -> int:
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
     service = DnsService(config)
+    metrics = dns_metrics_server(service, MetricsConfig.build("dns", ini, args.metrics))
+    if metrics is not None:
+        metrics.start()  # before the first load: /readyz says "not loaded yet" meanwhile
     stopping = threading.Event()
 
     def on_signal(_signo: int, _frame: FrameType | None) -> None:
@@ -160,6 +169,8 @@ def run_dns(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.stop()
+        if metrics is not None:
+            metrics.stop()
         for signo, handler in previous.items():
             signal.signal(signo, handler)
 

@@ -22,6 +22,7 @@ from lars.dns.outage import OutageLog
 from lars.dns.poller import Poller, Step
 from lars.dns.watchdog import Watch, Watchdog
 from lars.errors import StoreUnavailable
+from lars.obs.hist import Buckets, BucketSnapshot
 from lars.ratelog import RateLimitedLog
 from lars.reactor.backoff import BackoffFactory, backoff
 
@@ -44,6 +45,9 @@ class PollerStats:
     holds: int  # tables held since start
     held: Hold | None  # the table held now
     sql_audit_rows: int  # actor 'sql' rows written for plain-SQL edits
+    poll_failures: int = 0  # polls and loads that failed
+    last_success: float | None = None  # clock time of the last successful poll or load
+    reload_seconds: BucketSnapshot | None = None  # duration of each table load or release
 
 
 class PollerThread:
@@ -80,6 +84,9 @@ class PollerThread:
             name=f"{name}-watchdog",
         )
         self._log_bug = RateLimitedLog(log, 60.0, level=logging.ERROR)
+        self.poll_failures = 0
+        self.last_success: float | None = None
+        self.reload_seconds = Buckets()
 
     def first_load(self) -> bool:
         """Retry the initial load with backoff until it succeeds (True) or stop() (False)."""
@@ -121,30 +128,39 @@ class PollerThread:
             holds=p.holds,
             held=p.hold,
             sql_audit_rows=p.sql_audit_rows,
+            poll_failures=self.poll_failures,
+            last_success=self.last_success,
+            reload_seconds=self.reload_seconds.snapshot(),
         )
 
     def _load_step(self, now: float) -> None:
         with self._watch.running("the route table reload", self._reload_deadline):
             self._poller.load(now)
+        self.reload_seconds.observe(self._clock() - now)
 
     def _poll_step(self, now: float) -> None:
         with self._watch.running("the version poll", self._poll_deadline):
             step = self._poller.check(now)
         if step is not Step.NOTHING:
+            started = self._clock()
             with self._watch.running(f"the route table {step.value}", self._reload_deadline):
-                self._poller.run(step, self._clock())
+                self._poller.run(step, started)
+            self.reload_seconds.observe(self._clock() - started)
 
     def _attempt(self, step: Callable[[float], object]) -> bool:
         now = self._clock()
         try:
             step(now)
         except StoreUnavailable as exc:
+            self.poll_failures += 1
             self.outage.failed(exc, now)
             return False
         except Exception:  # a bug must not end the service: log it and keep polling
+            self.poll_failures += 1
             self._log_bug("%s: poll failed unexpectedly", self._name, exc_info=True)
             return False
-        self.outage.succeeded(self._clock())
+        self.last_success = self._clock()
+        self.outage.succeeded(self.last_success)
         return True
 
     def _run(self) -> None:

@@ -8,10 +8,12 @@ reference, replaced whole by `publish` (the poller thread) and read without lock
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from lars.dns.subscriptions import Subscriptions
 from lars.dns.table import Key, RouteTable
+from lars.obs.hist import Buckets
 from lars.protocol import MsgId, lars_pb2
 from lars.ratelog import RateLimitedLog
 from lars.reactor import Connection, Router, TcpServer, Worker, encode
@@ -42,6 +44,8 @@ class RouteServer:
         self._max_subscriptions = max_subscriptions
         self.server: TcpServer | None = None
         self.pushes_sent = 0  # frames pushed (summed from worker results on the poller)
+        self.push_rounds = 0  # publishes that pushed to the workers
+        self.push_seconds = Buckets()  # one fan-out to every worker, until all are done
         self._log_refused = RateLimitedLog(log, 30.0)
         self._log_truncated = RateLimitedLog(log, 60.0, level=logging.ERROR)
         self.truncated_modules = 0
@@ -118,12 +122,15 @@ class RouteServer:
         if not changed or server is None or not server.workers:
             return
         keys = sorted(changed)
+        started = time.monotonic()
         futures = server.broadcast(lambda worker: _push(worker, table, keys))
         for future in futures:
             try:
                 self.pushes_sent += int(future.result(PUSH_TIMEOUT))
             except Exception:
                 log.warning("route push on a worker failed", exc_info=True)
+        self.push_seconds.observe(time.monotonic() - started)
+        self.push_rounds += 1
 
     def subscription_stats(self) -> SubscriptionStats:
         conns = modules = total = refused = 0

@@ -32,6 +32,7 @@ from lars.dns.store import RouteStore
 from lars.dns.subscriptions import DEFAULT_MAX_PER_CONN
 from lars.dns.table import RouteTable
 from lars.errors import ConfigError, StoreUnavailable
+from lars.obs.hist import BucketSnapshot
 from lars.reactor import ReactorConfig, ServerStats, TcpServer
 from lars.reactor.backoff import backoff
 
@@ -121,6 +122,9 @@ class DnsStats:
     poller: PollerStats
     subscriptions: SubscriptionStats
     server: ServerStats | None  # None until listening
+    push_rounds: int = 0  # publishes that fanned out to the workers
+    push_seconds: BucketSnapshot | None = None  # duration of each fan-out
+    loaded: bool = False  # a table was loaded from the database (start() got past it)
 
 
 class DnsService:
@@ -238,4 +242,7 @@ class DnsService:
             poller=poller,
             subscriptions=self._routes.subscription_stats(),
             server=self._server.stats() if self._server is not None else None,
+            push_rounds=self._routes.push_rounds,
+            push_seconds=self._routes.push_seconds.snapshot(),
+            loaded=self._poller.table is not None,
         )

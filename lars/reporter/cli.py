@@ -12,6 +12,8 @@ from typing import Any
 from lars.config import IniFile, override
 from lars.dbengine import parse_db_url
 from lars.errors import NetworkError
+from lars.obs.listen import MetricsConfig
+from lars.obs.reporter import reporter_metrics_server
 from lars.reporter.service import ReporterConfig, ReporterService
 
 __all__ = ["register", "run"]
@@ -41,6 +43,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-ms", type=float, help="max wait to fill a batch (default 50)")
     parser.add_argument("--max-pending", type=int, help="pending keys per writer (200000)")
     parser.add_argument("--stats-interval", type=float, help="seconds between counter logs")
+    parser.add_argument(
+        "--metrics", metavar="ADDR:PORT|off",
+        help="metrics/health listener ([metrics] listen; default 127.0.0.1:7782)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -71,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     service = ReporterService(config)
+    ini = IniFile.load(args.config)
+    metrics = reporter_metrics_server(service, MetricsConfig.build("reporter", ini, args.metrics))
     try:
+        if metrics is not None:
+            metrics.start()
         try:
             service.start()
         except OSError as exc:
@@ -82,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             pass
     finally:
         service.stop()
+        if metrics is not None:
+            metrics.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -24,7 +24,7 @@ from lars.dbengine import init_schema, make_engine
 from lars.errors import StoreUnavailable
 from lars.protocol import MsgId
 from lars.ratelog import RateLimitedLog
-from lars.reactor import LoopThread, Router, TcpServer
+from lars.reactor import LoopThread, Router, ServerStats, TcpServer
 from lars.reporter.config import DEFAULT_PORT, ReporterConfig
 from lars.reporter.health import DbHealth, log_event
 from lars.reporter.intake import parse_report, rows_from_report
@@ -57,6 +57,7 @@ class ReporterStats:
     connections: int
     queue_depth: tuple[int, ...]  # pending rows per writer
     writers: tuple[WriterStats, ...]
+    server: ServerStats | None = None  # the reactor's counters (None before start)
 
 
 class ReporterService:
@@ -159,6 +160,7 @@ class ReporterService:
             reports, invalid = self._reports, self._invalid
         bad_bodies = self._server.router.bad_bodies
         overflow = sum(w.overflow for w in writers)
+        server = self._server.stats() if self._server.workers else None
         return ReporterStats(
             reports=reports,
             received=sum(w.received for w in writers),
@@ -172,9 +174,10 @@ class ReporterService:
             db_errors=sum(w.db_errors for w in writers),
             db_available=self.health.available,
             db_outages=self.health.outages,
-            connections=self._server.stats().connections if self._server.workers else 0,
+            connections=server.connections if server is not None else 0,
             queue_depth=tuple(w.pending for w in writers),
             writers=writers,
+            server=server,
         )
 
     # reactor loops
@@ -226,6 +229,9 @@ class ReporterService:
     def _log_stats(self, *, final: bool = False) -> None:
         now = self.stats()
         last = self._last_logged
+        idle = (0, 0, 0, 0, 0, 0, (0,) * len(now.queue_depth))
+        if not final and _counters(now) == (_counters(last) if last is not None else idle):
+            return  # nothing happened since the last line: an idle reporter stays quiet
         self._last_logged = now
         log.info(
             "%s: received %d (+%d) written %d (+%d) batches %d coalesced %d dropped %d "
@@ -244,3 +250,9 @@ class ReporterService:
             now.db_errors,
             list(now.queue_depth),
         )
+
+
+def _counters(s: ReporterStats) -> tuple[object, ...]:
+    """What the periodic line reports, minus what moves without traffic."""
+    return (s.received, s.written, s.batches, s.coalesced, s.dropped, s.db_errors,
+            s.queue_depth)  # fmt: skip

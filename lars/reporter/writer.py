@@ -23,6 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from lars.dbengine import init_schema
 from lars.errors import StoreUnavailable
+from lars.obs.hist import SIZE_BUCKETS, Buckets, BucketSnapshot
 from lars.ratelog import RateLimitedLog
 from lars.reactor.backoff import BackoffFactory, backoff
 from lars.reporter.health import DbHealth, log_event
@@ -46,6 +47,9 @@ class WriterStats:
     lost: int  # rows still pending when stop() gave up on a dead database
     db_errors: int  # failed write attempts
     pending: int  # queue depth now
+    last_commit: float | None = None  # clock time of the last committed batch
+    batch_sizes: BucketSnapshot | None = None  # rows per committed batch
+    commit_seconds: BucketSnapshot | None = None  # duration of each committed transaction
 
 
 class Writer:
@@ -88,6 +92,9 @@ class Writer:
         self._failed = 0
         self._lost = 0
         self._db_errors = 0
+        self._last_commit: float | None = None
+        self._batch_sizes = Buckets(SIZE_BUCKETS)
+        self._commit_seconds = Buckets()
         self._log_overflow = RateLimitedLog(log)
         self._log_db = RateLimitedLog(log, level=logging.DEBUG)  # health logs the outage
 
@@ -125,6 +132,9 @@ class Writer:
                 lost=self._lost,
                 db_errors=self._db_errors,
                 pending=p.pending,
+                last_commit=self._last_commit,
+                batch_sizes=self._batch_sizes.snapshot(),
+                commit_seconds=self._commit_seconds.snapshot(),
             )
 
     def start(self) -> None:
@@ -225,6 +235,7 @@ class Writer:
 
     def _transaction(self, batch: list[Row]) -> tuple[bool, str | None]:
         """(done, error): done False with the database's error when it must be retried."""
+        started = self._clock()
         try:
             conn = self._connection()
             with conn.begin():
@@ -255,8 +266,12 @@ class Writer:
             self._close_connection()
             log.exception("writer %d: batch of %d rows dropped", self.index, len(batch))
             return True, None
+        done = self._clock()
+        self._commit_seconds.observe(done - started)
+        self._batch_sizes.observe(len(batch))
         self._written += len(batch)
         self._batches += 1
+        self._last_commit = done
         return True, None
 
     def _connection(self) -> Connection:

@@ -188,9 +188,9 @@ def get_json_or_none(metrics: MetricsServer) -> tuple[int | None, object]:
 def test_busy_metrics_port_names_the_port(no_leaks: None) -> None:
     import socket
 
-    from lars.errors import NetworkError
     from prometheus_client import CollectorRegistry
 
+    from lars.errors import NetworkError
     from lars.obs.ready import Readiness
 
     with socket.socket() as s:

@@ -1,0 +1,149 @@
+"""The route service's exporter: metric families, readiness and status from
+`DnsService.stats()` (plain values kept by the poller, the route server and the reactor).
+Daemon-side only: imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from lars.dns.service import DnsService, DnsStats
+from lars.obs.families import counter, gauge, histogram, server_families
+from lars.obs.hist import Buckets
+from lars.obs.listen import MetricsConfig
+from lars.obs.ready import Readiness, dns_ready
+from lars.obs.server import MetricsServer
+
+__all__ = ["DnsCollector", "dns_metrics_server", "dns_readiness", "dns_status"]
+
+P = "lars_dns"
+_EMPTY = Buckets().snapshot()
+
+Clock = Callable[[], float]
+
+
+class DnsCollector(Collector):
+    def __init__(self, dns: DnsService, *, clock: Clock = time.monotonic) -> None:
+        self._dns = dns
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._dns.stats()
+        p = s.poller
+        yield gauge(f"{P}_route_version", "RouteVersion of the table served.", s.version)
+        yield gauge(f"{P}_modules", "Modules in the table served.", s.modules)
+        yield gauge(f"{P}_hosts", "Hosts in the table served.", s.hosts)
+        yield gauge(f"{P}_table_loaded", "A table was loaded from the database (0/1).",
+                    int(s.loaded))  # fmt: skip
+        yield gauge(
+            f"{P}_invalid_rows",
+            "RouteData rows left out of the table served: not encodable on the wire.",
+            s.invalid_rows,
+        )
+        yield gauge(
+            f"{P}_truncated_modules",
+            "Modules served truncated: more hosts than one frame holds.",
+            s.truncated_modules,
+        )
+        yield gauge(f"{P}_subscribers", "Connections subscribed to at least one module.",
+                    s.subscriptions.connections)  # fmt: skip
+        yield gauge(f"{P}_subscriptions", "(connection, module) subscriptions.",
+                    s.subscriptions.subscriptions)  # fmt: skip
+        yield counter(f"{P}_subscriptions_refused",
+                      "Subscriptions refused past max_subscriptions per connection.",
+                      s.subscriptions.refused)  # fmt: skip
+        yield counter(f"{P}_reloads", "Route tables loaded from the database.", p.loads)
+        yield histogram(f"{P}_reload_duration_seconds", "Duration of each table load.",
+                        [({}, p.reload_seconds or _EMPTY)])  # fmt: skip
+        yield counter(f"{P}_polls", "Version polls that reached the database.", p.polls)
+        yield counter(f"{P}_poll_failures", "Polls and loads that failed.", p.poll_failures)
+        if p.last_success is not None:
+            yield gauge(f"{P}_last_poll_age_seconds",
+                        "Seconds since the last successful version poll.",
+                        max(0.0, self._clock() - p.last_success))  # fmt: skip
+        yield gauge(f"{P}_database_up", "The last poll reached the database (0/1).",
+                    int(s.loaded and not p.in_outage))  # fmt: skip
+        yield counter(f"{P}_database_outages", "Database outages seen.", p.outages)
+        yield counter(f"{P}_pushed_modules", "Modules pushed to subscribers after a reload.",
+                      p.pushed_modules)  # fmt: skip
+        yield counter(f"{P}_pushes", "Route frames pushed to subscribed connections.",
+                      s.pushes_sent)  # fmt: skip
+        yield histogram(f"{P}_push_duration_seconds",
+                        "Duration of one push fan-out to every worker.",
+                        [({}, s.push_seconds or _EMPTY)])  # fmt: skip
+        yield from _extra(s)
+        yield from server_families(P, s.server)
+
+
+def _extra(s: DnsStats) -> Iterator[Metric]:
+    """The drop guard's state: a held table is loaded but neither served nor pushed."""
+    held = s.held
+    yield gauge(f"{P}_table_held", "A loaded table is held back by the drop guard (0/1).",
+                int(held is not None))  # fmt: skip
+    if held is not None:
+        yield gauge(f"{P}_held_version", "RouteVersion of the held table.", held.version)
+        yield gauge(f"{P}_held_removed_hosts", "Hosts the held table would remove.",
+                    held.removed_hosts)  # fmt: skip
+    yield counter(f"{P}_holds", "Tables held by the drop guard.", s.poller.holds)
+    yield counter(f"{P}_sql_audit_rows", "Audit rows written for plain-SQL route edits.",
+                  s.poller.sql_audit_rows)  # fmt: skip
+
+
+def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:
+    s = dns.stats()
+    return dns_ready(
+        loaded=s.loaded,
+        last_success=s.poller.last_success,
+        poll_interval=dns.config.poll_interval,
+        now=clock(),
+    )
+
+
+def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, Any]:
+    s = dns.stats()
+    p = s.poller
+    last = None if p.last_success is None else round(max(0.0, clock() - p.last_success), 3)
+    return {
+        "daemon": "dns",
+        "ready": dns_readiness(dns, clock=clock).as_dict(),
+        "port": dns.port,
+        "version": s.version,
+        "modules": s.modules,
+        "hosts": s.hosts,
+        "invalid_rows": s.invalid_rows,
+        "connections": s.server.connections if s.server is not None else 0,
+        "subscribers": s.subscriptions.connections,
+        "reloads": p.loads,
+        "pushes": s.pushes_sent,
+        "database_up": s.loaded and not p.in_outage,
+        "last_error": p.last_error if p.in_outage else "",
+        "last_poll_age": last,
+        "held": _held(s),
+    }
+
+
+def _held(s: DnsStats) -> dict[str, Any] | None:
+    h = s.held
+    if h is None:
+        return None
+    return {"version": h.version, "reason": h.reason, "removed_hosts": h.removed_hosts}
+
+
+def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer | None:
+    if config.listen is None:
+        return None
+    registry = CollectorRegistry()
+    registry.register(DnsCollector(dns))
+    return MetricsServer(
+        config.listen,
+        registry,
+        daemon="dns",
+        ready=lambda: dns_readiness(dns),
+        status=lambda: dns_status(dns),
+    )
