@@ -16,6 +16,20 @@ from lars.dbengine import scratch_database
 DEFAULT_MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ephemeral_metrics_ports() -> Iterator[None]:
+    """Every daemon a test starts (in-process or `python -m lars`, which inherits the
+    environment) binds its metrics listener to a free port, so parallel runs on one
+    machine never collide on 7781-7783. A test that wants a fixed port passes --metrics."""
+    old = os.environ.get("LARS_METRICS_LISTEN")
+    os.environ["LARS_METRICS_LISTEN"] = "127.0.0.1:0"
+    yield
+    if old is None:
+        del os.environ["LARS_METRICS_LISTEN"]
+    else:
+        os.environ["LARS_METRICS_LISTEN"] = old
+
+
 def _mysql_server_url() -> str:
     return os.environ.get("LARS_TEST_MYSQL_URL", DEFAULT_MYSQL_SERVER)
 

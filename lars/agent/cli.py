@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -148,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         metrics.start()  # first: a busy metrics port fails before any UDP port is taken
     try:
         service.start()
+        if metrics is not None:
+            log.info("agent: metrics on %s/metrics", metrics.url)
         while not stop.wait(1.0):
             pass
     finally:
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _metrics_config(args: argparse.Namespace) -> MetricsConfig:
-    return MetricsConfig.build("agent", IniFile.load(args.config), args.metrics)
+    return MetricsConfig.build("agent", IniFile.load(args.config), args.metrics, os.environ)
 
 
 def _child_argv(

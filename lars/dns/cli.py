@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -142,7 +143,8 @@ def run_dns(args: argparse.Namespace) -> int:
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
     service = DnsService(config)
-    metrics = dns_metrics_server(service, MetricsConfig.build("dns", ini, args.metrics))
+    listen = MetricsConfig.build("dns", ini, args.metrics, os.environ)
+    metrics = dns_metrics_server(service, listen)
     if metrics is not None:
         metrics.start()  # before the first load: /readyz says "not loaded yet" meanwhile
     stopping = threading.Event()
@@ -163,7 +165,8 @@ def run_dns(args: argparse.Namespace) -> int:
             reactor = config.reactor
             cause = exc.strerror or str(exc)
             raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
-        print(f"lars dns: listening on port {service.port}", file=sys.stderr, flush=True)
+        url = f", metrics {metrics.url}/metrics" if metrics is not None else ""
+        print(f"lars dns: listening on port {service.port}{url}", file=sys.stderr, flush=True)
         while not stopping.wait(1.0):
             pass
         return 0

@@ -1,5 +1,7 @@
 """Where a daemon's metrics/health listener binds: `--metrics ADDR:PORT|off`, INI
-`[metrics] listen = ADDR:PORT|off`; the flag overrides the file, the default needs none.
+`[metrics] listen = ADDR:PORT|off`, or `$LARS_METRICS_LISTEN` (read in main, between the
+file and the flag: test suites and containers set it once for every daemon they start);
+the flag overrides the rest, the default needs none.
 
 Defaults are on, on loopback, one port per daemon (the console keeps 7780):
 dns and `lars up` 7781, reporter 7782, agent 7783. No prometheus_client here: the
@@ -8,16 +10,18 @@ client-only `lars status` uses these defaults too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lars.config import IniFile
 from lars.errors import ConfigError
 
-__all__ = ["DEFAULT_IP", "DEFAULT_PORTS", "MetricsConfig", "parse_listen"]
+__all__ = ["DEFAULT_IP", "DEFAULT_PORTS", "LISTEN_ENV", "MetricsConfig", "parse_listen"]
 
 # Network
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_PORTS = {"dns": 7781, "reporter": 7782, "agent": 7783, "up": 7781, "console": 7784}
+LISTEN_ENV = "LARS_METRICS_LISTEN"
 _OFF = ("off", "no", "none", "false", "0")
 
 
@@ -50,11 +54,20 @@ class MetricsConfig:
         return cls(listen=(DEFAULT_IP, DEFAULT_PORTS[daemon]))
 
     @classmethod
-    def build(cls, daemon: str, ini: IniFile, flag: str | None) -> MetricsConfig:
-        """Defaults, then `[metrics] listen` of the file, then the flag (if given)."""
+    def build(
+        cls,
+        daemon: str,
+        ini: IniFile,
+        flag: str | None,
+        environ: Mapping[str, str] | None = None,
+    ) -> MetricsConfig:
+        """Defaults, then `[metrics] listen` of the file, then `environ[LISTEN_ENV]`,
+        then the flag (each only if given)."""
         config = cls.default(daemon)
         if ini.has("metrics", "listen"):
             config = cls(listen=parse_listen(ini.get("metrics", "listen", "")))
+        if environ is not None and environ.get(LISTEN_ENV):
+            config = cls(listen=parse_listen(environ[LISTEN_ENV]))
         if flag is not None:
             config = cls(listen=parse_listen(flag))
         return config

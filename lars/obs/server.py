@@ -104,7 +104,7 @@ class MetricsServer:
             name=f"{self.daemon}-metrics", daemon=True,
         )  # fmt: skip
         self._thread.start()
-        log.info("%s: metrics and health on %s/metrics", self.daemon, self.url)
+        log.debug("%s: metrics and health on %s/metrics", self.daemon, self.url)
 
     def stop(self) -> None:
         httpd, self._httpd = self._httpd, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     service = ReporterService(config)
     ini = IniFile.load(args.config)
-    metrics = reporter_metrics_server(service, MetricsConfig.build("reporter", ini, args.metrics))
+    listen = MetricsConfig.build("reporter", ini, args.metrics, os.environ)
+    metrics = reporter_metrics_server(service, listen)
     try:
         if metrics is not None:
             metrics.start()
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             reactor = config.reactor
             cause = exc.strerror or str(exc)
             raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
+        if metrics is not None:
+            log.info("reporter: metrics on %s/metrics", metrics.url)
         while not stop.wait(1.0):
             pass
     finally:

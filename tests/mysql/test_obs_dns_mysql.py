@@ -46,7 +46,7 @@ def test_readiness_flips_when_the_database_is_cut_and_back(
             assert value(scrape(metrics.url), "lars_dns_database_up") == 1
             proxy.cut()
             wait_for(lambda: get_json(ready)[0] == 503, timeout=30, what="not ready")
-            code, body = get_json(ready)
+            _, body = get_json(ready)
             assert body["ready"] is False and "version poll" in body["reasons"][0]
             samples = scrape(metrics.url)
             assert value(samples, "lars_dns_database_up") == 0
