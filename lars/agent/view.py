@@ -34,6 +34,7 @@ class HostView:
     ip: str
     port: int
     state: str  # "idle" | "overload"
+    weight: int  # from the route service (HostInfo.weight; 1 when it sends none)
     vsucc: int
     verr: int
     rsucc: int
@@ -85,6 +86,7 @@ def module_view(shard: Shard, modid: int, cmdid: int, now: float) -> ModuleView 
             ip=wire_to_dotted(h.ip),
             port=h.port,
             state=h.state.value,
+            weight=h.weight,
             vsucc=h.vsucc,
             verr=h.verr,
             rsucc=h.rsucc,

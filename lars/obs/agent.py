@@ -122,6 +122,12 @@ class AgentCollector(Collector):
         )  # fmt: skip
         yield gauge(f"{P}_route_service_up", "Connected to a route service (0/1).",
                     int(s.route_connected))  # fmt: skip
+        yield gauge(f"{P}_route_held_modules",
+                    "Cached modules served while the route service answers them empty.",
+                    s.route_held_modules)  # fmt: skip
+        yield counter(f"{P}_route_mass_empty",
+                      "Times the route service answered empty for every module at once.",
+                      s.route_mass_empty)  # fmt: skip
         yield counter(f"{P}_route_service_connects", "Connections made to a route service.",
                       s.route_connects)  # fmt: skip
         yield counter(f"{P}_route_service_connect_failures",
