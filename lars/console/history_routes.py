@@ -24,7 +24,7 @@ from lars.console.history import (
 from lars.console.models import ErrorOut
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import MAX_ID
-from lars.dns.audit import NothingHeld
+from lars.dns.audit import MAX_ENTRY_ID, NothingHeld
 from lars.errors import StoreUnavailable
 
 __all__ = ["api_router", "attach_hold", "get_history", "page_router"]
@@ -45,7 +45,9 @@ api_router = APIRouter(prefix="/api", responses=_ERRORS)
 page_router = APIRouter(include_in_schema=False)
 
 OptId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
-Before = Annotated[int | None, Query(ge=1, description="only entries with a smaller id")]
+Before = Annotated[
+    int | None, Query(ge=1, le=MAX_ENTRY_ID, description="only entries with a smaller id")
+]
 
 
 def get_history(request: Request) -> RouteHistory:

@@ -32,6 +32,7 @@ from lars.protocol import uint_to_dotted
 __all__ = [
     "ACTIONS",
     "EDIT_ACTIONS",
+    "MAX_ENTRY_ID",
     "TABLE_ACTIONS",
     "AuditEntry",
     "AuditLog",
@@ -57,6 +58,7 @@ ACTIONS = (
 )
 TABLE_ACTIONS = ("hold", "release", "apply")  # about the whole table: modid/cmdid are 0
 EDIT_ACTIONS = tuple(a for a in ACTIONS if a not in TABLE_ACTIONS)  # about one module
+MAX_ENTRY_ID = 2**63 - 1  # the largest id both databases can bind in a query
 _DETAIL_MAX = 1024
 _ACTOR_MAX = 128
 

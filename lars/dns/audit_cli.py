@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy
 
 from lars.dns.admin import RouteAdmin, validate_ids
-from lars.dns.audit import EDIT_ACTIONS, AuditEntry, HoldState, NothingHeld, cli_actor
+from lars.dns.audit import EDIT_ACTIONS, MAX_ENTRY_ID, AuditEntry, HoldState, NothingHeld, cli_actor
 from lars.errors import ValidationError
 
 __all__ = ["format_entry", "register"]
@@ -89,6 +89,8 @@ def run_history(args: argparse.Namespace, engine_of: EngineOf) -> int:
         validate_ids(args.modid, args.cmdid if args.cmdid is not None else 0)
     if not 1 <= args.limit <= MAX_LIMIT:
         raise ValidationError(f"--limit must be in 1..{MAX_LIMIT}, got {args.limit}")
+    if args.before is not None and not 1 <= args.before <= MAX_ENTRY_ID:
+        raise ValidationError(f"--before must be an entry id in 1..{MAX_ENTRY_ID}")
     with engine_of(args) as engine:
         audit = RouteAdmin(engine).audit
         if not audit.available():

@@ -85,6 +85,8 @@ def test_history_of_route_edits(db: str, tmp_path: Path) -> None:
 
     bad = lars("route", "history", "--limit", "0", "--db", db, cwd=tmp_path)
     assert bad.returncode != 0 and "--limit must be in 1.." in bad.stderr
+    bad = lars("route", "history", "--before", str(2**64), "--db", db, cwd=tmp_path)
+    assert bad.returncode == 2 and "--before must be an entry id" in bad.stderr
 
 
 def test_release_refuses_without_a_hold_and_releases_one(db: str, tmp_path: Path) -> None:

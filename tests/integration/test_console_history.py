@@ -128,6 +128,10 @@ def test_api_history_lists_console_edits_newest_first_with_filters(client: TestC
     assert [e["id"] for e in older] == [entries[2]["id"], entries[3]["id"]]
     assert client.get("/api/history", params={"limit": 0}).status_code == 422
     assert client.get("/api/history", params={"modid": -1}).status_code == 422
+    # found by schemathesis: an id past 64 bits was a 500 (SQLite cannot bind it)
+    assert client.get("/api/history", params={"before": 2**63}).status_code == 422
+    assert len(client.get("/api/history", params={"before": 2**63 - 1}).json()) == 5
+    assert client.get("/history", params={"before": 2**64}).status_code == 404
 
 
 def test_api_hold_release_and_apply(client: TestClient, engine: Engine) -> None:
