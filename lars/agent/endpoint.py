@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from lars.agent.balancer import HostKey
 from lars.agent.shard import ModuleKey, Shard
 from lars.agent.wire import get_host_response, host_part, module_part
-from lars.protocol import MsgId, lars_pb2
+from lars.protocol import MsgId, RetCode, lars_pb2
 from lars.ratelog import RateLimitedLog
 from lars.reactor.frame import MAX_BODY, encode
 from lars.reactor.udp import open_udp_socket
@@ -42,6 +42,7 @@ _GET_HOST = int(MsgId.GET_HOST_REQUEST)
 _REPORT = int(MsgId.REPORT_REQUEST)
 _API_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
+_NOEXIST = int(RetCode.NOEXIST)
 _MODULE_PARTS_LIMIT = 1 << 14  # cached encodings of (modid, cmdid); cleared when full
 _REPORT_CACHE_LIMIT = 1 << 13  # parsed ReportRequest datagrams; cleared when full
 # An IPv4 UDP payload is at most 65507 bytes (65535 - 20 - 8): a frame body between
@@ -169,15 +170,18 @@ class ShardEndpoint(asyncio.DatagramProtocol):
                 parts.clear()
             module = parts[(modid, cmdid)] = module_part(modid, cmdid)
         wire: bytes | None
+        reason = 0
         if host is None:
             wire = b""
+            if code == _NOEXIST:
+                reason = self.shard.noexist_reason(modid, cmdid)
         else:
             wire = host.wire
             if wire is None:
                 wire = host.wire = host_part(host.ip, host.port)
         transport = self.transport
         if transport is not None:
-            transport.sendto(get_host_response(req.seq, module, code, wire), addr)
+            transport.sendto(get_host_response(req.seq, module, code, wire, reason), addr)
 
     def _get_route(self, data: bytes, addr: Any) -> None:
         req = self._route_req
@@ -208,6 +212,9 @@ class ShardEndpoint(asyncio.DatagramProtocol):
 
     def on_connected(self) -> None:
         self.shard.on_connected(self._clock())
+
+    def on_route_down(self) -> None:
+        self.shard.on_route_down()
 
     # periodic work
 

@@ -47,6 +47,7 @@ class RouteClient:
         *,
         deliver: Deliver,
         on_connected: Callable[[], None],
+        on_disconnected: Callable[[], None] | None = None,
         backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
         guard: EmptyGuard | None = None,
@@ -56,6 +57,7 @@ class RouteClient:
         self.guard = guard or EmptyGuard()
         self._clock = clock
         self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
         router = Router({int(MsgId.GET_ROUTE_RESPONSE): self._on_response})
         self.router = router
         self.client = TcpClient(
@@ -64,6 +66,7 @@ class RouteClient:
             addresses,
             name="agent-route",
             on_connect=self._connected,
+            on_disconnect=self._disconnected,
             backoff_factory=backoff_factory,
             rng=rng,
         )
@@ -91,6 +94,10 @@ class RouteClient:
 
     def _connected(self, client: TcpClient) -> None:
         self._on_connected()
+
+    def _disconnected(self, client: TcpClient) -> None:
+        if self._on_disconnected is not None:
+            self._on_disconnected()
 
     @property
     def held_modules(self) -> int:

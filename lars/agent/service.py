@@ -68,6 +68,7 @@ class AgentService:
             config.dns_addresses,
             deliver=self._deliver,
             on_connected=self._route_connected,
+            on_disconnected=self._route_lost,
             backoff_factory=backoff_factory,
             rng=rng,
         )
@@ -238,6 +239,10 @@ class AgentService:
     def _route_connected(self) -> None:
         for ep, thread in self._served():
             thread.post(ep.on_connected)
+
+    def _route_lost(self) -> None:
+        for ep, thread in self._served():
+            thread.post(ep.on_route_down)
 
     def stats(self) -> AgentStats:
         """A snapshot of counters (read without locks: values may be a moment apart)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lars.agent.balancer import BalancerCounters, Host, HostKey, ModuleBalancer, RouteState
 from lars.agent.config import SHARDS, BalancerConfig
-from lars.protocol import RetCode, lars_pb2
+from lars.protocol import NoHostReason, RetCode, lars_pb2
 
 __all__ = ["ModuleKey", "Shard", "ShardStats", "shard_of"]
 
@@ -24,6 +24,7 @@ ModuleKey = tuple[int, int]
 AskRoute = Callable[[int, int], None]
 
 _NOEXIST = int(RetCode.NOEXIST)
+_UNREACHABLE = int(NoHostReason.ROUTE_SERVICE_UNREACHABLE)
 
 
 def shard_of(modid: int, cmdid: int) -> int:
@@ -50,6 +51,7 @@ class ShardStats:
     probes: int
     to_overload: int
     to_idle: int
+    noexist_route_down: int  # NOEXIST answers given while no route service was connected
 
 
 class Shard:
@@ -88,6 +90,10 @@ class Shard:
         self.routes_pushed = 0
         self.route_requests = 0
         self.expired_modules = 0
+        self.noexist_route_down = 0
+        # Whether the agent's route-service client is connected (posted to this loop on
+        # every connection and loss): what a NOEXIST answer tells the client about why.
+        self.route_up = False
 
     # client requests
 
@@ -132,6 +138,22 @@ class Shard:
         if not mod.waiting and now - mod.updated_at > self.config.update_timeout:
             self._request(mod, now)
         return result
+
+    def noexist_reason(self, modid: int, cmdid: int) -> int:
+        """Why get_host just answered NOEXIST for the module (a NoHostReason value, sent
+        as GetHostResponse.reason); counts the answers given while the route service is
+        unreachable. Called only after a NOEXIST answer, so the hot path never pays."""
+        if (modid + cmdid) % SHARDS != self.index:
+            return int(NoHostReason.WRONG_PORT)
+        mod = self.modules.get((modid, cmdid))
+        if mod is None:  # not created: the module cap
+            return int(NoHostReason.MODULE_LIMIT)
+        if not self.route_up:
+            self.noexist_route_down += 1
+            return _UNREACHABLE
+        if mod.route_state is RouteState.NEW:
+            return int(NoHostReason.PENDING)
+        return int(NoHostReason.EMPTY)
 
     def report(self, modid: int, cmdid: int, ip: int, port: int, retcode: int, now: float) -> None:
         """Count a ReportRequest; unknown modules and hosts are ignored (counted)."""
@@ -186,10 +208,15 @@ class Shard:
 
     def on_connected(self, now: float) -> None:
         """The route service (re)connected: forget pending asks and ask for every module."""
+        self.route_up = True
         for mod in self.modules.values():
             mod.waiting = False
         for mod in list(self.modules.values()):
             self._request(mod, now)
+
+    def on_route_down(self) -> None:
+        """The route-service connection was lost (answers keep using the routes held)."""
+        self.route_up = False
 
     # periodic work
 
@@ -278,4 +305,5 @@ class Shard:
             probes=self.counters.probes,
             to_overload=self.counters.to_overload,
             to_idle=self.counters.to_idle,
+            noexist_route_down=self.noexist_route_down,
         )

@@ -18,6 +18,7 @@ _SHARD_FIELDS = (
     "misrouted",
     "route_requests",
     "expired_modules",
+    "noexist_route_down",
 )
 
 
@@ -62,7 +63,8 @@ class StatsLog:
         self._last = line
         self._log.info(
             "agent: modules %d, get_host %d, report %d, get_route %d, refused modules %d, "
-            "misrouted %d, route asks %d, expired %d; dropped datagrams %d, bad bodies %d; "
+            "misrouted %d, route asks %d, expired %d, NOEXIST while route service down %d; "
+            "dropped datagrams %d, bad bodies %d; "
             "reports sent %d, pending %d; route service %s, reporter %s",
             *line,
             "up" if s.route_connected else "DOWN",

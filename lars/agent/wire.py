@@ -52,14 +52,19 @@ def host_part(ip: int, port: int) -> bytes:
     return b"\x2a" + uvarint(len(inner)) + inner
 
 
-def get_host_response(seq: int, module: bytes, retcode: int, host: bytes) -> bytes:
-    """A whole frame (header + body); `host` is b"" when the answer carries no host."""
+def get_host_response(seq: int, module: bytes, retcode: int, host: bytes, reason: int = 0) -> bytes:
+    """A whole frame (header + body); `host` is b"" when the answer carries no host.
+
+    `reason` is the lars-only field 6 (a NoHostReason); 0 is omitted, so the bytes are
+    then exactly an original agent's.
+    """
     body = b"".join(
         (
             b"\x08" + uvarint(seq) if seq else b"",
             module,
             _int32_field(0x20, retcode),
             host,
+            b"\x30" + uvarint(reason) if reason else b"",
         )
     )
     return _pack_header(_GET_HOST_RESPONSE, len(body)) + body

@@ -2,21 +2,34 @@
 
 Each talks to the agent through LarsClient. Flags shared by all: --agent-ip,
 --agent-port (base port; the module's port is base + (modid + cmdid) % 3) or
---agent-ports P0,P1,P2, and --timeout per call.
+--agent-ports P0,P1,P2, and --timeout per call; `--json` prints one JSON object.
+
+Answers say what happened (lars.client.answers): an agent that does not answer is
+NotAnswering (exit 3), a module without a host NoHost (exit 4), with the reason a lars
+agent gives (GetHostResponse field 6: e.g. it cannot reach the route service).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 from collections import Counter
 from typing import Any
 
+from lars.client.answers import (
+    check_host,
+    check_report,
+    fetch_route,
+    host_json,
+    no_answer,
+    route_json,
+    route_outcome,
+)
 from lars.client.config import DEFAULT_AGENT_IP, DEFAULT_BASE_PORT, DEFAULT_TIMEOUT
 from lars.client.core import FAILURE_RETCODE
 from lars.client.qps import add_qps_arguments, run_qps
 from lars.client.sync import LarsClient
+from lars.jsonout import add_json_flag, print_json
 from lars.protocol import RetCode
 
 __all__ = ["client_from_args", "register"]
@@ -29,11 +42,13 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("gethost", help="ask the agent for one host of a module")
     _module_args(p)
     _init_args(p)
+    add_json_flag(p)
     p.set_defaults(func=_gethost)
 
     p = subparsers.add_parser("getroute", help="list the hosts the agent holds for a module")
     _module_args(p)
     _init_args(p)
+    add_json_flag(p)
     p.set_defaults(func=_getroute)
 
     p = subparsers.add_parser("report", help="report one call result to the agent")
@@ -41,6 +56,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("ip", metavar="IP", help="the host's dotted IPv4 address")
     p.add_argument("port", metavar="PORT", type=int, help="the host's port")
     p.add_argument("retcode", metavar="RETCODE", type=int, help="0 success, else failure")
+    p.add_argument(
+        "--no-check", action="store_true",
+        help="do not ask the agent afterwards whether it holds the host (fire and forget)",
+    )  # fmt: skip
     p.set_defaults(func=_report)
 
     p = subparsers.add_parser("simulator", help="call with random failures; print per-host counts")
@@ -55,6 +74,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
     _init_args(p)
+    add_json_flag(p)
     p.set_defaults(func=_simulator)
 
     p = subparsers.add_parser("qps", help="agent load test, N processes (= lars bench agent)")
@@ -118,45 +138,46 @@ def client_from_args(args: argparse.Namespace) -> LarsClient:
     return LarsClient(args.agent_ip, args.agent_port, ports=args.agent_ports, timeout=args.timeout)
 
 
-def _init(client: LarsClient, args: argparse.Namespace) -> RetCode:
-    """reg_init: make the agent fetch the module so the first answer is not NOEXIST."""
-    if args.no_init:
-        return RetCode.SUCC
-    return client.reg_init(args.modid, args.cmdid, attempts=args.attempts, delay=INIT_DELAY)
+def _fetch(client: LarsClient, args: argparse.Namespace) -> None:
+    """Make the agent fetch the module first, so the first answer is not NOEXIST."""
+    if not args.no_init:
+        fetch_route(client, args.modid, args.cmdid, attempts=args.attempts, delay=INIT_DELAY)
 
 
 def _gethost(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
-        _init(client, args)
+        _fetch(client, args)
         result = client.get_host(args.modid, args.cmdid)
-    if result.ok:
-        print(result)
-        return 0
-    reason = "no answer from the agent" if result.timed_out else result.retcode.name
-    print(f"lars gethost: module ({args.modid}, {args.cmdid}): {reason}", file=sys.stderr)
-    return 1
+        if args.json:
+            print_json(host_json(result))
+        elif result.ok:
+            print(result)
+        check_host(client, result)  # raises NotAnswering or NoHost
+    return 0
 
 
 def _getroute(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
-        _init(client, args)
+        _fetch(client, args)
         route = client.get_route(args.modid, args.cmdid)
-    for host in route.hosts:
-        print(host)
-    if route.ok:
-        return 0
-    reason = "no answer from the agent" if route.timed_out else route.retcode.name
-    print(f"lars getroute: module ({args.modid}, {args.cmdid}): {reason}", file=sys.stderr)
-    return 1
+        outcome = route_outcome(client, route)
+        if args.json:
+            print_json(route_json(route, outcome))
+        else:
+            for host in route.hosts:
+                print(host)
+        check_host(client, outcome)  # raises NotAnswering or NoHost
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
         client.report(args.modid, args.cmdid, args.ip, args.port, args.retcode)
         errors = client.stats().send_errors
-    if errors:
-        print("lars report: the datagram could not be sent", file=sys.stderr)
-        return 1
+        if errors:
+            no_answer(client, args.modid, args.cmdid, refused=True)
+        if not args.no_check:  # UDP says nothing: ask the agent whether it took the report
+            check_report(client, args.modid, args.cmdid, args.ip, args.port)
     return 0
 
 
@@ -167,7 +188,7 @@ def _simulator(args: argparse.Namespace) -> int:
     answers: Counter[RetCode] = Counter()
     timeouts = 0
     with client_from_args(args) as client:
-        _init(client, args)
+        _fetch(client, args)
         for _ in range(args.count):
             result = client.get_host(args.modid, args.cmdid)
             answers[result.retcode] += 1
@@ -178,13 +199,32 @@ def _simulator(args: argparse.Namespace) -> int:
             (err if failed else succ)[str(result)] += 1
             retcode = FAILURE_RETCODE if failed else 0
             client.report(args.modid, args.cmdid, result.ip, result.port, retcode)
-    print(f"module ({args.modid}, {args.cmdid}): {args.count} calls, failing {args.err_rate}/10")
-    for host in sorted(set(succ) | set(err)):
-        print(f"  {host:<22} succ {succ[host]:>6}  err {err[host]:>6}")
-    print(f"  OVERLOAD answers: {answers[RetCode.OVERLOAD]}")
-    print(f"  NOEXIST answers: {answers[RetCode.NOEXIST]}")
-    print(f"  SYSTEM_ERROR answers: {answers[RetCode.SYSTEM_ERROR]} ({timeouts} timed out)")
-    return 0 if answers[RetCode.SYSTEM_ERROR] < args.count else 1
+        hosts = sorted(set(succ) | set(err))
+        if args.json:
+            print_json(
+                {
+                    "modid": args.modid,
+                    "cmdid": args.cmdid,
+                    "calls": args.count,
+                    "err_rate": args.err_rate,
+                    "hosts": [{"host": h, "succ": succ[h], "err": err[h]} for h in hosts],
+                    "answers": {code.name: answers[code] for code in RetCode},
+                    "timeouts": timeouts,
+                }
+            )
+        else:
+            print(
+                f"module ({args.modid}, {args.cmdid}): {args.count} calls, "
+                f"failing {args.err_rate}/10"
+            )
+            for host in hosts:
+                print(f"  {host:<22} succ {succ[host]:>6}  err {err[host]:>6}")
+            print(f"  OVERLOAD answers: {answers[RetCode.OVERLOAD]}")
+            print(f"  NOEXIST answers: {answers[RetCode.NOEXIST]}")
+            print(f"  SYSTEM_ERROR answers: {answers[RetCode.SYSTEM_ERROR]} ({timeouts} timed out)")
+        if answers[RetCode.SYSTEM_ERROR] == args.count:
+            no_answer(client, args.modid, args.cmdid, refused=timeouts < args.count)
+    return 0
 
 
 def _qps(args: argparse.Namespace) -> int:

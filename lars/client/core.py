@@ -175,7 +175,7 @@ class ClientCore:
         modid, cmdid = msg.modid, msg.cmdid
         retcode = _RETCODES.get(msg.retcode, RetCode.SYSTEM_ERROR)
         if retcode is not RetCode.SUCC:
-            result = HostResult(retcode, modid, cmdid)
+            result = HostResult(retcode, modid, cmdid, reason=msg.reason)
         else:
             host = msg.host
             port = host.port
@@ -235,8 +235,22 @@ class ClientCore:
 
     @staticmethod
     def host_failure(request: HostRequest, *, timed_out: bool) -> HostResult:
-        return HostResult(RetCode.SYSTEM_ERROR, request.modid, request.cmdid, timed_out=timed_out)
+        """No reply in time (timed_out) or, otherwise, the datagram was refused."""
+        return HostResult(
+            RetCode.SYSTEM_ERROR,
+            request.modid,
+            request.cmdid,
+            timed_out=timed_out,
+            refused=not timed_out,
+        )
 
     @staticmethod
     def route_failure(request: RouteRequest, *, timed_out: bool) -> RouteResult:
-        return RouteResult(RetCode.SYSTEM_ERROR, request.modid, request.cmdid, timed_out=timed_out)
+        """No reply in time (timed_out) or, otherwise, the datagram was refused."""
+        return RouteResult(
+            RetCode.SYSTEM_ERROR,
+            request.modid,
+            request.cmdid,
+            timed_out=timed_out,
+            refused=not timed_out,
+        )

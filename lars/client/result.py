@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from lars.errors import NoHost
-from lars.protocol import RetCode
+from lars.protocol import NoHostReason, RetCode
 
 __all__ = ["ClientStats", "Host", "HostResult", "NoHostError", "RouteResult"]
 
@@ -31,6 +31,8 @@ class HostResult(NamedTuple):
     `retcode` is SUCC with `ip`/`port` set, or OVERLOAD / NOEXIST from the agent, or
     SYSTEM_ERROR when the agent did not answer in time (`timed_out` is then True) or
     refused the datagram (no agent on that port). `ip` is "" and `port` 0 without a host.
+    `reason` is what a lars agent adds to a NOEXIST answer (GetHostResponse field 6, a
+    NoHostReason value: e.g. ROUTE_SERVICE_UNREACHABLE); 0 from original agents.
     """
 
     retcode: RetCode
@@ -39,10 +41,25 @@ class HostResult(NamedTuple):
     ip: str = ""
     port: int = 0
     timed_out: bool = False
+    reason: int = 0
+    refused: bool = False  # not delivered: ICMP port unreachable (nothing listens) or send error
 
     @property
     def ok(self) -> bool:
         return self.retcode == RetCode.SUCC
+
+    @property
+    def why(self) -> str:
+        """The answer in words: the retcode and, when the agent gave one, its reason."""
+        if self.timed_out or self.refused:
+            return "no answer from the agent"
+        if self.ok or not self.reason:
+            return self.retcode.name
+        try:
+            text = NoHostReason(self.reason).text
+        except ValueError:
+            text = f"reason {self.reason}"
+        return f"{self.retcode.name} ({text})"
 
     @property
     def host(self) -> Host:
@@ -70,6 +87,7 @@ class RouteResult:
     cmdid: int
     hosts: tuple[Host, ...] = ()
     timed_out: bool = False
+    refused: bool = False  # not delivered: ICMP port unreachable (nothing listens) or send error
 
     @property
     def ok(self) -> bool:
@@ -90,6 +108,5 @@ class NoHostError(NoHost):
     """`call()` got no host (OVERLOAD, NOEXIST or SYSTEM_ERROR); `.result` says which."""
 
     def __init__(self, result: HostResult) -> None:
-        reason = "no answer from the agent" if result.timed_out else result.retcode.name
-        super().__init__(f"no host for module ({result.modid}, {result.cmdid}): {reason}")
+        super().__init__(f"no host for module ({result.modid}, {result.cmdid}): {result.why}")
         self.result = result

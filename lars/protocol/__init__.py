@@ -1,7 +1,7 @@
 """The Lars wire: generated protobuf messages, message ids, return codes, IPv4 helpers."""
 
 from lars.protocol import echo_pb2, lars_pb2
-from lars.protocol.ids import MsgId, RetCode
+from lars.protocol.ids import MsgId, NoHostReason, RetCode
 from lars.protocol.ipv4 import (
     dotted_to_uint,
     dotted_to_wire,
@@ -13,6 +13,7 @@ from lars.protocol.ipv4 import (
 
 __all__ = [
     "MsgId",
+    "NoHostReason",
     "RetCode",
     "dotted_to_uint",
     "dotted_to_wire",

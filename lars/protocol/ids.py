@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MsgId", "RetCode"]
+__all__ = ["MsgId", "NoHostReason", "RetCode"]
 
 
 class MsgId(enum.IntEnum):
@@ -23,3 +23,33 @@ class RetCode(enum.IntEnum):
     OVERLOAD = 1
     SYSTEM_ERROR = 2
     NOEXIST = 3
+
+
+class NoHostReason(enum.IntEnum):
+    """GetHostResponse.reason (field 6, lars only): why a lars agent answered NOEXIST.
+
+    The retcode on the wire stays NOEXIST for compatibility; original peers skip the
+    field, and 0 (NONE) is not encoded at all, so such answers are byte-identical to an
+    original agent's.
+    """
+
+    NONE = 0  # no reason given (a SUCC or OVERLOAD answer, or an original agent)
+    ROUTE_SERVICE_UNREACHABLE = 1  # the agent has no connection to any route service
+    EMPTY = 2  # the route service says the module has no hosts (unknown there)
+    PENDING = 3  # asked the route service, awaiting its first answer for the module
+    MODULE_LIMIT = 4  # the agent's max_modules is reached: the module is not kept
+    WRONG_PORT = 5  # sent to another shard's port: (modid + cmdid) % 3 picks the port
+
+    @property
+    def text(self) -> str:
+        return _REASON_TEXT[self]
+
+
+_REASON_TEXT = {
+    NoHostReason.NONE: "no reason given",
+    NoHostReason.ROUTE_SERVICE_UNREACHABLE: "the agent cannot reach the route service",
+    NoHostReason.EMPTY: "the route service has no hosts for it",
+    NoHostReason.PENDING: "the agent is still fetching its route",
+    NoHostReason.MODULE_LIMIT: "the agent's module limit is reached",
+    NoHostReason.WRONG_PORT: "sent to the wrong agent port for this module",
+}

@@ -106,18 +106,20 @@ class GetHostRequest(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., modid: _Optional[int] = ..., cmdid: _Optional[int] = ...) -> None: ...
 
 class GetHostResponse(_message.Message):
-    __slots__ = ("seq", "modid", "cmdid", "retcode", "host")
+    __slots__ = ("seq", "modid", "cmdid", "retcode", "host", "reason")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MODID_FIELD_NUMBER: _ClassVar[int]
     CMDID_FIELD_NUMBER: _ClassVar[int]
     RETCODE_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     seq: int
     modid: int
     cmdid: int
     retcode: int
     host: HostInfo
-    def __init__(self, seq: _Optional[int] = ..., modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., retcode: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
+    reason: int
+    def __init__(self, seq: _Optional[int] = ..., modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., retcode: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., reason: _Optional[int] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("modid", "cmdid", "host", "retcode")

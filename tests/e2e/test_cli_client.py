@@ -54,7 +54,7 @@ def test_gethost(agent: FakeAgent) -> None:
     out = lars("gethost", "1", "1", *ports(agent))
     assert (out.returncode, out.stdout) == (0, "10.0.0.1:9001\n"), out.stderr
     missing = lars("gethost", "7", "7", "--attempts", "2", *ports(agent))
-    assert missing.returncode == 1 and "NOEXIST" in missing.stderr
+    assert missing.returncode == 4 and "NOEXIST" in missing.stderr  # 4: no host
     bad = lars("gethost", "-1", "1", *ports(agent))
     assert bad.returncode == 2 and "modid" in bad.stderr
 
@@ -64,13 +64,22 @@ def test_getroute(agent: FakeAgent) -> None:
     out = lars("getroute", "1", "1", *ports(agent))
     assert (out.returncode, out.stdout) == (0, "10.0.0.1:9001\n192.168.1.177:9002\n"), out.stderr
     missing = lars("getroute", "5", "5", "--attempts", "1", *ports(agent))
-    assert missing.returncode == 1 and "NOEXIST" in missing.stderr
+    assert missing.returncode == 4 and "NOEXIST" in missing.stderr
 
 
 def test_report(agent: FakeAgent) -> None:
-    out = lars("report", "2", "1", "192.168.1.177", "9002", "1", *ports(agent))
+    out = lars("report", "2", "1", "10.0.0.3", "80", "1", *ports(agent))
     assert out.returncode == 0, out.stderr
-    assert agent.reports == [(0, 2, 1, "192.168.1.177", 9002, 1)]
+    assert agent.reports == [(0, 2, 1, "10.0.0.3", 80, 1)]
+    # a host the agent does not hold: the agent ignores the report, and lars says so
+    out = lars("report", "2", "1", "192.168.1.177", "9002", "1", *ports(agent))
+    assert out.returncode == 4
+    assert out.stderr == (
+        "lars report: module (2, 1): the agent holds no host 192.168.1.177:9002, "
+        "so it ignored the report\n"
+    )
+    out = lars("report", "2", "1", "192.168.1.177", "9002", "1", "--no-check", *ports(agent))
+    assert out.returncode == 0, out.stderr
     bad = lars("report", "2", "1", "300.1.1.1", "9002", "1", *ports(agent))
     assert bad.returncode == 2 and "IPv4" in bad.stderr
 
@@ -107,7 +116,10 @@ def test_no_agent_is_an_error_not_a_hang() -> None:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
         out = lars("gethost", "1", "1", "--agent-ports", f"{port},{port},{port}", "--attempts", "2")
-    assert out.returncode == 1 and "no answer" in out.stderr
+    assert out.returncode == 3  # the agent does not answer
+    assert out.stderr == (
+        f"lars gethost: agent 127.0.0.1:{port} does not answer: no reply within 0.2 s\n"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

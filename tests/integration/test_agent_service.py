@@ -11,6 +11,7 @@ import pytest
 
 from lars.agent.config import AgentConfig, BalancerConfig, ShardMode
 from lars.agent.service import AgentService, primary_ipv4
+from lars.errors import NetworkError
 from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2
 from lars.reactor import backoff, encode
 from tests.conftest import free_port
@@ -380,6 +381,6 @@ def test_port_in_use_fails_cleanly(
             caller="127.0.0.1",
         )
         agent = AgentService(cfg, backoff_factory=fast_backoff)
-        with pytest.raises(OSError):
+        with pytest.raises(NetworkError, match=f"cannot listen on 127.0.0.1:{base} \\(UDP\\)"):
             agent.start()
         agent.stop()  # harmless after a failed start

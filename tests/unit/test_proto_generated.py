@@ -63,6 +63,7 @@ SPEC: dict[str, list[tuple[str, int, int, bool, str | None]]] = {
         ("cmdid", 3, INT32, False, None),
         ("retcode", 4, INT32, False, None),
         ("host", 5, MESSAGE, False, "lars.HostInfo"),
+        ("reason", 6, UINT32, False, None),  # lars only (issue 12); original peers skip it
     ],
     "ReportRequest": [
         ("modid", 1, INT32, False, None),
