@@ -19,7 +19,8 @@ from types import FrameType
 from typing import Any
 
 from lars.client.sync import LarsClient
-from lars.errors import ConfigError
+from lars.errors import ConfigError, NotAnswering
+from lars.jsonout import add_json_flag, print_json
 
 __all__ = ["QpsSummary", "add_qps_arguments", "run_qps"]
 
@@ -36,6 +37,7 @@ def add_qps_arguments(p: argparse.ArgumentParser) -> None:
         help=f"seconds to run, at most {MAX_DURATION:.0f} (default %(default)s)",
     )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no per-second line")
+    add_json_flag(p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,26 @@ class QpsSummary:
     def qps(self) -> float:
         return self.calls / self.seconds if self.seconds > 0 else 0.0
 
-    def lines(self) -> list[str]:
+    @property
+    def median(self) -> int:
         ordered = sorted(self.samples)
-        median = ordered[len(ordered) // 2] if ordered else int(self.qps)
+        return ordered[len(ordered) // 2] if ordered else int(self.qps)
+
+    def as_json(self, workers: int) -> dict[str, Any]:
+        return {
+            "workers": workers,
+            "seconds": round(self.seconds, 3),
+            "calls": self.calls,
+            "qps": round(self.qps, 1),
+            "median_qps": self.median,
+            "hosts": self.hosts,
+            "timeouts": self.timeouts,
+            "other": self.calls - self.hosts - self.timeouts,
+            "samples": list(self.samples),
+        }
+
+    def lines(self) -> list[str]:
+        median = self.median
         return [
             f"total: {self.calls} get_host in {self.seconds:.1f}s = {self.qps:.0f}/s "
             f"(median of seconds {median}/s)",
@@ -66,11 +85,17 @@ def run_qps(args: argparse.Namespace) -> int:
         raise ConfigError(f"N must be 1..256, got {args.workers}")
     if not 0 < args.duration <= MAX_DURATION:
         raise ConfigError(f"--duration must be in (0, {MAX_DURATION:.0f}] seconds")
-    report: Callable[[str], None] = (lambda _: None) if args.quiet else _print
+    quiet = args.quiet or args.json  # --json: the one object is all of stdout
+    report: Callable[[str], None] = (lambda _: None) if quiet else _print
     summary = measure(args, report)
-    for line in summary.lines():
-        _print(line)
-    return 0 if summary.calls > summary.timeouts else 1
+    if args.json:
+        print_json(summary.as_json(args.workers))
+    else:
+        for line in summary.lines():
+            _print(line)
+    if summary.calls <= summary.timeouts:
+        raise NotAnswering(f"agent {args.agent_ip}: every get_host timed out")
+    return 0
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

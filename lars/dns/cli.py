@@ -28,6 +28,7 @@ from lars.dns import audit_cli, hosts_cli
 from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError, StoreUnavailable
+from lars.jsonout import add_json_flag, print_json
 from lars.obs.dns import dns_metrics_server
 from lars.obs.listen import MetricsConfig
 
@@ -97,6 +98,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_route_edit, action="del-module")
     p = sub.add_parser("version", help="show the route version and pending change rows")
     _db_args(p)
+    add_json_flag(p)
     p.set_defaults(func=run_route_version)
     audit_cli.register(sub, _db_args, _engine)  # history, release, status
     hosts_cli.register(sub, _db_args, _host_args, _engine)  # drain, undrain, weight
@@ -232,6 +234,10 @@ def run_route_version(args: argparse.Namespace) -> int:
     with _engine(args) as engine:
         admin = RouteAdmin(engine)
         version, pending = admin.current_version(), admin.pending_changes()
+    if args.json:
+        changes = [{"modid": m, "cmdid": c, "version": v} for m, c, v in pending]
+        print_json({"version": version, "pending": changes})
+        return 0
     print(f"version {version}")
     for modid, cmdid, v in pending:
         print(f"pending change: module {modid}/{cmdid} at version {v}")
