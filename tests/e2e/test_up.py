@@ -156,7 +156,11 @@ def test_up_without_demo_has_empty_routes(up: Callable[..., Up]) -> None:
     proc = up()
     ports = ",".join(proc.wait_for_line(READY).groups())
     out = lars("gethost", "1", "1", "--agent-ports", ports, "--attempts", "2")
-    assert out.returncode == 1 and "NOEXIST" in out.stderr
+    assert out.returncode == 4, out.stderr  # no host: the module is missing
+    assert (
+        out.stderr
+        == "lars gethost: module (1, 1): NOEXIST (the route service has no hosts for it)\n"
+    )
     assert proc.stop(signal.SIGINT) == 0
 
 
