@@ -252,3 +252,97 @@ def test_search_filters_rows_as_you_type(page: Page, stack: Stack) -> None:
     assert page.locator("#modules-table tr[data-search]:visible").count() == 1
     page.fill("input[type=search]", "")
     assert page.locator("#modules-table tr[data-search]:visible").count() == 3
+
+
+# Operator fixes (issue 12): each was seen in this browser before it was fixed.
+
+
+def test_a_stale_overloaded_host_reads_stale_not_red(page: Page, stack: Stack) -> None:
+    """Its last report (853 s ago) said overloaded: it stayed red, as if still known."""
+    stack.admin.add_host(10, 1, "10.0.1.11", 9000)
+    stack.admin.add_host(10, 1, "10.0.1.12", 9000)
+    _status(stack.engine, "10.0.1.11", 9000, "192.168.1.21", 40, 160, 853, overload=True)
+    _status(stack.engine, "10.0.1.12", 9000, "192.168.1.21", 400, 1, 2)
+    log_in(page, stack)
+    page.goto(stack.console.url + "/modules/10/1")
+    row = page.locator("tr[data-host='10.0.1.11:9000']")
+    assert row.get_attribute("class") == "state-stale"
+    assert row.locator(".badge").first.inner_text() == "stale"
+    assert page.locator("tr.state-overload").count() == 0
+    stale_bg = row.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor")
+    assert stale_bg == "rgb(255, 244, 224)"  # --warn-bg (amber), not --bad-bg (red)
+    assert "14 min" in row.inner_text()  # the age of the last report is still shown
+    screenshot(page, "console-stale-host.png")
+    page.goto(stack.console.url + "/")
+    assert page.locator("tr.state-stale a[href='/modules/10/1']").count() == 1
+
+
+def test_the_state_filter_applies_on_change(page: Page, stack: Stack) -> None:
+    """The text filter applied as you typed; the state filter waited for a click."""
+    for modid in (1, 2):
+        stack.admin.add_host(modid, 1, "10.0.0.1", 80)
+    stack.admin.add_host(10, 1, "10.0.1.12", 9000)
+    _status(stack.engine, "10.0.1.12", 9000, "192.168.1.22", 35, 180, 1, overload=True)
+    log_in(page, stack)
+    assert page.locator("#modules-table tr[data-search]").count() == 3
+    with page.expect_navigation():
+        page.select_option("select[name=state]", "overload")  # no click on Filter
+    assert "state=overload" in page.url
+    rows = page.locator("#modules-table tr[data-search]")
+    assert rows.count() == 1 and rows.first.locator("a[href='/modules/10/1']").count() == 1
+    assert page.input_value("select[name=state]") == "overload"
+
+
+def test_the_host_table_scrolls_inside_its_card_at_420px(browser: Browser, stack: Stack) -> None:
+    """At 420 px the host table ran out of its card and widened the page."""
+    for i in range(1, 4):
+        stack.admin.add_host(10, 1, f"10.0.1.{i}", 9000)
+        _status(stack.engine, f"10.0.1.{i}", 9000, "192.168.100.201", 4810, 37, 2)
+        _status(stack.engine, f"10.0.1.{i}", 9000, "192.168.100.202", 3904, 41, 3)
+    context = browser.new_context(viewport={"width": 420, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        narrow = context.new_page()
+        log_in(narrow, stack)
+        narrow.goto(stack.console.url + "/modules/10/1")
+        narrow.wait_for_selector("tr[data-host='10.0.1.3:9000']")
+        sizes = narrow.evaluate(
+            """() => {
+              const card = document.querySelector('#hosts');
+              const box = card.querySelector('.table-scroll');
+              return {page: document.documentElement.scrollWidth,
+                      cardRight: card.getBoundingClientRect().right,
+                      tableRight: card.querySelector('table').getBoundingClientRect().right,
+                      boxScroll: box.scrollWidth, boxWidth: box.clientWidth,
+                      chartRight: card.querySelector('svg.chart').getBoundingClientRect().right};
+            }"""
+        )
+        assert sizes["page"] <= 420, sizes  # nothing widens the page
+        assert sizes["cardRight"] <= 420 and sizes["chartRight"] <= sizes["cardRight"], sizes
+        assert sizes["boxScroll"] > sizes["boxWidth"], sizes  # the table scrolls in the card
+        screenshot(narrow, "console-hosts-420px.png")
+        for path in ("/", "/versions", "/history"):  # the other pages fit too
+            narrow.goto(stack.console.url + path)
+            width = narrow.evaluate("document.documentElement.scrollWidth")
+            assert width <= 420, (path, width)
+    finally:
+        context.close()
+
+
+def test_a_throttled_login_says_so_with_429(page: Page, stack: Stack) -> None:
+    """The form answered 401 'wrong password, or too many attempts' to a lockout."""
+    page.goto(stack.console.url + "/login")
+    for _ in range(5):
+        page.fill("input[name=password]", "not-the-password")
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.click("button[type=submit]")
+        assert answer.value.status == 401
+        assert "Wrong password." in page.inner_text("main")
+    page.fill("input[name=password]", PASSWORD)  # even the right one, while locked out
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("button[type=submit]")
+    assert answer.value.status == 429
+    wait = int(answer.value.headers["retry-after"])
+    assert 1 <= wait <= 60
+    assert "Too many failed logins" in page.inner_text("main")
+    screenshot(page, "console-login-throttled.png")
