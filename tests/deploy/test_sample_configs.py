@@ -20,6 +20,7 @@ from lars.agent.config import AgentConfig
 from lars.config import DEFAULT_DB_URL, IniFile
 from lars.console.config import ConsoleConfig
 from lars.dns.service import DnsConfig
+from lars.obs.listen import MetricsConfig
 from lars.reporter.config import ReporterConfig
 
 T = TypeVar("T")
@@ -48,15 +49,19 @@ class RecordingIni(IniFile):
 
 
 def _dns(ini: IniFile) -> list[Any]:
-    return [DnsConfig.from_ini(ini), ConsoleConfig.from_ini(ini, {})]
+    return [DnsConfig.from_ini(ini), ConsoleConfig.from_ini(ini, {}), _metrics("dns", ini)]
 
 
 def _reporter(ini: IniFile) -> list[Any]:
-    return [ReporterConfig.from_ini(ini)]
+    return [ReporterConfig.from_ini(ini), _metrics("reporter", ini)]
 
 
 def _agent(ini: IniFile) -> list[Any]:
-    return [AgentConfig.from_ini(ini)]
+    return [AgentConfig.from_ini(ini), _metrics("agent", ini)]
+
+
+def _metrics(daemon: str, ini: IniFile) -> MetricsConfig:
+    return MetricsConfig.build(daemon, ini, None, {})
 
 
 LOADERS: dict[str, Callable[[IniFile], list[Any]]] = {

@@ -24,7 +24,7 @@ CLIENT_MODULES = ["lars", "lars.client", "lars.client.cli", "lars.client.qps", "
 
 CLIENT_COMMANDS = [["gethost", "1", "1"], ["getroute", "1", "1"],
                    ["report", "1", "1", "10.0.0.1", "80", "0"], ["simulator", "1", "1"],
-                   ["qps", "1"], ["bench", "agent", "1"]]  # fmt: skip
+                   ["qps", "1"], ["bench", "agent", "1"], ["sql", "schema"]]  # fmt: skip
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -105,6 +105,13 @@ def test_client_commands_run_without_the_extras() -> None:
                                 "--no-init"])  # fmt: skip
     assert out.returncode not in (0, EXIT_MISSING_EXTRA) and "extra" not in out.stderr
     assert out.stderr.startswith("lars gethost:"), out.stderr
+
+
+def test_a_dba_prints_the_schema_without_the_extras() -> None:
+    hidden = ["sqlalchemy", "uvloop", "mmh3", "pymysql", "prometheus_client", "fastapi"]
+    out = lars_without(hidden, ["sql", "schema"])
+    assert out.returncode == 0, out.stderr
+    assert "CREATE TABLE" in out.stdout and "RouteData" in out.stdout
 
 
 def test_an_unrelated_missing_module_is_still_a_bug() -> None:
