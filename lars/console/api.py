@@ -16,6 +16,7 @@ from lars.console.health import HostState
 from lars.console.models import (
     CmdId,
     DescriptionsIn,
+    DrainIn,
     ErrorOut,
     HostIn,
     HostIp,
@@ -25,10 +26,12 @@ from lars.console.models import (
     ModuleIn,
     ModuleOut,
     ModuleSummaryOut,
+    NoteIn,
     PendingOut,
     SessionOut,
     VersionOut,
     VersionsOut,
+    WeightIn,
 )
 
 __all__ = ["router"]
@@ -159,6 +162,53 @@ def delete_host(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, request: Request
 ) -> VersionOut:
     return VersionOut(version=get_context(request).service.del_host(modid, cmdid, ip, port))
+
+
+_HOST_EDIT: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "not a host of the module"},
+    409: {"model": ErrorOut, "description": "refused: see detail (e.g. the last enabled host)"},
+}
+
+
+@router.post(
+    "/modules/{modid}/{cmdid}/hosts/{ip}/{port}/drain",
+    response_model=VersionOut,
+    responses=_HOST_EDIT,
+)
+def drain_host(
+    modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: DrainIn, request: Request
+) -> VersionOut:
+    """Leave the host out of every route reply and push, keeping its RouteData row."""
+    service = get_context(request).service
+    version = service.drain(modid, cmdid, ip, port, note=body.note, force=body.force)
+    return VersionOut(version=version)
+
+
+@router.post(
+    "/modules/{modid}/{cmdid}/hosts/{ip}/{port}/undrain",
+    response_model=VersionOut,
+    responses=_HOST_EDIT,
+)
+def undrain_host(
+    modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: NoteIn, request: Request
+) -> VersionOut:
+    """Serve a drained host again; agents start it afresh (idle)."""
+    service = get_context(request).service
+    return VersionOut(version=service.undrain(modid, cmdid, ip, port, note=body.note))
+
+
+@router.put(
+    "/modules/{modid}/{cmdid}/hosts/{ip}/{port}/weight",
+    response_model=VersionOut,
+    responses=_HOST_EDIT,
+)
+def set_host_weight(
+    modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: WeightIn, request: Request
+) -> VersionOut:
+    """The host's share of a lars agent's answers; original agents ignore weights."""
+    service = get_context(request).service
+    version = service.set_weight(modid, cmdid, ip, port, body.weight, note=body.note)
+    return VersionOut(version=version)
 
 
 @router.get("/versions", response_model=VersionsOut)

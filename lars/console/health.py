@@ -5,18 +5,27 @@ health sums them: successes, errors, error rate, overloaded if any caller says s
 of its newest report, stale when that age exceeds `stale_after`. A stale host reads as
 stale whatever its last report said: an "overloaded" flag 15 minutes old tells nothing
 about the host now (the agents that reported it may be gone).
+
+A drained host (RouteHostMeta.enabled = false) is shown as DRAINED, with who drained it
+and when, and left out of the module's worst state. Agents that got the push stop
+calling it, so reports of calls made after the drain (plus DRAIN_GRACE for reports in
+flight) come from agents with stale routes, typically original Lars agents that missed
+the push: their callers are listed in `calls_while_drained`.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from lars.protocol.ipv4 import uint_to_dotted
 
 __all__ = [
+    "DRAIN_GRACE",
     "HostHealth",
+    "HostSettings",
     "HostState",
     "ModuleHealth",
     "StatusRow",
@@ -34,9 +43,26 @@ class HostState(enum.StrEnum):
     STALE = "stale"
     NODATA = "nodata"
     OK = "ok"
+    DRAINED = "drained"  # left out of the route by an operator (not served)
 
 
 _RANK = {state: rank for rank, state in enumerate(HostState)}
+DRAIN_GRACE = 5.0  # seconds after a drain in which reports may still be in flight
+
+
+class HostSettings(Protocol):
+    """A host's RouteHostMeta settings (lars.dns.admin.RouteEntry has them)."""
+
+    @property
+    def weight(self) -> int: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def updated_at(self) -> int: ...
+    @property
+    def updated_by(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +94,13 @@ class HostHealth:
     age: float | None
     stale: bool
     state: HostState
+    # RouteHostMeta (defaults: no settings)
+    weight: int = 1
+    enabled: bool = True
+    note: str = ""
+    changed_by: str = ""  # who last drained, undrained or weighted it
+    changed_at: int | None = None  # when (unix seconds)
+    calls_while_drained: tuple[str, ...] = ()  # callers reporting calls after the drain
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +111,7 @@ class ModuleHealth:
     stale: int
     nodata: int
     state: HostState
+    drained: int = 0
 
 
 def hosts_health(
@@ -86,17 +120,46 @@ def hosts_health(
     *,
     now: float,
     stale_after: float,
+    settings: Mapping[tuple[str, int], HostSettings] | None = None,
 ) -> list[HostHealth]:
-    """Health of every routed host, then of hosts that only appear in reports, by address."""
+    """Health of every routed host, then of hosts that only appear in reports, by address.
+    `settings` are the routed hosts' RouteHostMeta settings (drain, weight, note)."""
     by_host: dict[tuple[str, int], list[StatusRow]] = {}
     for row in rows:
         by_host.setdefault((uint_to_dotted(row.ip), row.port), []).append(row)
     routed = set(route_hosts)
-    result = [
-        _one(ip, port, (ip, port) in routed, by_host.get((ip, port), ()), now, stale_after)
-        for ip, port in sorted(routed | by_host.keys(), key=_address_key)
-    ]
+    settings = settings or {}
+    result = []
+    for ip, port in sorted(routed | by_host.keys(), key=_address_key):
+        mine = by_host.get((ip, port), ())
+        host = _one(ip, port, (ip, port) in routed, mine, now, stale_after)
+        meta = settings.get((ip, port))
+        result.append(host if meta is None else _with_settings(host, meta, mine))
     return result
+
+
+def _with_settings(host: HostHealth, meta: HostSettings, rows: Sequence[StatusRow]) -> HostHealth:
+    changed_at = meta.updated_at or None
+    calls: tuple[str, ...] = ()
+    state = host.state
+    if not meta.enabled:
+        state = HostState.DRAINED
+        since = (meta.updated_at or 0) + DRAIN_GRACE
+        calls = _sorted_ips({r.caller for r in rows if r.ts > since and r.succ + r.err > 0})
+    return replace(
+        host,
+        state=state,
+        weight=meta.weight,
+        enabled=meta.enabled,
+        note=meta.note,
+        changed_by=meta.updated_by,
+        changed_at=changed_at,
+        calls_while_drained=calls,
+    )
+
+
+def _sorted_ips(ips: Iterable[int]) -> tuple[str, ...]:
+    return tuple(uint_to_dotted(ip) for ip in sorted(ips))
 
 
 def _address_key(host: tuple[str, int]) -> tuple[tuple[int, ...], int]:
@@ -127,12 +190,7 @@ def _one(
         state = HostState.OVERLOAD
     else:
         state = HostState.OK
-    callers = tuple(
-        sorted(
-            {uint_to_dotted(r.caller) for r in rows},
-            key=lambda c: tuple(int(p) for p in c.split(".")),
-        )
-    )
+    callers = _sorted_ips({r.caller for r in rows})
     rate = err / (succ + err) if succ + err else None
     return HostHealth(
         ip, port, in_route, succ, err, rate, overload, callers, last, age, stale, state
@@ -140,12 +198,15 @@ def _one(
 
 
 def summarize(hosts: Sequence[HostHealth]) -> ModuleHealth:
-    """Counts per state over the routed hosts; the module's state is its worst host's."""
+    """Counts per state over the routed hosts; the module's state is its worst host's
+    (drained hosts count only when every host is drained)."""
     routed = [h for h in hosts if h.in_route]
     counts = {state: 0 for state in HostState}
     for host in routed:
         counts[host.state] += 1
-    worst = min((h.state for h in routed), key=_RANK.__getitem__, default=HostState.NODATA)
+    served = [h.state for h in routed if h.state is not HostState.DRAINED]
+    default = HostState.DRAINED if routed and not served else HostState.NODATA
+    worst = min(served, key=_RANK.__getitem__, default=default)
     return ModuleHealth(
         hosts=len(routed),
         ok=counts[HostState.OK],
@@ -153,4 +214,5 @@ def summarize(hosts: Sequence[HostHealth]) -> ModuleHealth:
         stale=counts[HostState.STALE],
         nodata=counts[HostState.NODATA],
         state=worst,
+        drained=counts[HostState.DRAINED],
     )

@@ -10,10 +10,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from lars.console.health import HostHealth, ModuleHealth
 from lars.console.service import ModuleDetail, ModuleSummary
 from lars.console.validate import MAX_DESC, MAX_ID, check_text
+from lars.dns.hostmeta import NOTE_MAX
+from lars.protocol.weight import MAX_WEIGHT
 
 __all__ = [
     "CmdId",
     "DescriptionsIn",
+    "DrainIn",
     "ErrorOut",
     "HealthOut",
     "HostIn",
@@ -25,10 +28,12 @@ __all__ = [
     "ModuleIn",
     "ModuleOut",
     "ModuleSummaryOut",
+    "NoteIn",
     "PendingOut",
     "SessionOut",
     "VersionOut",
     "VersionsOut",
+    "WeightIn",
 ]
 
 IPV4_PATTERN = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"  # noqa: E501
@@ -77,6 +82,28 @@ class ModuleIn(_In):
     cmd_desc: Text = ""
 
 
+Note = Annotated[str, Field(max_length=NOTE_MAX), AfterValidator(_text)]
+
+
+class DrainIn(_In):
+    """Drain a host: it leaves every route reply and push. Draining the module's last
+    enabled host is refused (409) unless `force`."""
+
+    note: Note = ""
+    force: Annotated[bool, Field(strict=True)] = False
+
+
+class NoteIn(_In):
+    note: Note = ""  # "" keeps the host's note
+
+
+class WeightIn(_In):
+    """1..MAX_WEIGHT (1 is the default); 0 is refused (409): drain the host instead."""
+
+    weight: Annotated[int, Field(ge=0, le=MAX_WEIGHT, strict=True)]
+    note: Note = ""
+
+
 class DescriptionsIn(_In):
     mod_desc: Text = ""
     cmd_desc: Text = ""
@@ -98,6 +125,7 @@ class HealthOut(BaseModel):
     stale: int
     nodata: int
     state: str
+    drained: int = 0
 
     @classmethod
     def of(cls, h: ModuleHealth) -> HealthOut:
@@ -108,6 +136,7 @@ class HealthOut(BaseModel):
             stale=h.stale,
             nodata=h.nodata,
             state=h.state.value,
+            drained=h.drained,
         )
 
 
@@ -124,6 +153,12 @@ class HostOut(BaseModel):
     age: float | None
     stale: bool
     state: str
+    weight: int = 1
+    enabled: bool = True  # false: drained (left out of every route reply and push)
+    note: str = ""
+    changed_by: str = ""  # who last drained, undrained or weighted it
+    changed_at: int | None = None
+    calls_while_drained: list[str] = []  # agents (callers) reporting calls after the drain
 
     @classmethod
     def of(cls, h: HostHealth) -> HostOut:
@@ -140,6 +175,12 @@ class HostOut(BaseModel):
             age=h.age,
             stale=h.stale,
             state=h.state.value,
+            weight=h.weight,
+            enabled=h.enabled,
+            note=h.note,
+            changed_by=h.changed_by,
+            changed_at=h.changed_at,
+            calls_while_drained=list(h.calls_while_drained),
         )
 
 

@@ -19,6 +19,7 @@ from lars.console.history_routes import get_history
 from lars.console.models import CmdId, ModId
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import FieldErrors, Fields
+from lars.protocol.weight import MAX_WEIGHT
 
 __all__ = ["router"]
 
@@ -205,6 +206,69 @@ async def delete_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
         lambda v, version: f"Host {v[0]}:{v[1]} deleted (version {version}).",
     )
     return response
+
+
+def _host_form_id(prefix: str, raw_form: Any) -> str:
+    return f"{prefix}-{raw_form.get('ip', '')}-{raw_form.get('port', '')}"
+
+
+@router.post("/modules/{modid}/{cmdid}/hosts/drain")
+async def drain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
+    """The drain toggle; the page's confirmation sets `force` for the last enabled host."""
+    service = get_context(request).service
+    form_id = _host_form_id("drain", await request.form())
+    response: Response = await _module_edit(
+        request,
+        modid,
+        cmdid,
+        form_id,
+        lambda f: (f.ip(), f.port(), f.text("note"), f.raw("force") == "1"),
+        lambda v: service.drain(modid, cmdid, v[0], v[1], note=v[2], force=v[3]),
+        lambda v, version: (
+            f"Host {v[0]}:{v[1]} drained: agents stop choosing it (version {version})."
+        ),
+    )
+    return response
+
+
+@router.post("/modules/{modid}/{cmdid}/hosts/undrain")
+async def undrain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
+    service = get_context(request).service
+    form_id = _host_form_id("drain", await request.form())
+    response: Response = await _module_edit(
+        request,
+        modid,
+        cmdid,
+        form_id,
+        lambda f: (f.ip(), f.port(), f.text("note")),
+        lambda v: service.undrain(modid, cmdid, v[0], v[1], note=v[2]),
+        lambda v, version: f"Host {v[0]}:{v[1]} is served again (version {version}).",
+    )
+    return response
+
+
+@router.post("/modules/{modid}/{cmdid}/hosts/weight")
+async def weight_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
+    service = get_context(request).service
+    form_id = _host_form_id("weight", await request.form())
+    response: Response = await _module_edit(
+        request,
+        modid,
+        cmdid,
+        form_id,
+        lambda f: (f.ip(), f.port(), _weight(f), f.text("note")),
+        lambda v: service.set_weight(modid, cmdid, v[0], v[1], v[2], note=v[3]),
+        lambda v, version: f"Host {v[0]}:{v[1]} now has weight {v[2]} (version {version}).",
+    )
+    return response
+
+
+def _weight(fields: Fields) -> int:
+    raw = fields.raw("weight")
+    if not raw.isdigit() or len(raw) > 6:
+        fields.fail("weight", f"weight must be a whole number 1..{MAX_WEIGHT}")
+        return 0
+    return int(raw)  # 0 and past MAX_WEIGHT: RouteAdmin says why (0: drain instead)
 
 
 @router.post("/modules/{modid}/{cmdid}/descriptions")

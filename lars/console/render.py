@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lars.console.chart import error_rate_svg
 from lars.console.context import get_context, session_of
+from lars.protocol.weight import MAX_WEIGHT
 
 __all__ = ["CsrfRejected", "call", "error_page", "form", "redirect", "render"]
 
@@ -24,6 +25,7 @@ templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.filters["svg_chart"] = lambda hosts: Markup(error_rate_svg(hosts))
 templates.env.filters["age"] = lambda s: "-" if s is None else _age(s)
 templates.env.filters["utc"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+templates.env.globals["max_weight"] = MAX_WEIGHT
 
 
 def _age(seconds: float) -> str:

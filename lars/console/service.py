@@ -46,6 +46,17 @@ class RouteLike(Protocol):
     def ip(self) -> str: ...
     @property
     def port(self) -> int: ...
+    # RouteHostMeta settings (see lars.console.health.HostSettings)
+    @property
+    def weight(self) -> int: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def updated_at(self) -> int: ...
+    @property
+    def updated_by(self) -> str: ...
 
 
 class RouteAdminLike(Protocol):
@@ -60,6 +71,13 @@ class RouteAdminLike(Protocol):
         self, modid: int, cmdid: int, old_ip: str, old_port: int, new_ip: str, new_port: int
     ) -> int: ...
     def del_module(self, modid: int, cmdid: int) -> int: ...
+    def drain(
+        self, modid: int, cmdid: int, ip: str, port: int, *, note: str | None, force: bool
+    ) -> int: ...
+    def undrain(self, modid: int, cmdid: int, ip: str, port: int, *, note: str | None) -> int: ...
+    def set_weight(
+        self, modid: int, cmdid: int, ip: str, port: int, weight: int, *, note: str | None
+    ) -> int: ...
     def current_version(self) -> int: ...
     def pending_changes(self) -> list[tuple[int, int, int]]: ...
 
@@ -101,9 +119,9 @@ class ConsoleService:
 
     def modules(self, query: str = "", state: HostState | None = None) -> list[ModuleSummary]:
         """Every module with hosts, filtered by a search text and/or its health state."""
-        hosts: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        hosts: dict[tuple[int, int], dict[tuple[str, int], RouteLike]] = {}
         for route in self.admin.list_routes():
-            hosts.setdefault((route.modid, route.cmdid), []).append((route.ip, route.port))
+            hosts.setdefault((route.modid, route.cmdid), {})[(route.ip, route.port)] = route
         rows: dict[tuple[int, int], list[StatusRow]] = {}
         for row in self.store.status_rows():
             rows.setdefault((row.modid, row.cmdid), []).append(row)
@@ -112,8 +130,9 @@ class ConsoleService:
         result = []
         for modid, cmdid in sorted(hosts):
             mine = rows.get((modid, cmdid), [])
+            routed = hosts[(modid, cmdid)]
             health = summarize(
-                hosts_health(hosts[(modid, cmdid)], mine, now=now, stale_after=self._stale_after)
+                hosts_health(routed, mine, now=now, stale_after=self._stale_after, settings=routed)
             )
             summary = ModuleSummary(modid, cmdid, mods.get(modid, ""), cmds.get(cmdid, ""), health)
             if _matches(summary, query) and (state is None or health.state == state):
@@ -122,11 +141,13 @@ class ConsoleService:
 
     def module(self, modid: int, cmdid: int) -> ModuleDetail:
         """A module's hosts with their health; NotFound when it has neither hosts nor reports."""
-        routes = [(r.ip, r.port) for r in self.admin.list_routes(modid, cmdid)]
+        entries = {(r.ip, r.port): r for r in self.admin.list_routes(modid, cmdid)}
         rows = self.store.status_rows(modid, cmdid)
-        if not routes and not rows:
+        if not entries and not rows:
             raise NotFound(f"module {modid}:{cmdid} has no hosts")
-        hosts = hosts_health(routes, rows, now=self._clock(), stale_after=self._stale_after)
+        hosts = hosts_health(
+            entries, rows, now=self._clock(), stale_after=self._stale_after, settings=entries
+        )
         mods, cmds = self.store.descriptions()
         return ModuleDetail(
             modid, cmdid, mods.get(modid, ""), cmds.get(cmdid, ""), hosts, summarize(hosts)
@@ -174,6 +195,33 @@ class ConsoleService:
             raise NotFound(f"module {modid}:{cmdid} has no hosts")
         return self.admin.del_module(modid, cmdid)
 
+    def drain(
+        self, modid: int, cmdid: int, ip: str, port: int, *, note: str = "", force: bool = False
+    ) -> int:
+        """Drain a host (RouteAdmin's rules: the last enabled host needs `force`)."""
+        self._known(modid, cmdid, ip, port)
+        return _field_on_error(
+            "drain", self.admin.drain, modid, cmdid, ip, port, note=note or None, force=force
+        )
+
+    def undrain(self, modid: int, cmdid: int, ip: str, port: int, *, note: str = "") -> int:
+        self._known(modid, cmdid, ip, port)
+        return _field_on_error(
+            "drain", self.admin.undrain, modid, cmdid, ip, port, note=note or None
+        )
+
+    def set_weight(
+        self, modid: int, cmdid: int, ip: str, port: int, weight: int, *, note: str = ""
+    ) -> int:
+        self._known(modid, cmdid, ip, port)
+        return _field_on_error(
+            "weight", self.admin.set_weight, modid, cmdid, ip, port, weight, note=note or None
+        )
+
+    def _known(self, modid: int, cmdid: int, ip: str, port: int) -> None:
+        if (ip, port) not in self._hosts(modid, cmdid):
+            raise NotFound(f"{ip}:{port} is not a host of {modid}:{cmdid}")
+
     def set_descriptions(self, modid: int, cmdid: int, mod_desc: str, cmd_desc: str) -> None:
         self.store.set_descriptions(modid, cmdid, mod_desc, cmd_desc)
 
@@ -181,10 +229,10 @@ class ConsoleService:
         return {(r.ip, r.port) for r in self.admin.list_routes(modid, cmdid)}
 
 
-def _field_on_error(field: str, edit: Callable[..., int], *args: object) -> int:
+def _field_on_error(field: str, edit: Callable[..., int], *args: object, **kwargs: object) -> int:
     """Run a RouteAdmin edit; its ValidationError (duplicate, too many hosts) names `field`."""
     try:
-        return edit(*args)
+        return edit(*args, **kwargs)
     except FieldErrors:
         raise
     except ValidationError as exc:

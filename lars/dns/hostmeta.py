@@ -139,7 +139,9 @@ def validate_note(note: object) -> str | None:
         return None
     if not isinstance(note, str):
         raise ValidationError(f"note must be text, got {note!r}")
-    if len(note) > NOTE_MAX or not note.isprintable():
+    if len(note) > NOTE_MAX or any(
+        ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in note
+    ):
         raise ValidationError(f"note must be at most {NOTE_MAX} printable characters")
     return note.strip()
 

@@ -221,6 +221,7 @@ def test_add_module_list_and_get(client: TestClient, engine: Engine) -> None:
             "stale": 0,
             "nodata": 1,
             "state": "nodata",
+            "drained": 0,
         },
     }
     detail = client.get("/api/modules/5/7").json()
@@ -405,6 +406,7 @@ def test_host_health_from_call_status(client: TestClient, engine: Engine, clock:
         "stale": 1,
         "nodata": 0,
         "state": "overload",
+        "drained": 0,
     }
     clock.now += 120
     module = client.get("/api/modules/3/4").json()
