@@ -1,14 +1,18 @@
 """Route push latency: a committed route edit -> its receipt by every subscribed agent.
 
     python -m benchmarks.dns_push_latency [--conns 1000] [--per-conn 10] [--changes 20]
-                                           [--threads 0] [--poll-interval 1.0] [--sqlite]
+                                           [--threads 0] [--poll-interval 0.1] [--sqlite]
+                                           [--edit tool|sql]
 
 `lars dns` runs in its own process on a fresh MariaDB database (or SQLite) with 100
 modules of one host. This process opens `--conns` connections (uvloop), each subscribing
 to `--per-conn` modules (so every module has conns*per_conn/100 subscribers), then makes
-`--changes` edits through RouteAdmin, one module each, at random moments relative to the
-poll tick. Latency = receipt time of the pushed GetRouteResponse - the time the edit's
-transaction committed, per subscriber. Target: p99 <= poll interval + 200 ms.
+`--changes` edits, one module each, at random moments relative to the poll tick:
+`--edit tool` through RouteAdmin (what `lars route` and the console do), `--edit sql`
+as a DBA does by hand (INSERT RouteData, INSERT RouteChange, `UPDATE RouteVersion SET
+version = UNIX_TIMESTAMP()` in one transaction: several edits fall in the same second).
+Latency = receipt time of the pushed GetRouteResponse - the time the edit's transaction
+committed, per subscriber. Target: p99 <= 150 ms at 1,000 subscribers (poll 0.1 s).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import struct
 import time
 from collections import defaultdict
 
+import sqlalchemy
 import uvloop
+from sqlalchemy import text
 
 from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
 from lars.dbengine import init_schema, make_engine
 from lars.dns.admin import RouteAdmin
-from lars.protocol import lars_pb2
+from lars.protocol import dotted_to_uint, lars_pb2
 
 MODULES = 100
 HEADER = struct.Struct("<ii")
@@ -61,7 +67,25 @@ class Subscriber(asyncio.Protocol):
         del self.buf[:off]
 
 
-async def run(args: argparse.Namespace, port: int, admin: RouteAdmin) -> dict[str, object]:
+def sql_edit(engine: sqlalchemy.Engine, modid: int, ip: str, port: int) -> None:
+    """A DBA's edit in plain SQL, the original's convention for the version."""
+    now = "UNIX_TIMESTAMP()" if engine.dialect.name != "sqlite" else "CAST(strftime('%s') AS INT)"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO RouteData (modid, cmdid, serverip, serverport) "
+                f"VALUES ({modid}, 1, {dotted_to_uint(ip)}, {port})"
+            )
+        )
+        conn.execute(
+            text(f"INSERT INTO RouteChange (modid, cmdid, version) VALUES ({modid}, 1, {now})")
+        )
+        conn.execute(text(f"UPDATE RouteVersion SET version = {now} WHERE id = 1"))
+
+
+async def run(
+    args: argparse.Namespace, port: int, admin: RouteAdmin, engine: sqlalchemy.Engine
+) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     receipts: dict[int, list[float]] = defaultdict(list)
     replies: asyncio.Queue[int] = asyncio.Queue()
@@ -90,7 +114,10 @@ async def run(args: argparse.Namespace, port: int, admin: RouteAdmin) -> dict[st
         modid = (k * 37) % MODULES + 1
         await asyncio.sleep(rng.uniform(0, args.poll_interval))
         receipts[modid].clear()
-        await loop.run_in_executor(None, admin.add_host, modid, 1, f"10.1.{k}.1", 1000 + k)
+        if args.edit == "sql":
+            await loop.run_in_executor(None, sql_edit, engine, modid, f"10.1.{k}.1", 1000 + k)
+        else:
+            await loop.run_in_executor(None, admin.add_host, modid, 1, f"10.1.{k}.1", 1000 + k)
         committed = time.monotonic()
         deadline = committed + 10 * args.poll_interval + 10
         while len(receipts[modid]) < expected and time.monotonic() < deadline:
@@ -116,7 +143,8 @@ def main() -> None:
     ap.add_argument("--per-conn", type=int, default=10)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--poll-interval", type=float, default=0.1)
+    ap.add_argument("--edit", choices=("tool", "sql"), default="tool")
     ap.add_argument("--sqlite", action="store_true", help="SQLite instead of MariaDB")
     args = ap.parse_args()
     before = machine()
@@ -143,7 +171,7 @@ def main() -> None:
             ]
         )
         try:
-            result = uvloop.run(run(args, dns.port, admin))
+            result = uvloop.run(run(args, dns.port, admin, engine))
         finally:
             dns.stop()
             engine.dispose()
@@ -153,6 +181,7 @@ def main() -> None:
         changes=args.changes,
         threads=args.threads,
         poll_interval=args.poll_interval,
+        edit=args.edit,
         db="sqlite" if args.sqlite else "mariadb",
         machine_before=before,
         machine_after=machine(),

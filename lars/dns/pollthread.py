@@ -164,11 +164,15 @@ class PollerThread:
         return True
 
     def _run(self) -> None:
+        # Polls start on a fixed cadence (every `interval` from the previous start), so the
+        # work after a push (deleting change rows, audit rows) does not delay the next
+        # poll: an edit waits at most one interval plus the poll itself.
         delays = self._backoff_factory()
         delay = self._interval
         while not self._stop.wait(delay):
+            started = self._clock()
             if self._attempt(self._poll_step):
                 delays = self._backoff_factory()
-                delay = self._interval
+                delay = max(0.0, started + self._interval - self._clock())
             else:
                 delay = max(min(next(delays), 30.0), 0.0)

@@ -144,6 +144,7 @@ class DnsService:
                 pool_pre_ping=False,
                 pool_reset_on_return=None,
                 isolation_level="AUTOCOMMIT",
+                skip_autocommit_rollback=True,  # no ROLLBACK round trip per poll
                 pool_size=1,
             )
         self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
