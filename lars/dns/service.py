@@ -46,7 +46,7 @@ DEFAULT_PORT = 7778
 DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RELOAD_INTERVAL = 10.0
 DEFAULT_RETRY_INITIAL = 0.1
-DEFAULT_RETRY_MAX = 1.0  # an edit made right after an outage must not wait 10 s
+DEFAULT_RETRY_MAX = 0.5  # an edit made as an outage ends must not wait 10 s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,7 +52,7 @@ def test_frozen_database_is_logged_within_seconds_and_an_edit_after_thaw_is_fast
     with CuttableProxy((target.host or "127.0.0.1", target.port or 3306)) as proxy:
         via = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         # the defaults of a real deployment: poll 0.1 s, 1 s poll timeouts
-        svc = DnsService(dataclasses.replace(config(via), poll_interval=0.1, retry_max=1.0))
+        svc = DnsService(dataclasses.replace(config(via), poll_interval=0.1, retry_max=0.5))
         svc.start()
         try:
             with RouteConn(svc.port) as sub, caplog.at_level(logging.WARNING, "lars.dns"):
