@@ -3,8 +3,11 @@
 "use strict";
 
 function busy(region) {
-  // Never replace a region while the user is typing in it or has an edit form open.
-  return region.contains(document.activeElement) && document.activeElement !== document.body
+  // Never replace a region while the user is typing in it or has an edit form open
+  // (a button that merely kept the focus after a click, e.g. a cancelled confirmation,
+  // does not count: the region would never refresh again).
+  const active = document.activeElement;
+  return region.contains(active) && active.matches("input, select, textarea")
     || region.querySelector("details[open]") !== null;
 }
 
