@@ -4,7 +4,7 @@ Every module in COMMAND_MODULES has `register(subparsers)`, which adds its parse
 sets `func(args) -> int` on each. Objects are built inside those functions, never at
 import time.
 
-The global options (GLOBAL_OPTIONS: --log-level) are accepted before and after the
+The global options (GLOBAL_OPTIONS: --log-level, --log-format) are accepted before and after the
 command name: every (sub)command parser is a `_CommandParser`, which adds them with a
 suppressed default, so a value given after the command overrides the one before it.
 `main()` is the error boundary (lars.boundary): any failure of any command ends as one
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +22,13 @@ from typing import Any
 from lars import __version__
 from lars.boundary import ExitCode, report_failure
 from lars.extras import extra_for_import_error, missing_extra, register_missing
+from lars.obs.logs import LOG_FORMATS, configure_logging
 
 __all__ = ["GLOBAL_OPTIONS", "build_parser", "main"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Options every command accepts before or after its name; all of them take a value.
-GLOBAL_OPTIONS = ("--log-level",)
+GLOBAL_OPTIONS = ("--log-level", "--log-format")
 
 # module -> the top-level commands it registers. Only the modules a command needs are
 # imported, so `lars gethost` does not pay for the console's web stack or SQLAlchemy.
@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lars.client.cli": ("gethost", "getroute", "report", "simulator", "qps", "bench"),
     "lars.up": ("up",),
     "lars.sql": ("sql",),
+    "lars.obs.status": ("status",),
 }
 
 
@@ -72,6 +73,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default="INFO" if top else argparse.SUPPRESS,
         choices=LOG_LEVELS,
         help="logging level (default INFO; DEBUG also prints tracebacks of failures)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text" if top else argparse.SUPPRESS,
+        choices=LOG_FORMATS,
+        help="log lines as text (default) or one JSON object per line",
     )
 
 
@@ -120,11 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     command = str(getattr(args, "_command", args.command))
+    configure_logging(args.log_level, args.log_format, daemon=args.command)
     try:
         code = int(args.func(args))
     except KeyboardInterrupt:

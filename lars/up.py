@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from lars.agent.config import AgentConfig
 from lars.agent.service import AgentService
-from lars.config import DEFAULT_DB_URL
+from lars.config import DEFAULT_DB_URL, IniFile
 from lars.console.app import build_console
 from lars.console.config import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
 from lars.console.config import PASSWORD_ENV, check_password, generate_password
@@ -40,6 +40,9 @@ from lars.dns.admin import RouteAdmin
 from lars.dns.cli import DEMO_ROUTES
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError
+from lars.obs.listen import DEFAULT_PORTS, MetricsConfig
+from lars.obs.server import MetricsServer
+from lars.obs.up import up_metrics_server
 from lars.reactor import ReactorConfig
 from lars.reporter.service import ReporterConfig, ReporterService
 
@@ -67,6 +70,7 @@ class UpConfig:
     agent_port: int = DEFAULT_AGENT_PORT  # 0: three ephemeral ports
     console_port: int | None = DEFAULT_CONSOLE_PORT  # None: no console
     console_password: str = ""
+    metrics: tuple[str, int] | None = (DEFAULT_IP, DEFAULT_PORTS["up"])  # None: no listener
 
 
 def seed_demo(engine: sqlalchemy.Engine) -> int:
@@ -91,6 +95,7 @@ class UpStack:
         self.reporter: ReporterService | None = None
         self.agent: AgentService | None = None
         self.console: ConsoleServer | None = None
+        self.metrics: MetricsServer | None = None
 
     def start(self) -> None:
         cfg = self.config
@@ -129,6 +134,15 @@ class UpStack:
                 app = build_console(self.engine, cfg.console_password)
                 self.console = ConsoleServer(app, cfg.ip, cfg.console_port)
                 self.console.start()
+                counters = app.state.console.counters
+            else:
+                counters = None
+            stage = "metrics"
+            self.metrics = up_metrics_server(
+                MetricsConfig(listen=cfg.metrics), self.dns, self.reporter, self.agent, counters
+            )
+            if self.metrics is not None:
+                self.metrics.start()
         except OSError as exc:
             self.stop()
             port = {
@@ -152,6 +166,8 @@ class UpStack:
             self.dns.request_stop()
 
     def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.console is not None:
             self.console.stop()
         if self.agent is not None:
@@ -180,9 +196,11 @@ class UpStack:
         ip = self.config.ip
         ports = ",".join(map(str, self.agent.ports))
         console = f", console {self.console.url}" if self.console is not None else ""
+        metrics = f", metrics {self.metrics.url}/metrics" if self.metrics is not None else ""
         return (
             f"lars up: route service {ip}:{self.dns.port}, reporter {ip}:{self.reporter.port}, "
-            f"agent UDP {ip} ports {ports}{console}; database {_safe_url(self.config.db_url)}"
+            f"agent UDP {ip} ports {ports}{console}{metrics}; "
+            f"database {_safe_url(self.config.db_url)}"
         )
 
 
@@ -217,6 +235,10 @@ def register(subparsers: Any) -> None:
         help="admin console HTTP port (default %(default)s; 0: any)",
     )  # fmt: skip
     p.add_argument("--no-console", action="store_true", help="do not start the admin console")
+    p.add_argument(
+        "--metrics", metavar="ADDR:PORT|off",
+        help="one metrics/health listener for the whole process (default 127.0.0.1:7781)",
+    )  # fmt: skip
     p.set_defaults(func=_up)
 
 
@@ -234,6 +256,7 @@ def _up(args: argparse.Namespace) -> int:
         agent_port=args.agent_port,
         console_port=None if args.no_console else args.console_port,
         console_password=password,
+        metrics=MetricsConfig.build("up", IniFile.empty(), args.metrics, os.environ).listen,
     )
     stack = UpStack(config)
     stop = threading.Event()

@@ -165,7 +165,11 @@ def _metrics_config(args: argparse.Namespace) -> MetricsConfig:
 
 
 def _child_argv(
-    argv: Sequence[str], config: AgentConfig, index: int, metrics: MetricsConfig
+    argv: Sequence[str],
+    config: AgentConfig,
+    index: int,
+    metrics: MetricsConfig,
+    log_format: str = "text",
 ) -> list[str]:
     out = [
         sys.executable,
@@ -173,6 +177,8 @@ def _child_argv(
         "lars",
         "--log-level",
         logging.getLevelName(log.getEffectiveLevel()),
+        "--log-format",
+        log_format,
     ]
     out += ["agent", *argv, "--mode", ShardMode.ONE_LOOP.value, "--only-shard", str(index)]
     if config.cache_path:
@@ -192,8 +198,9 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
     argv = _agent_argv(args)
     stop = _wait_for_signal()
     metrics = _metrics_config(args)
+    log_format = getattr(args, "log_format", "text")
     children = [
-        subprocess.Popen(_child_argv(argv, config, i, metrics)) for i in range(SHARDS)
+        subprocess.Popen(_child_argv(argv, config, i, metrics, log_format)) for i in range(SHARDS)
     ]
     log.info("agent: shards in processes %s", ",".join(str(c.pid) for c in children))
     code = 0

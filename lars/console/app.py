@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,19 +29,21 @@ from lars.console import api, history_routes, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
 from lars.console.config import DEFAULT_USER
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
+from lars.console.counters import count_requests
 from lars.console.history import RouteHistory
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
 from lars.console.validate import FieldErrors
 from lars.dns.admin import RouteAdmin
 from lars.errors import StoreUnavailable, ValidationError
+from lars.obs.console import ConsoleCollector
 
 __all__ = ["build_console"]
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/api/login"})
+_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/metrics", "/api/login"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 64 * 1024
 _SECURITY_HEADERS = {
@@ -108,8 +112,16 @@ def build_console(
             {"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503
         )
 
+    registry = CollectorRegistry()
+    registry.register(ConsoleCollector(context.counters))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     app.middleware("http")(history_routes.attach_hold)  # inside: the session is known
     app.middleware("http")(_require_session)
+    app.middleware("http")(count_requests(context.counters))  # outermost: counts refusals too
     _install_error_handlers(app)
     return app
 

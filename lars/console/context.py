@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lars.console.auth import LoginThrottle, PasswordHash, Session, SessionStore
+from lars.console.counters import ConsoleCounters
 from lars.console.service import ConsoleService
 from lars.ratelog import RateLimitedLog
 
@@ -34,20 +35,26 @@ class ConsoleContext:
     secure_cookie: bool = False
     session_ttl: float = 8 * 3600.0
     bad_login_log: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
+    counters: ConsoleCounters = field(default_factory=ConsoleCounters)
 
     def throttled_for(self, client: str) -> int | None:
         """Whole seconds (>= 1) until `client` may log in again, None when not throttled:
         the Retry-After of the 429 a throttled login gets (a lockout is not a wrong
         password)."""
         wait = self.throttle.retry_after(client, self.clock())
-        return None if wait is None else max(1, math.ceil(wait))
+        if wait is None:
+            return None
+        self.counters.logins_throttled += 1
+        return max(1, math.ceil(wait))
 
     def login(self, password: str, client: str) -> Session | None:
         """A new session when `password` is right and `client` is not throttled."""
         now = self.clock()
         if self.throttle.blocked(client, now):
+            self.counters.logins_throttled += 1
             return None
         if not self.password.verify(password):
+            self.counters.login_failures += 1
             self.throttle.failed(client, now)
             self.bad_login_log("failed console login from %s", client)
             return None
