@@ -6,6 +6,10 @@ module answers SUCC, then runs benchmarks/agent_load.py with 1, 2, 4, 8 processe
 Everything is stopped at the end; traffic stays on 127.0.0.1.
 
     python benchmarks/agent_bench.py --modes one-loop,threads,processes --seconds 8
+
+`--scrape-rounds R` measures the metrics listener's cost instead: in one run, on one
+agent, R rounds of (load without a scraper, load while a scraper GETs /metrics every
+`--scrape-interval` seconds), the order flipped every round so drift hits both alike.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -130,14 +136,16 @@ class Stack:
     def __init__(self, workdir: Path, url: str, mode: str) -> None:
         self.dns_port, self.rep_port = free_port(), free_port()
         self.base = free_udp_base()
+        self.metrics_port = free_port()
         self.procs = [
             lars(workdir / "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
-                 "--port", str(self.dns_port)),
+                 "--port", str(self.dns_port), "--metrics", "127.0.0.1:0"),
             lars(workdir / "reporter.log", "reporter", "--db", url, "--ip", "127.0.0.1",
-                 "--port", str(self.rep_port)),
+                 "--port", str(self.rep_port), "--metrics", "127.0.0.1:0"),
             lars(workdir / f"agent-{mode}.log", "agent", "--mode", mode,
                  "--base-port", str(self.base), "--dns", f"127.0.0.1:{self.dns_port}",
-                 "--reporter", f"127.0.0.1:{self.rep_port}", "--caller", "127.0.0.1"),
+                 "--reporter", f"127.0.0.1:{self.rep_port}", "--caller", "127.0.0.1",
+                 "--metrics", f"127.0.0.1:{self.metrics_port}"),
         ]  # fmt: skip
 
     @property
@@ -147,6 +155,75 @@ class Stack:
     def close(self) -> None:
         for p in reversed(self.procs):
             stop(p)
+
+
+class Scraper:
+    """A Prometheus stand-in: GET /metrics every `interval` seconds on its own thread."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        self.url = url
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.scrapes = 0
+        self.bytes = 0
+        self.seconds: list[float] = []
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(self.url, timeout=5) as rsp:
+                self.bytes += len(rsp.read())
+            self.seconds.append(time.perf_counter() - t0)
+            self.scrapes += 1
+            self._stop.wait(max(0.0, self.interval - (time.perf_counter() - t0)))
+
+
+def scrape_ab(args: argparse.Namespace, work: Path, url: str, mods: list[tuple[int, int]]) -> None:
+    """Alternate rounds without and with a scraper on one agent; print both and the cost."""
+    mode = args.modes.split(",")[0]
+    n = int(args.procs.split(",")[0])
+    stack = Stack(work, url, mode)
+    rows: list[dict[str, Any]] = []
+    try:
+        warm(stack.base, mods)
+        scraper = Scraper(f"http://127.0.0.1:{stack.metrics_port}/metrics", args.scrape_interval)
+        for i in range(args.scrape_rounds):
+            for scraping in ((False, True) if i % 2 == 0 else (True, False)):
+                if scraping:
+                    scraper.start()
+                try:
+                    r = agent_load.run(stack.base, n, args.seconds, mods, args.window, True)
+                finally:
+                    if scraping:
+                        scraper.stop()
+                r.pop("per_second")
+                r.update(mode=mode, round=i, scraping=scraping, uptime=uptime())
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    finally:
+        stack.close()
+    off = sorted(r["pairs_per_s_median"] for r in rows if not r["scraping"])
+    on = sorted(r["pairs_per_s_median"] for r in rows if r["scraping"])
+    med_off, med_on = off[len(off) // 2], on[len(on) // 2]
+    lat = sorted(scraper.seconds)
+    print(f"| {mode} | {n} | without scraper | {med_off:,.0f} | rounds {off} |")
+    every = f"scrape every {args.scrape_interval:g} s"
+    print(f"| {mode} | {n} | {every} | {med_on:,.0f} | rounds {on} |")
+    print(f"cost: {100 * (med_off - med_on) / med_off:+.1f}% of pairs/s (positive = slower); "
+          f"{scraper.scrapes} scrapes, {scraper.bytes // max(1, scraper.scrapes)} bytes each, "
+          f"median {1000 * lat[len(lat) // 2]:.1f} ms, max {1000 * lat[-1]:.1f} ms")  # fmt: skip
 
 
 def uptime() -> str:
@@ -162,6 +239,9 @@ def main() -> None:
     ap.add_argument("--modules", type=int, default=10)
     ap.add_argument("--hosts", type=int, default=5)
     ap.add_argument("--no-reports", action="store_true", help="get_host only")
+    ap.add_argument("--scrape-rounds", type=int, default=0,
+                    help="measure the scraper's cost: rounds of (off, on), first mode/procs")
+    ap.add_argument("--scrape-interval", type=float, default=1.0)
     args = ap.parse_args()
     mods = [(m, 1) for m in range(1, args.modules + 1)]
     results: list[dict[str, Any]] = []
@@ -170,6 +250,9 @@ def main() -> None:
         url = f"sqlite:///{work / 'lars.db'}"
         fill_routes(url, args.modules, args.hosts)
         print(json.dumps({"uptime_before": uptime(), "cpus": os.cpu_count()}), flush=True)
+        if args.scrape_rounds:
+            scrape_ab(args, work, url, mods)
+            return
         for mode in args.modes.split(","):
             stack = Stack(work, url, mode)
             try:
