@@ -173,3 +173,35 @@ def test_status_of_nothing_exits_3() -> None:
     assert r.stderr.startswith("lars status: no answer from http://127.0.0.1:")
     r = status("--metrics", f"127.0.0.1:{free_port()}", "--json")
     assert r.returncode == 3
+
+
+def test_busy_metrics_port_is_a_clear_error_and_off_works(tmp_path: Path) -> None:
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "lars", "reporter", "--db", url, "--port", "0",
+             "--metrics", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert f"metrics listener cannot bind 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
+    log = tmp_path / "off.log"
+    with open(log, "w", encoding="utf-8") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lars", "--log-level", "INFO", "reporter", "--db", url,
+             "--port", "0", "--metrics", "off"],
+            stdout=subprocess.DEVNULL, stderr=fh,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "reporter on port" not in log.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        assert "metrics on" not in log.read_text(encoding="utf-8")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0

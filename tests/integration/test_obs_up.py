@@ -95,7 +95,7 @@ def test_up_serves_every_part_on_one_listener(up: tuple[UpStack, Samples]) -> No
     code, view = get_json(stack.metrics.url + "/debug/module?modid=1&cmdid=1")
     assert code == 200 and len(view["hosts"]) == 3
     # the console answers its own scrape too
-    code, ctype, body = get(stack.console.url + "/metrics")  # type: ignore[union-attr]
+    code, _, body = get(stack.console.url + "/metrics")  # type: ignore[union-attr]
     assert code == 200 and b"lars_console_login_failures_total 2.0" in body
 
 
