@@ -29,7 +29,7 @@ from lars.console import api, history_routes, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
 from lars.console.config import DEFAULT_USER
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
-from lars.console.counters import count_requests
+from lars.console.counters import CountRequests
 from lars.console.history import RouteHistory
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
@@ -121,7 +121,7 @@ def build_console(
 
     app.middleware("http")(history_routes.attach_hold)  # inside: the session is known
     app.middleware("http")(_require_session)
-    app.middleware("http")(count_requests(context.counters))  # outermost: counts refusals too
+    app.add_middleware(CountRequests, counters=context.counters)  # outermost: refusals too
     _install_error_handlers(app)
     return app
 

@@ -8,12 +8,10 @@ route "other". The console serves a few requests a second at most, so a lock is 
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ConsoleCounters", "count_requests"]
+__all__ = ["ConsoleCounters", "CountRequests"]
 
 
 class ConsoleCounters:
@@ -33,22 +31,37 @@ class ConsoleCounters:
             return dict(self._requests)
 
 
-def _route_of(request: Request) -> str:
-    route = request.scope.get("route")
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")  # set by the router on the shared scope once it matched
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "other"
 
 
-def count_requests(
-    counters: ConsoleCounters,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """An outermost HTTP middleware that counts every answered request."""
+class CountRequests:
+    """Outermost ASGI middleware: counts every answered request by route and status.
 
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        counters.request(request.method, _route_of(request), response.status_code)
-        return response
+    Plain ASGI rather than an `@app.middleware("http")` function: it only watches the
+    response start going by, so it changes nothing about how a request body is read or a
+    disconnect is seen (a BaseHTTPMiddleware layer would)."""
 
-    return middleware
+    def __init__(self, app: ASGIApp, counters: ConsoleCounters) -> None:
+        self.app = app
+        self.counters = counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if status:
+                self.counters.request(str(scope.get("method", "")), _route_of(scope), status)
