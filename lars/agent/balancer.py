@@ -138,6 +138,7 @@ class ModuleBalancer:
         "updated_at",
         "used_at",
         "waiting",
+        "weighted_hosts",
     )
 
     def __init__(
@@ -167,6 +168,7 @@ class ModuleBalancer:
         # rotation (lars.agent.wrr), done without the arithmetic; tests turn it off
         self.uniform = True
         self.fast_uniform = fast_uniform
+        self.weighted_hosts = 0  # hosts whose weight is not the default (for metrics)
 
     # get_host
 
@@ -314,6 +316,7 @@ class ModuleBalancer:
                 idle_changed = idle_changed or not host.overloaded
         if idle_changed:
             self._idle_changed()
+        self.weighted_hosts = sum(1 for k in weights if k in self.hosts)
         self.route_state = RouteState.READY if self.hosts else RouteState.EMPTY
         if not self.hosts:
             self.access_cnt = 0

@@ -27,6 +27,7 @@ class ShardGauges:
     hosts_idle: int
     hosts_overloaded: int
     oldest_route_at: float | None  # monotonic time of the least recently confirmed route
+    hosts_weighted: int = 0  # hosts with a weight other than 1 (HostInfo.weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class ModuleView:
 
 def shard_gauges(shard: Shard) -> ShardGauges:
     """Count modules by route state and hosts by list. Runs on the shard's loop."""
-    new = empty = ready = idle = overloaded = 0
+    new = empty = ready = idle = overloaded = weighted = 0
     oldest: float | None = None
     for mod in shard.modules.values():
         state = mod.route_state
@@ -70,9 +71,10 @@ def shard_gauges(shard: Shard) -> ShardGauges:
             ready += 1
             idle += len(mod.idle)
             overloaded += len(mod.overload)
+            weighted += mod.weighted_hosts
         if oldest is None or mod.updated_at < oldest:
             oldest = mod.updated_at
-    return ShardGauges(new, empty, ready, idle, overloaded, oldest)
+    return ShardGauges(new, empty, ready, idle, overloaded, oldest, weighted)
 
 
 def module_view(shard: Shard, modid: int, cmdid: int, now: float) -> ModuleView | None:

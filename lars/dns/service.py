@@ -125,6 +125,7 @@ class DnsStats:
     push_rounds: int = 0  # publishes that fanned out to the workers
     push_seconds: BucketSnapshot | None = None  # duration of each fan-out
     loaded: bool = False  # a table was loaded from the database (start() got past it)
+    drained_hosts: int = 0  # RouteData rows left out: drained (RouteHostMeta.enabled = 0)
 
 
 class DnsService:
@@ -246,4 +247,5 @@ class DnsService:
             push_rounds=self._routes.push_rounds,
             push_seconds=self._routes.push_seconds.snapshot(),
             loaded=self._poller.table is not None,
+            drained_hosts=table.drained,
         )

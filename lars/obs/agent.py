@@ -101,6 +101,9 @@ class AgentCollector(Collector):
                 "overload": sum(x.hosts_overloaded for x in g),
             },
         )  # fmt: skip
+        yield gauge(f"{P}_hosts_weighted",
+                    "Hosts of the modules held whose weight is not the default 1.",
+                    sum(x.hosts_weighted for x in g))  # fmt: skip
         yield labelled_counter(
             f"{P}_host_transitions", "Hosts moved between the idle and overload lists.",
             "transition",

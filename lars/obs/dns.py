@@ -47,6 +47,11 @@ class DnsCollector(Collector):
             s.invalid_rows,
         )
         yield gauge(
+            f"{P}_drained_hosts",
+            "Hosts left out of the table served because an operator drained them.",
+            s.drained_hosts,
+        )
+        yield gauge(
             f"{P}_truncated_modules",
             "Modules served truncated: more hosts than one frame holds.",
             s.truncated_modules,
@@ -117,6 +122,7 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "modules": s.modules,
         "hosts": s.hosts,
         "invalid_rows": s.invalid_rows,
+        "drained_hosts": s.drained_hosts,
         "connections": s.server.connections if s.server is not None else 0,
         "subscribers": s.subscriptions.connections,
         "reloads": p.loads,

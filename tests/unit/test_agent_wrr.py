@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lars.agent.balancer import HostState, ModuleBalancer
 from lars.agent.config import BalancerConfig
 from lars.agent.shard import Shard
+from lars.agent.view import module_view, shard_gauges
 from lars.agent.wrr import restart, swrr_pick
 from lars.errors import ValidationError
 from lars.protocol import RetCode
@@ -118,6 +119,11 @@ def test_weights_travel_through_the_shard_and_only_non_default_ones_are_kept() -
     shard.on_route(0, 0, [A, B], 0.1, {B: 7})
     mod = shard.modules[(0, 0)]
     assert mod.weights() == {B: 7} and mod.hosts[A].weight == 1
+    view = module_view(shard, 0, 0, 1.0)
+    assert view is not None and [(h.port, h.weight) for h in view.hosts] == [(80, 1), (80, 7)]
+    assert shard_gauges(shard).hosts_weighted == 1  # lars_agent_hosts_weighted
+    shard.on_route(0, 0, [A], 0.2, {B: 7})  # B gone: its weight no longer counts
+    assert shard_gauges(shard).hosts_weighted == 0
 
 
 def test_validate_weight_refuses_zero_and_points_to_drain() -> None:
