@@ -23,10 +23,10 @@ from lars import __version__
 from lars.boundary import ExitCode, report_failure
 from lars.extras import extra_for_import_error, missing_extra, register_missing
 from lars.obs.logs import LOG_FORMATS, configure_logging
+from lars.reload import LOG_LEVELS
 
 __all__ = ["GLOBAL_OPTIONS", "build_parser", "main"]
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Options every command accepts before or after its name; all of them take a value.
 GLOBAL_OPTIONS = ("--log-level", "--log-format")
 
@@ -65,10 +65,22 @@ def _modules_for(argv: Sequence[str]) -> list[str]:
     return chosen or list(COMMAND_MODULES)
 
 
+class _GivenLevel(argparse.Action):
+    """Stores --log-level and notes that it was given: a flag wins over a daemon's
+    `[log] level` (lars.reload), at start and on SIGHUP."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.log_level_given = True
+
+
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """GLOBAL_OPTIONS on `parser`; below the top only a value actually given is stored."""
+    if top:
+        parser.set_defaults(log_level_given=False)
     parser.add_argument(
         "--log-level",
+        action=_GivenLevel,
         type=str.upper,
         default="INFO" if top else argparse.SUPPRESS,
         choices=LOG_LEVELS,

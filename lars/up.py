@@ -15,14 +15,9 @@ picks free ones (the agent then has three unrelated ports). The ready line names
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import sqlalchemy
@@ -44,6 +39,7 @@ from lars.obs.listen import DEFAULT_PORTS, MetricsConfig
 from lars.obs.server import MetricsServer
 from lars.obs.up import up_metrics_server
 from lars.reactor import ReactorConfig
+from lars.reload import SignalWaiter
 from lars.reporter.service import ReporterConfig, ReporterService
 
 __all__ = ["UpConfig", "UpStack", "register", "seed_demo"]
@@ -55,7 +51,6 @@ DEFAULT_IP = "127.0.0.1"
 DEFAULT_DNS_PORT = 7778
 DEFAULT_REPORTER_PORT = 7779
 DEFAULT_AGENT_PORT = 8888
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,13 +254,8 @@ def _up(args: argparse.Namespace) -> int:
         metrics=MetricsConfig.build("up", IniFile.empty(), args.metrics, os.environ).listen,
     )
     stack = UpStack(config)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-        stack.request_stop()
-
-    with _signals(on_signal):
+    # SIGINT/SIGTERM stop; SIGHUP is logged (lars up has no -c file) and never kills it.
+    with SignalWaiter("up", on_stop=stack.request_stop) as waiter:
         stack.start()
         try:
             print(stack.describe(), flush=True)
@@ -282,20 +272,9 @@ def _up(args: argparse.Namespace) -> int:
                     f"demo modules {listed}; try: lars gethost 1 1{stack.client_flags()}",
                     flush=True,
                 )
-            while not stop.wait(1.0):
-                pass
+            waiter.wait()
             print("lars up: stopping", flush=True)
         finally:
             stack.stop()
     print("lars up: stopped", flush=True)
     return 0
-
-
-@contextlib.contextmanager
-def _signals(handler: Any) -> Iterator[None]:
-    previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

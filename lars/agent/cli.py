@@ -38,6 +38,7 @@ from lars.config import IniFile, override
 from lars.errors import ConfigError
 from lars.obs.agent import agent_metrics_server
 from lars.obs.listen import MetricsConfig
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level
 
 __all__ = ["build_config", "register", "run"]
 
@@ -140,19 +141,25 @@ def _wait_for_signal() -> threading.Event:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    given = getattr(args, "log_level_given", False)
+    reload_log_level(IniFile.load(args.config), flag_given=given)
     if config.mode is ShardMode.PROCESSES:
         return _supervise(config, args)
-    stop = _wait_for_signal()
     service = AgentService(config)
+
+    def reload() -> ReloadResult:
+        fresh = IniFile.load(args.config)
+        return service.reload(build_config(args)) + reload_log_level(fresh, flag_given=given)
+
     metrics = agent_metrics_server(service, _metrics_config(args))
     if metrics is not None:
         metrics.start()  # first: a busy metrics port fails before any UDP port is taken
     try:
-        service.start()
-        if metrics is not None:
-            log.info("agent: metrics on %s/metrics", metrics.url)
-        while not stop.wait(1.0):
-            pass
+        with SignalWaiter("agent", reload=reload, source=args.config) as waiter:
+            service.start()
+            if metrics is not None:
+                log.info("agent: metrics on %s/metrics", metrics.url)
+            waiter.wait()
     finally:
         service.stop()
         if metrics is not None:
@@ -197,9 +204,17 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
         raise ConfigError("--mode processes needs a fixed base port")
     argv = _agent_argv(args)
     stop = _wait_for_signal()
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward_hup(_signum: int, _frame: FrameType | None) -> None:
+        for child in children:  # each shard process reloads its own settings
+            if child.poll() is None:
+                child.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, forward_hup)
     metrics = _metrics_config(args)
     log_format = getattr(args, "log_format", "text")
-    children = [
+    children += [
         subprocess.Popen(_child_argv(argv, config, i, metrics, log_format)) for i in range(SHARDS)
     ]
     log.info("agent: shards in processes %s", ",".join(str(c.pid) for c in children))

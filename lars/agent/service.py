@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from lars.agent.balancer import HostKey
 from lars.agent.cache import CacheWriter, RouteCache
@@ -29,6 +30,7 @@ from lars.errors import ConfigError, NetworkError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread
 from lars.reactor.backoff import BackoffFactory
+from lars.reload import ReloadResult, diff, split
 
 __all__ = ["AgentConfig", "AgentService", "AgentStats", "BalancerConfig", "primary_ipv4"]
 
@@ -217,6 +219,17 @@ class AgentService:
             thread.stop()
         self.report_client.stop()
         self._clients.stop()
+
+    def reload(self, new: AgentConfig, timeout: float = 10.0) -> ReloadResult:
+        """Apply the [loadbalance] parameters of `new` (SIGHUP), each shard on its own
+        loop; every other change (ports, addresses, limits, layout) needs a restart."""
+        result = split(diff(self.config, new), lambda name: name.startswith("balancer."))
+        if result.applied:
+            balancer = replace(self.config.balancer, **result.values("balancer."))
+            for ep, thread in self._served():
+                thread.call(ep.shard.set_balancer, balancer).result(timeout)
+            self.config = replace(self.config, balancer=balancer)
+        return result
 
     def sync(self, timeout: float = 10.0) -> None:
         """Return once every task already posted between the agent's threads has run

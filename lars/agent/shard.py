@@ -214,6 +214,13 @@ class Shard:
         for mod in list(self.modules.values()):
             self._request(mod, now)
 
+    def set_balancer(self, config: BalancerConfig) -> None:
+        """New [loadbalance] parameters (SIGHUP) for every module, from the next request
+        or report on; hosts keep their counters and states."""
+        self.config = config
+        for mod in self.modules.values():
+            mod.config = config
+
     def on_route_down(self) -> None:
         """The route-service connection was lost (answers keep using the routes held)."""
         self.route_up = False

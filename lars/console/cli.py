@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any
 
 from lars.config import IniFile, override
@@ -19,6 +16,7 @@ from lars.console.app import build_console
 from lars.console.config import PASSWORD_ENV, ConsoleConfig, check_password
 from lars.console.server import ConsoleServer
 from lars.dbengine import init_schema, is_sqlite, make_engine
+from lars.reload import ReloadResult, SignalWaiter, diff, reload_log_level, split
 
 __all__ = ["register", "run_console"]
 
@@ -38,24 +36,32 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_console)
 
 
-def run_console(args: argparse.Namespace) -> int:
-    config = override(
-        ConsoleConfig.from_ini(IniFile.load(args.config), os.environ),
+def _console_config(args: argparse.Namespace, ini: IniFile) -> ConsoleConfig:
+    return override(
+        ConsoleConfig.from_ini(ini, os.environ),
         db_url=args.db,
         ip=args.ip,
         port=args.port,
         stale_after=args.stale_after,
     )
+
+
+def run_console(args: argparse.Namespace) -> int:
+    config = _console_config(args, IniFile.load(args.config))
     check_password(config.password)
     engine = make_engine(config.db_url)
     server: ConsoleServer | None = None
-    stopping = threading.Event()
+    given = getattr(args, "log_level_given", False)
+    reload_log_level(IniFile.load(args.config), flag_given=given)
 
-    def on_signal(_signo: int, _frame: FrameType | None) -> None:
-        stopping.set()
+    def reload() -> ReloadResult:  # SIGHUP: the log level; the rest needs a restart
+        fresh = IniFile.load(args.config)
+        changed = diff(config, _console_config(args, fresh))
+        return split(changed, lambda _: False) + reload_log_level(fresh, flag_given=given)
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    waiter = SignalWaiter("console", reload=reload, source=args.config)
     try:
+        waiter.install()
         if is_sqlite(engine):
             init_schema(engine)  # the embedded default works from an empty directory
         app = build_console(
@@ -70,12 +76,10 @@ def run_console(args: argparse.Namespace) -> int:
         server = ConsoleServer(app, config.ip, config.port)
         server.start()
         print(f"lars console: listening on {server.url}", file=sys.stderr, flush=True)
-        while not stopping.wait(1.0):
-            pass
+        waiter.wait()
         return 0
     finally:
         if server is not None:
             server.stop()
         engine.dispose()
-        for signo, handler in previous.items():
-            signal.signal(signo, handler)
+        waiter.restore()

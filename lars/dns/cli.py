@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 import sqlalchemy
@@ -31,6 +28,7 @@ from lars.errors import NetworkError, StoreUnavailable
 from lars.jsonout import add_json_flag, print_json
 from lars.obs.dns import dns_metrics_server
 from lars.obs.listen import MetricsConfig
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level
 
 __all__ = ["DEMO_ROUTES", "register"]
 
@@ -133,10 +131,10 @@ def _engine(args: argparse.Namespace) -> Iterator[sqlalchemy.Engine]:
         engine.dispose()
 
 
-def run_dns(args: argparse.Namespace) -> int:
-    ini = IniFile.load(args.config)
+def build_dns_config(args: argparse.Namespace, ini: IniFile) -> DnsConfig:
+    """Defaults, then the file, then the flags given: at start and on every SIGHUP."""
     base = DnsConfig.from_ini(ini)
-    config = override(
+    return override(
         base,
         db_url=args.db,
         poll_interval=args.poll_interval,
@@ -144,40 +142,48 @@ def run_dns(args: argparse.Namespace) -> int:
         max_drop_ratio=args.max_drop_ratio,
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
+
+
+def run_dns(args: argparse.Namespace) -> int:
+    ini = IniFile.load(args.config)
+    config = build_dns_config(args, ini)
+    reload_log_level(ini, flag_given=getattr(args, "log_level_given", False))
     service = DnsService(config)
     listen = MetricsConfig.build("dns", ini, args.metrics, os.environ)
     metrics = dns_metrics_server(service, listen)
     if metrics is not None:
         metrics.start()  # before the first load: /readyz says "not loaded yet" meanwhile
-    stopping = threading.Event()
 
-    def on_signal(_signo: int, _frame: FrameType | None) -> None:
-        stopping.set()
-        service.request_stop()  # only sets an event: safe inside a signal handler
+    def reload() -> ReloadResult:
+        fresh = IniFile.load(args.config)
+        result = service.reload(build_dns_config(args, fresh))
+        return result + reload_log_level(fresh, flag_given=getattr(args, "log_level_given", False))
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    waiter = SignalWaiter(
+        "dns", reload=reload, on_stop=service.request_stop, source=args.config
+    )  # on_stop only sets an event: safe inside a signal handler
     try:
-        try:
-            service.start()
-        except StoreUnavailable:
-            if stopping.is_set():
-                return 0
-            raise
-        except OSError as exc:
-            reactor = config.reactor
-            cause = exc.strerror or str(exc)
-            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
-        url = f", metrics {metrics.url}/metrics" if metrics is not None else ""
-        print(f"lars dns: listening on port {service.port}{url}", file=sys.stderr, flush=True)
-        while not stopping.wait(1.0):
-            pass
-        return 0
+        with waiter:
+            try:
+                service.start()
+            except StoreUnavailable:
+                if waiter.stopping.is_set():
+                    return 0
+                raise
+            except OSError as exc:
+                reactor = config.reactor
+                cause = exc.strerror or str(exc)
+                raise NetworkError(
+                    f"cannot listen on {reactor.ip}:{reactor.port}: {cause}"
+                ) from exc
+            url = f", metrics {metrics.url}/metrics" if metrics is not None else ""
+            print(f"lars dns: listening on port {service.port}{url}", file=sys.stderr, flush=True)
+            waiter.wait()
+            return 0
     finally:
         service.stop()
         if metrics is not None:
             metrics.stop()
-        for signo, handler in previous.items():
-            signal.signal(signo, handler)
 
 
 def run_initdb(args: argparse.Namespace) -> int:

@@ -97,6 +97,12 @@ class Poller:
     def table(self) -> RouteTable | None:
         return self._table
 
+    def retune(self, *, reload_interval: float, policy: GuardPolicy) -> None:
+        """New reload interval and guard policy (SIGHUP), from any thread: two reference
+        assignments of immutable values, which the poll thread reads at its next step."""
+        self._reload_interval = reload_interval
+        self._policy = policy
+
     def poll(self, now: float) -> bool:
         """One poll and what it asks for; True when a table was loaded or released."""
         step = self.check(now)

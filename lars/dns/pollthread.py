@@ -105,6 +105,10 @@ class PollerThread:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
+    def set_interval(self, interval: float) -> None:
+        """A new poll interval (SIGHUP), from any thread: used from the next poll on."""
+        self._interval = interval
+
     def request_stop(self) -> None:
         """Ask the thread (and a pending first_load) to end; only sets an event."""
         self._stop.set()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy
 
@@ -35,6 +35,7 @@ from lars.errors import ConfigError, StoreUnavailable
 from lars.obs.hist import BucketSnapshot
 from lars.reactor import ReactorConfig, ServerStats, TcpServer
 from lars.reactor.backoff import backoff
+from lars.reload import ReloadResult, diff, split
 
 __all__ = ["DEFAULT_PORT", "DnsConfig", "DnsService", "DnsStats"]
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Network
 DEFAULT_PORT = 7778
+# What reload() (SIGHUP) applies to a running service; every other change needs a restart.
+RELOADABLE = frozenset({"poll_interval", "reload_interval", "max_drop_ratio", "min_drop_hosts"})
 # Timeouts
 DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RELOAD_INTERVAL = 10.0
@@ -217,6 +220,18 @@ class DnsService:
     def request_stop(self) -> None:
         """Make a pending start() give up; safe in a signal handler (sets an event)."""
         self._thread.request_stop()
+
+    def reload(self, new: DnsConfig) -> ReloadResult:
+        """Apply the RELOADABLE settings of `new` (SIGHUP): the poll and reload intervals
+        and the guard (max_drop_ratio, min_drop_hosts), from the next poll on; the poll's
+        own timeouts stay those of the start. Returns what was applied and what changed
+        but needs a restart (the listener, the database, limits...)."""
+        result = split(diff(self.config, new), RELOADABLE.__contains__)
+        if result.applied:
+            cfg = self.config = replace(self.config, **result.values())
+            self._poller.retune(reload_interval=cfg.reload_interval, policy=cfg.guard_policy)
+            self._thread.set_interval(cfg.poll_interval)
+        return result
 
     def stop(self) -> None:
         """Stop polling and serving; safe from any thread, and twice."""

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 from lars.config import IniFile, override
@@ -15,6 +12,7 @@ from lars.dbengine import parse_db_url
 from lars.errors import NetworkError
 from lars.obs.listen import MetricsConfig
 from lars.obs.reporter import reporter_metrics_server
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level
 from lars.reporter.service import ReporterConfig, ReporterService
 
 __all__ = ["register", "run"]
@@ -70,34 +68,35 @@ def build_config(args: argparse.Namespace) -> ReporterConfig:
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     parse_db_url(config.db_url)  # a bad URL fails here, before any thread starts
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping (flushing pending rows)", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    service = ReporterService(config)
+    given = getattr(args, "log_level_given", False)
     ini = IniFile.load(args.config)
+    reload_log_level(ini, flag_given=given)
+    service = ReporterService(config)
+
+    def reload() -> ReloadResult:
+        fresh = IniFile.load(args.config)
+        return service.reload(build_config(args)) + reload_log_level(fresh, flag_given=given)
+
     listen = MetricsConfig.build("reporter", ini, args.metrics, os.environ)
     metrics = reporter_metrics_server(service, listen)
     try:
-        if metrics is not None:
-            metrics.start()
-        try:
-            service.start()
-        except OSError as exc:
-            reactor = config.reactor
-            cause = exc.strerror or str(exc)
-            raise NetworkError(f"cannot listen on {reactor.ip}:{reactor.port}: {cause}") from exc
-        if metrics is not None:
-            log.info("reporter: metrics on %s/metrics", metrics.url)
-        while not stop.wait(1.0):
-            pass
+        with SignalWaiter("reporter", reload=reload, source=args.config) as waiter:
+            if metrics is not None:
+                metrics.start()
+            try:
+                service.start()
+            except OSError as exc:
+                reactor = config.reactor
+                cause = exc.strerror or str(exc)
+                raise NetworkError(
+                    f"cannot listen on {reactor.ip}:{reactor.port}: {cause}"
+                ) from exc
+            if metrics is not None:
+                log.info("reporter: metrics on %s/metrics", metrics.url)
+            waiter.wait()
+            log.info("reporter: stopping (flushing pending rows)")
     finally:
         service.stop()
         if metrics is not None:
             metrics.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0

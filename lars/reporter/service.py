@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,6 +25,7 @@ from lars.errors import StoreUnavailable
 from lars.protocol import MsgId
 from lars.ratelog import RateLimitedLog
 from lars.reactor import LoopThread, Router, ServerStats, TcpServer
+from lars.reload import ReloadResult, diff, split
 from lars.reporter.config import DEFAULT_PORT, ReporterConfig
 from lars.reporter.health import DbHealth, log_event
 from lars.reporter.intake import parse_report, rows_from_report
@@ -153,6 +154,23 @@ class ReporterService:
         self._log_stats(final=True)
         if self._engine is not None:
             self._engine.dispose()
+
+    def reload(self, new: ReporterConfig, timeout: float = 10.0) -> ReloadResult:
+        """Apply `stats_interval` of `new` (SIGHUP) on the master loop; every other
+        change (listener, database, writers, batching) needs a restart."""
+        result = split(diff(self.config, new), {"stats_interval"}.__contains__)
+        if result.applied:
+            self.config = replace(self.config, **result.values())
+            if self._started and self._master.running:
+                self._master.call(self._retime_stats).result(timeout)
+        return result
+
+    def _retime_stats(self) -> None:
+        if self._stats_timer is not None:
+            self._stats_timer.cancel()
+            self._stats_timer = None
+        if self.config.stats_interval > 0:
+            self._schedule_stats()
 
     def stats(self) -> ReporterStats:
         writers = tuple(w.stats() for w in self._writers)
