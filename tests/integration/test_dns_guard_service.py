@@ -4,7 +4,10 @@ here; the same checks run on MariaDB in tests/mysql/test_dns_guard_mysql.py)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,7 +17,7 @@ from sqlalchemy import select, text
 from lars.db import route_audit
 from lars.dbengine import init_schema, make_engine
 from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditLog
+from lars.dns.audit import AuditLog, cli_actor
 from lars.dns.service import DnsService
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_dns_service import config
@@ -41,7 +44,20 @@ def _audit_rows(engine: sqlalchemy.Engine) -> list[tuple[str, str, int, int, str
     return [(str(a), str(b), int(m), int(v), str(d)) for a, b, m, v, d in found]
 
 
-def check_push_empty_is_held_then_released(url: str) -> None:
+def release_with_cli(url: str) -> str:
+    """`lars route release` in a real process (as an operator runs it)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lars", "route", "release", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def check_push_empty_is_held_then_released(url: str, *, cli: bool = False) -> None:
     engine = make_engine(url)
     init_schema(engine)
     admin = RouteAdmin(engine)
@@ -76,7 +92,12 @@ def check_push_empty_is_held_then_released(url: str) -> None:
             sql_dels = [r for r in rows if r[0] == "sql"]
             assert len(sql_dels) == 6 and {r[1] for r in sql_dels} == {"del"}
             # an operator releases it (what `lars route release` writes)
-            AuditLog(engine).release("cli:ops", admin.current_version())
+            if cli:
+                assert "release #" in release_with_cli(url)
+                actor = cli_actor()
+            else:
+                actor = "cli:ops"
+                AuditLog(engine).release(actor, admin.current_version())
             wait_for(lambda: svc.stats().held is None, what="the release applied")
             pushed = {}
             for _ in MODULES:
@@ -84,7 +105,7 @@ def check_push_empty_is_held_then_released(url: str) -> None:
                 pushed[(msg.modid, msg.cmdid)] = hosts_of(msg)
             assert msgid == 2 and pushed == {key: [] for key in MODULES}
             assert svc.stats().hosts == 0
-            assert _audit_rows(engine)[-1] == ("dns", "apply", 0, version, "released by cli:ops")
+            assert _audit_rows(engine)[-1] == ("dns", "apply", 0, version, f"released by {actor}")
     finally:
         svc.stop()
         engine.dispose()

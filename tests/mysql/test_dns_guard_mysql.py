@@ -27,8 +27,10 @@ pytestmark = pytest.mark.mysql
 FREEZE_SECONDS = 8.0  # longer than every timeout of a poll; 30 s in benchmarks/RESULTS.md
 
 
-def test_push_empty_is_held_then_released_mysql(no_leaks: None, mysql_url: str) -> None:
-    check_push_empty_is_held_then_released(mysql_url)
+def test_push_empty_is_held_then_released_by_lars_route_release_mysql(
+    no_leaks: None, mysql_url: str
+) -> None:
+    check_push_empty_is_held_then_released(mysql_url, cli=True)
 
 
 def test_same_second_double_edit_arrives_fast_mysql(no_leaks: None, mysql_url: str) -> None:
