@@ -12,12 +12,18 @@ Change detection cannot miss an edit: a poll (one cheap statement) reloads when
   without a version bump or a RouteChange row.
 Each loaded table passes the push-empty guard (lars.dns.guard) before it is served; a
 held table is not served or pushed until it changes again or an operator releases it.
+
+A service that starts while RouteAudit says the current version is held (another route
+service held it, or this one before a restart) has no good table to keep serving, so it
+holds that table too and serves nothing (`table` stays None: DnsService does not listen,
+agents keep using their other route services and caches) until the release or a change.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 # Called with the new table and the modules to push, after which the table is live.
 Publish = Callable[[RouteTable, set[Key]], None]
 
+_HOLD_DETAIL = re.compile(r"modules (\d+)->(\d+), hosts (\d+)->(\d+)")
+
 
 class Store(Protocol):
     def poll(self, release_after: int | None = None) -> PollMark: ...
@@ -42,6 +50,7 @@ class Store(Protocol):
 
 
 class Audit(Protocol):
+    def active_hold(self) -> AuditEntry | None: ...
     def record_hold(self, version: int, detail: str) -> int | None: ...
     def release_after(self, hold_id: int) -> AuditEntry | None: ...
     def record_apply(self, version: int, detail: str) -> None: ...
@@ -139,8 +148,12 @@ class Poller:
         served, previous = self._table, self._loaded
         pushed: set[Key] = set()
         if served is None:  # the first load: nothing to compare with, nothing to push
-            self._apply(new, set())
-            self._pending.clear()
+            active = self._audit.active_hold() if self._audit is not None else None
+            if active is not None and active.version == new.version:
+                self._hold_at_start(new, active)
+            else:
+                self._apply(new, set(), ended="table changed")
+                self._pending.clear()
         else:
             verdict = check(served, new, self._policy)
             if verdict.hold:
@@ -162,14 +175,14 @@ class Poller:
     def release(self) -> None:
         """Apply the held table after an operator's release row (read by check())."""
         held, hold, served = self._held, self.hold, self._table
-        if held is None or hold is None or served is None:
+        if held is None or hold is None:
             return
         actor = "an operator"
         if self._audit is not None and hold.audit_id is not None:
             entry = self._audit.release_after(hold.audit_id)
             if entry is not None:
                 actor = entry.actor
-        pushed = changed_modules(served, held) | self._pending
+        pushed = changed_modules(served, held) | self._pending if served is not None else set()
         self._apply(held, pushed, ended=f"released by {actor}")
 
     def _apply(self, table: RouteTable, pushed: set[Key], ended: str = "") -> None:
@@ -193,6 +206,37 @@ class Poller:
             )
             if self._audit is not None:
                 self._audit.record_apply(table.version, ended)
+
+    def _hold_at_start(self, new: RouteTable, row: AuditEntry) -> None:
+        if self._held is not None and self._held.same_routes(new):
+            return
+        numbers = _HOLD_DETAIL.search(row.detail)
+        m_before, m_after, h_before, h_after = (
+            (int(g) for g in numbers.groups()) if numbers else (0, len(new), 0, new.host_count)
+        )
+        self._held = new
+        self.holds += 1
+        self.hold = Hold(
+            version=new.version,
+            served_version=0,
+            reason="held before start",
+            modules_before=m_before,
+            modules_after=m_after,
+            hosts_before=h_before,
+            hosts_after=h_after,
+            removed_hosts=max(0, h_before - h_after),
+            since=float(row.ts),
+            audit_id=row.id,
+        )
+        log.error(
+            "dns: route table version %d is HELD (RouteAudit hold #%d by %s: %s) and this "
+            "route service has no earlier table to serve: not listening until it is "
+            "released (`lars route release`) or the table changes",
+            new.version,
+            row.id,
+            row.actor,
+            row.detail,
+        )
 
     def _hold(self, served: RouteTable, new: RouteTable, verdict: Verdict) -> None:
         held = self._held

@@ -89,13 +89,16 @@ class PollerThread:
         self.reload_seconds = Buckets()
 
     def first_load(self) -> bool:
-        """Retry the initial load with backoff until it succeeds (True) or stop() (False)."""
+        """Retry the initial load with backoff until a table is served (True) or stop()
+        (False). A table held before this start is polled for its release or a change."""
         self._watchdog.start()
         delays = self._backoff_factory()
         while not self._stop.is_set():
-            if self._attempt(self._load_step):
+            step = self._load_step if self._poller.hold is None else self._poll_step
+            ok = self._attempt(step)
+            if ok and self._poller.table is not None:
                 return True
-            self._stop.wait(next(delays))
+            self._stop.wait(self._interval if ok else next(delays))
         return False
 
     def start(self) -> None:

@@ -100,6 +100,14 @@ class ServiceAudit:
             raise _unavailable(exc) from exc
         return int(key[0]) if key is not None else None
 
+    def active_hold(self) -> AuditEntry | None:
+        """The 'hold' row in force (the newest hold/apply row is a hold and nobody has
+        released it since), for a service that starts while a table is held."""
+        if not self._audit.available():
+            return None
+        state = self._audit.hold_state()
+        return state.hold if state is not None and state.release is None else None
+
     def release_after(self, hold_id: int) -> AuditEntry | None:
         """The newest 'release' row with an id above the hold row's, if any."""
         rows = self._audit.history(actions=("release",), after_id=hold_id, limit=1)

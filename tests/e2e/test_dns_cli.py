@@ -122,6 +122,7 @@ class DnsProcess:
                 self.proc.kill()
                 self.proc.wait()
             assert self.proc.stderr is not None
+            self.log.append(self.proc.stderr.read())  # the process has ended: EOF
             self.proc.stderr.close()
         return code
 
@@ -237,3 +238,52 @@ def test_drain_undrain_and_weight_commands(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     r = lars("route", "list", "--json", "--db", db, cwd=tmp_path)
     assert '"enabled": true' in r.stdout.splitlines()[0]
+
+
+def _push_empty(db: Path) -> None:
+    """The measured incident, in plain SQL."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM RouteData")
+        conn.execute("UPDATE RouteVersion SET version = version + 1")
+
+
+def test_lars_dns_holds_a_push_empty_until_lars_route_release(tmp_path: Path) -> None:
+    cwd = tmp_path
+    assert lars("initdb", "--demo", cwd=cwd).returncode == 0  # 3 modules, 6 hosts
+    dns = DnsProcess(["--port", "0", "--ip", "127.0.0.1"], cwd)
+    try:
+        with RouteConn(dns.port) as c:
+            assert len(c.get(1, 1)) == 3
+            _push_empty(cwd / "lars.db")
+            status = ""
+            for _ in range(100):  # `lars route status` shows the hold once it is written
+                status = lars("route", "status", cwd=cwd).stdout
+                if "hold: none" not in status:
+                    break
+            assert "modules 3->0, hosts 6->0" in status, status
+            assert len(c.get(1, 1)) == 3  # still served
+            r = lars("route", "release", cwd=cwd)
+            assert r.returncode == 0, r.stderr
+            msgid, msg = c.read(timeout=30)
+            assert msgid == 2 and hosts_of(msg) == []
+    finally:
+        assert dns.stop() == 0
+    log = "".join(dns.log)
+    assert log.count("HOLDING route table version") == 1, log
+    assert "modules 3->0, hosts 6->0" in log and "released by cli:" in log
+
+
+def test_lars_dns_max_drop_ratio_one_turns_the_guard_off(tmp_path: Path) -> None:
+    cwd = tmp_path
+    assert lars("initdb", "--demo", cwd=cwd).returncode == 0
+    dns = DnsProcess(["--port", "0", "--ip", "127.0.0.1", "--max-drop-ratio", "1"], cwd)
+    try:
+        with RouteConn(dns.port) as c:
+            assert len(c.get(1, 1)) == 3
+            _push_empty(cwd / "lars.db")
+            msgid, msg = c.read(timeout=30)
+            assert msgid == 2 and hosts_of(msg) == []
+    finally:
+        assert dns.stop() == 0

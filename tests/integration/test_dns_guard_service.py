@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -111,6 +112,53 @@ def check_push_empty_is_held_then_released(url: str, *, cli: bool = False) -> No
         engine.dispose()
 
 
+def check_restart_during_a_hold_does_not_serve_the_held_table(url: str) -> None:
+    """A route service (re)started while the table is held has no good table: it must
+    neither listen nor serve the emptied table until the release."""
+    engine = make_engine(url)
+    init_schema(engine)
+    admin = RouteAdmin(engine)
+    for m, c in MODULES:
+        admin.add_host(m, c, "10.0.0.1", 80)
+    first = _service(url)
+    first.start()
+    second = _service(url)
+    errors: list[BaseException] = []
+
+    def start_second() -> None:
+        try:
+            second.start()
+        except BaseException as exc:  # reported to the test thread
+            errors.append(exc)
+
+    starter = threading.Thread(target=start_second, name="test-dns-second")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM RouteData"))
+            conn.execute(text("UPDATE RouteVersion SET version = version + 1"))
+        wait_for(lambda: first.stats().held is not None, what="the table held")
+        starter.start()
+        wait_for(lambda: second.stats().held is not None, what="the second one holding")
+        held = second.stats().held
+        assert held is not None and held.hosts_before == 3 and held.hosts_after == 0
+        time.sleep(0.3)
+        assert second.port == 0 and starter.is_alive()  # not listening
+        AuditLog(engine).release("cli:ops", admin.current_version())
+        starter.join(20)
+        assert not errors and not starter.is_alive()
+        wait_for(lambda: first.stats().held is None, what="the first one released")
+        with RouteConn(second.port) as c:
+            assert c.get(1, 1) == []
+        applies = [r for r in _audit_rows(engine) if r[1] == "apply"]
+        assert len(applies) == 2 and {r[4] for r in applies} == {"released by cli:ops"}
+    finally:
+        second.stop()
+        first.stop()
+        if starter.is_alive():
+            starter.join(20)
+        engine.dispose()
+
+
 def check_original_database_without_route_audit(url: str) -> None:
     """No RouteAudit table (a database made by the original's SQL): the guard holds all
     the same; the hold lasts until the table changes (no release rows to read)."""
@@ -179,6 +227,12 @@ def check_same_second_double_edit_arrives_fast(url: str) -> None:
 
 def test_push_empty_is_held_then_released(no_leaks: None, sqlite_url: str) -> None:
     check_push_empty_is_held_then_released(sqlite_url)
+
+
+def test_restart_during_a_hold_does_not_serve_the_held_table(
+    no_leaks: None, sqlite_url: str
+) -> None:
+    check_restart_during_a_hold_does_not_serve_the_held_table(sqlite_url)
 
 
 def test_same_second_double_edit_arrives_fast(no_leaks: None, sqlite_url: str) -> None:

@@ -17,6 +17,7 @@ from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_dns_guard_service import (
     check_original_database_without_route_audit,
     check_push_empty_is_held_then_released,
+    check_restart_during_a_hold_does_not_serve_the_held_table,
     check_same_second_double_edit_arrives_fast,
 )
 from tests.integration.test_dns_service import config
@@ -31,6 +32,10 @@ def test_push_empty_is_held_then_released_by_lars_route_release_mysql(
     no_leaks: None, mysql_url: str
 ) -> None:
     check_push_empty_is_held_then_released(mysql_url, cli=True)
+
+
+def test_restart_during_a_hold_mysql(no_leaks: None, mysql_url: str) -> None:
+    check_restart_during_a_hold_does_not_serve_the_held_table(mysql_url)
 
 
 def test_same_second_double_edit_arrives_fast_mysql(no_leaks: None, mysql_url: str) -> None:

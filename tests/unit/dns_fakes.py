@@ -71,6 +71,10 @@ class FakeAudit:
         self.sql: list[tuple[int, int, set[Key]]] = []  # (old version, new version, modules)
         self.next_id = 100
         self.release_actor = "cli:alice"
+        self.active: AuditEntry | None = None  # a hold in force when the service starts
+
+    def active_hold(self) -> AuditEntry | None:
+        return self.active
 
     def record_hold(self, version: int, detail: str) -> int | None:
         self.rows.append(("hold", version, detail))

@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
+from lars.dns.audit import AuditEntry
 from lars.dns.guard import GuardPolicy
+from lars.dns.poller import Step
 from lars.dns.store import ChangeRow
 from tests.unit.dns_fakes import FakeAudit, make, rows
 
@@ -144,3 +146,53 @@ def test_sql_edits_are_diffed_against_the_last_loaded_table(
     store.routes, store.version = rows({(1, 1): 2}), 3
     poller.poll(0.2)
     assert audit.sql[-1] == (2, 3, {(1, 1)})
+
+
+def test_a_service_started_while_a_table_is_held_serves_nothing_until_release(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A restart during a push-empty incident must not serve the emptied table."""
+    store, published, poller = make(audit=True)
+    audit = poller._audit
+    assert isinstance(audit, FakeAudit)
+    store.routes, store.version = [], 7
+    audit.active = AuditEntry(
+        42, 1_699_999_000, "dns", "hold", 0, 0, "0.0.0.0", 0, 7, "modules 5->0, hosts 10->0, x"
+    )
+    with caplog.at_level(logging.ERROR, logger="lars.dns.poller"):
+        poller.load(0.0)
+        assert poller.check(0.1) is Step.NOTHING
+        assert poller.poll(10.0)  # the periodic reload: still held, not logged again
+    assert poller.table is None and not published.calls
+    hold = poller.hold
+    assert hold is not None and hold.audit_id == 42 and hold.served_version == 0
+    assert (hold.modules_before, hold.hosts_before, hold.hosts_after) == (5, 10, 0)
+    assert len([r for r in caplog.records if "HELD" in r.getMessage()]) == 1
+    store.releases.append(43)
+    assert poller.check(10.1) is Step.RELEASE
+    poller.run(Step.RELEASE, 10.1)
+    assert poller.table is not None and poller.table.version == 7 and poller.hold is None
+    assert published.calls == [(poller.table, set())]
+    assert audit.rows[-1] == ("apply", 7, "released by cli:alice")
+
+
+def test_a_service_started_while_held_applies_a_changed_table() -> None:
+    store, _published, poller = make(audit=True)
+    audit = poller._audit
+    assert isinstance(audit, FakeAudit)
+    store.routes, store.version = [], 7
+    audit.active = AuditEntry(42, 0, "dns", "hold", 0, 0, "0.0.0.0", 0, 7, "?")
+    poller.load(0.0)
+    assert poller.table is None and poller.hold is not None
+    assert poller.hold.hosts_before == 0  # no numbers in the detail: unknown
+    store.routes, store.version = rows(FLEET), 8  # the DBA restored the rows
+    assert poller.poll(0.1)
+    assert poller.table is not None and poller.table.host_count == 10
+    assert poller.hold is None and audit.rows[-1] == ("apply", 8, "table changed")
+    # an old hold row for another version does not stop a start
+    store2, _published2, poller2 = make(audit=True)
+    audit2 = poller2._audit
+    assert isinstance(audit2, FakeAudit)
+    audit2.active = AuditEntry(42, 0, "dns", "hold", 0, 0, "0.0.0.0", 0, 3, "?")
+    poller2.load(0.0)
+    assert poller2.table is not None and poller2.hold is None and store2.loads == 1
