@@ -24,7 +24,8 @@ CLIENT_MODULES = ["lars", "lars.client", "lars.client.cli", "lars.client.qps", "
 
 CLIENT_COMMANDS = [["gethost", "1", "1"], ["getroute", "1", "1"],
                    ["report", "1", "1", "10.0.0.1", "80", "0"], ["simulator", "1", "1"],
-                   ["qps", "1"], ["bench", "agent", "1"], ["sql", "schema"]]  # fmt: skip
+                   ["qps", "1"], ["bench", "agent", "1"], ["sql", "schema"],
+                   ["status"]]  # fmt: skip
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -92,7 +93,8 @@ def test_one_missing_server_package_is_enough() -> None:
 def test_help_of_a_light_install_lists_every_command() -> None:
     out = lars_without(["sqlalchemy", "fastapi"], ["--help"])
     assert out.returncode == 0, out.stderr
-    for command in ("dns", "reporter", "agent", "route", "console", "up", "gethost", "qps"):
+    for command in ("dns", "reporter", "agent", "route", "console", "up", "gethost", "qps",
+                    "status", "sql"):  # fmt: skip
         assert f"\n    {command} " in out.stdout, command
     assert "(needs the server extra)" in out.stdout
     assert "(needs the console extra)" in out.stdout
