@@ -137,6 +137,12 @@ def test_global_options_are_accepted_after_the_command(tmp_path: Path) -> None:
     assert (r.returncode, r.stdout) == (0, ""), r.stderr
     r = lars("sql", "schema", "--log-level", "DEBUG", cwd=tmp_path)
     assert r.returncode == 0 and "CREATE TABLE" in r.stdout
+    # --log-format (lars.obs.logs) too, in either position
+    r = lars("route", "list", "--log-format", "json", "--db", f"sqlite:///{tmp_path}/a.db",
+             cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = lars("--log-format", "json", "sql", "schema", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
     # and before it, as before
     r = lars("--log-level", "WARNING", "route", "list", "--db", f"sqlite:///{tmp_path}/a.db",
              cwd=tmp_path)  # fmt: skip
