@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,6 +81,17 @@ def keys_in(text: str) -> set[tuple[str, str]]:
     return {(s.lower(), k.lower()) for s in parser.sections() for k in parser.options(s)}
 
 
+def differences(got: list[Any], want: list[Any]) -> list[str]:
+    """`field: sample value != code default` for every field that differs."""
+    out = []
+    for a, b in zip(got, want, strict=True):
+        for f in fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if x != y:
+                out.append(f"{type(a).__name__}.{f.name}: sample {x!r} != default {y!r}")
+    return out
+
+
 def without_mysql_url(config: Any) -> Any:
     """The config with the database URL a default [mysql] section gives put back."""
     if getattr(config, "db_url", None) == MYSQL_DEFAULT_URL:
@@ -103,10 +114,13 @@ def test_every_commented_key_is_its_default(name: str) -> None:
     # `addresses` replaces ip/port of its section: load once with, once without it.
     for variant in (text, ADDRESSES.sub("", text)):
         ini = RecordingIni(IniFile.from_string(variant, name))
-        configs = load(ini)
-        assert [without_mysql_url(c) for c in configs] == load(IniFile.empty())
+        configs = [without_mysql_url(c) for c in load(ini)]
+        defaults = load(IniFile.empty())
+        wrong = differences(configs, defaults)
+        assert not wrong, f"deploy/{name}: commented defaults that are not the code's: {wrong}"
+        assert configs == defaults
         if "[mysql]" in variant:  # the [mysql] keys' defaults make the usual MySQL URL
-            assert configs[0].db_url == MYSQL_DEFAULT_URL
+            assert load(ini)[0].db_url == MYSQL_DEFAULT_URL
         asked |= ini.asked
     assert sorted(present - asked) == [], f"{name}: keys no loader reads (typo or removed?)"
     assert sorted(asked - present) == [], f"{name}: keys read but missing from the sample: add them"
