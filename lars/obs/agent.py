@@ -123,6 +123,10 @@ class AgentCollector(Collector):
             f"{P}_route_pushes", "Route messages pushed for a module that was not waiting.",
             total("routes_pushed"),
         )  # fmt: skip
+        yield counter(
+            f"{P}_route_responses_ignored", "Route messages for a module the agent forgot.",
+            total("routes_ignored"),
+        )  # fmt: skip
         yield gauge(f"{P}_route_service_up", "Connected to a route service (0/1).",
                     int(s.route_connected))  # fmt: skip
         yield gauge(f"{P}_route_held_modules",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -203,3 +204,46 @@ def test_busy_metrics_port_names_the_port(no_leaks: None) -> None:
         )  # fmt: skip
         with pytest.raises(NetworkError, match=f"127.0.0.1:{port}"):
             server.start()
+
+
+def test_route_cache_age_and_readiness_from_the_cache(
+    dns: FakeRouteService, reporter: FakeReporter, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    cache = Path(str(tmp_path)) / "routes.json"
+    cfg = AgentConfig(
+        base_port=0, dns_addresses=(dns.address,), reporter_addresses=(reporter.address,),
+        caller="10.1.2.3", cache_path=str(cache), cache_interval=0.05,
+    )  # fmt: skip
+    agent = AgentService(cfg, backoff_factory=lambda: backoff(0.01, 0.2))
+    metrics = agent_metrics_server(agent, MetricsConfig(listen=("127.0.0.1", 0)))
+    assert metrics is not None
+    metrics.start()
+    agent.start()
+    try:
+        dns.set_route((1, 2), [H1])
+        with UdpPeer(agent.ports) as peer:
+            wait_until(lambda: peer.get_host(1, 2).retcode == SUCC)
+        wait_until(lambda: cache.exists())
+        samples = scrape(metrics.url)
+        assert value(samples, "lars_agent_route_cache_writes_total") >= 1
+        assert 0 <= value(samples, "lars_agent_route_cache_age_seconds") < 30
+    finally:
+        agent.stop()
+        metrics.stop()
+    # restarted with no route service to reach: ready from the cache, and says so
+    gone = dataclasses.replace(cfg, dns_addresses=(("127.0.0.1", free_port()),))
+    agent = AgentService(gone, backoff_factory=lambda: backoff(0.01, 0.2))
+    metrics = agent_metrics_server(agent, MetricsConfig(listen=("127.0.0.1", 0)))
+    assert metrics is not None
+    metrics.start()
+    agent.start()
+    try:
+        samples = scrape(metrics.url)
+        assert value(samples, "lars_agent_route_service_up") == 0
+        assert value(samples, "lars_agent_modules", state="ready") == 1
+        assert get_json(metrics.url + "/readyz")[0] == 200
+    finally:
+        agent.stop()
+        metrics.stop()

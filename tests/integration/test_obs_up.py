@@ -122,3 +122,12 @@ def test_dashboard_names_only_metrics_the_daemons_export(up: tuple[UpStack, Samp
     titles = " ".join(p["title"].lower() for p in doc["panels"])
     for topic in ("throughput", "error", "overload", "push", "reporter"):
         assert topic in titles, topic
+
+
+def test_readme_table_lists_every_exported_family(up: tuple[UpStack, Samples]) -> None:
+    _, samples = up
+    readme = (DASHBOARD.parents[2] / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(lars_[a-z_]+)` \|", readme, re.M))
+    families = {re.sub(r"_(bucket|sum|count|created)$", "", n) for n in names(samples)}
+    missing = sorted(f for f in families if f.startswith("lars_") and f not in documented)
+    assert not missing, f"exported but not in the README metric table: {missing}"
