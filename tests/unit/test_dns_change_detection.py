@@ -3,7 +3,15 @@ periodic reload's diff catches the rest; it never reloads in a loop."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lars.dns.poller import Step
+from lars.dns.table import RouteTable
+from lars.errors import StoreUnavailable
 from tests.unit.dns_fakes import make
 
 
@@ -89,3 +97,61 @@ def test_rows_deleted_by_another_route_service_cost_one_reload_at_most() -> None
     store.changes = []  # another route service loaded version 5 and deleted it
     assert poller.poll(0.1)
     assert not poller.poll(0.2)
+
+
+def test_a_load_that_fails_half_way_is_redone_by_the_next_poll() -> None:
+    store, published, poller = make()
+    poller.load(0.0)
+    store.routes = [(1, 1, 10, 80), (1, 1, 11, 80)]
+    store.add_change(1, 1, store.version)
+    real_delete = store.delete_changes
+
+    def failing(ids: Sequence[int]) -> int:
+        raise StoreUnavailable("Lost connection to MySQL server during query")
+
+    store.delete_changes = failing  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        poller.poll(0.1)
+    store.delete_changes = real_delete  # type: ignore[method-assign]
+    assert poller.check(0.2) is Step.LOAD  # not forgotten
+    poller.run(Step.LOAD, 0.2)
+    assert store.changes == [] and published.table.hosts((1, 1)) == ((10, 80), (11, 80))
+    assert poller.check(0.3) is Step.NOTHING
+
+
+OPS = st.sampled_from(["bump", "row", "bump+row", "future-row", "bump-only", "poll"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OPS, max_size=40), st.booleans())
+def test_every_announced_edit_is_served_after_one_poll_and_polls_settle(
+    ops: list[str], rowid_reuse: bool
+) -> None:
+    """Any sequence of DBA edits, each announced by a version bump and/or a RouteChange
+    row (with the same or a later version), is served after the next poll; a second poll
+    with nothing new loads nothing (no reload loop); no periodic reload is needed."""
+    store, published, poller = make(reload_interval=1e9)
+    store.rowid_reuse = rowid_reuse
+    poller.load(0.0)
+    host = 100
+    now = 0.0
+    for op in ops:
+        now += 0.1
+        if op == "poll":
+            poller.poll(now)
+            assert published.table.same_routes(RouteTable.from_rows(0, store.routes))
+            loads = store.loads
+            assert not poller.poll(now + 0.05)
+            assert store.loads == loads
+            continue
+        if op != "bump-only" and op != "future-row":
+            host += 1
+            store.routes = [*store.routes, (host % 3 + 1, 1, host, 80)]
+        if op in ("bump", "bump+row", "bump-only"):
+            store.version += 1
+        if op in ("row", "bump+row"):
+            store.add_change(host % 3 + 1, 1, store.version)  # same second: same version
+        if op == "future-row":
+            store.add_change(9, 9, store.version + 1)
+    poller.poll(now + 1)
+    assert published.table.same_routes(RouteTable.from_rows(0, store.routes))

@@ -9,7 +9,7 @@ import pytest
 
 from lars.dns.outage import OutageLog
 from lars.dns.pollthread import PollerThread
-from lars.dns.store import PollMark
+from lars.dns.store import PollMark, Snapshot
 from lars.dns.watchdog import Watch, Watchdog
 from lars.reactor.backoff import no_backoff
 from tests.integration.dns_wire import wait_for
@@ -91,6 +91,35 @@ def test_poller_thread_reports_a_hung_poll(no_leaks: None) -> None:
         gate.set()
         wait_for(lambda: not thread.stats().in_outage, timeout=10, what="the recovery")
         assert thread.stats().outages == 1
+    finally:
+        gate.set()
+        thread.stop()
+
+
+def test_poller_thread_reports_a_hung_reload_after_the_reload_deadline(no_leaks: None) -> None:
+    """Reloads get a longer deadline than polls: a reload hanging past it is reported."""
+    store, _published, poller = make()
+    gate = threading.Event()
+    real_load = store.load
+
+    def hung() -> Snapshot:
+        gate.wait(30)
+        return real_load()
+
+    thread = PollerThread(
+        poller, interval=0.01, poll_deadline=0.05, reload_deadline=0.3, backoff_factory=no_backoff
+    )
+    assert thread.first_load()
+    store.load = hung  # type: ignore[method-assign]
+    store.version = 2  # the next poll finds a change and reloads
+    thread.start()
+    try:
+        wait_for(lambda: thread.stats().in_outage, timeout=10, what="the hung reload reported")
+        assert "the route table load has not returned" in thread.stats().last_error
+        gate.set()
+        wait_for(lambda: not thread.stats().in_outage, timeout=10, what="the recovery")
+        assert thread.stats().outages == 1 and poller.table is not None
+        assert poller.table.version == 2
     finally:
         gate.set()
         thread.stop()
