@@ -44,17 +44,33 @@ DEMO_ROUTES: tuple[tuple[int, int, str, int], ...] = (
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("dns", help="run the route service (TCP 7778)")
+    d = DnsConfig()  # the help shows the code's own defaults, so it cannot drift
+    p = subparsers.add_parser("dns", help=f"run the route service (TCP {d.reactor.port})")
     _db_args(p)
-    p.add_argument("--ip", help="listen address ([reactor] ip; default 0.0.0.0)")
-    p.add_argument("--port", type=int, help="listen port ([reactor] port; default 7778)")
-    p.add_argument("--threads", type=int, help="worker loops ([reactor] threadNum; default 0)")
-    p.add_argument("--poll-interval", type=float, help="seconds between version polls (0.1)")
-    p.add_argument("--reload-interval", type=float, help="reload anyway after this (10 s)")
+    p.add_argument("--ip", help=f"listen address ([reactor] ip; default {d.reactor.ip})")
+    p.add_argument(
+        "--port", type=int, help=f"listen port ([reactor] port; default {d.reactor.port})"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help=f"worker loops ([reactor] threadNum; default {d.reactor.threads})",
+    )
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        help=f"seconds between version polls (default {d.poll_interval:g})",
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        help=f"reload anyway after this many seconds (default {d.reload_interval:g})",
+    )
     p.add_argument(
         "--max-drop-ratio",
         type=float,
-        help="hold a table that removes more than this share of all hosts (0.5; 1 = off)",
+        help="hold a table that removes more than this share of all hosts "
+        f"(default {d.max_drop_ratio:g}; 1 = off)",
     )
     p.add_argument(
         "--metrics", metavar="ADDR:PORT|off",

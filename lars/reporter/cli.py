@@ -29,19 +29,34 @@ def register(subparsers: Any) -> None:
         "flags override it; with neither, SQLite sqlite:///lars.db on port 7779.",
     )
     parser.add_argument("-c", "--config", metavar="FILE", help="Lars INI file")
-    parser.add_argument("--ip", help="listen address (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="listen port (default 7779; 0 = any)")
-    parser.add_argument("--threads", type=int, help="reactor worker loops (default 0)")
+    d = ReporterConfig()  # the help shows the code's own defaults, so it cannot drift
+    parser.add_argument("--ip", help=f"listen address (default {d.reactor.ip})")
+    parser.add_argument("--port", type=int, help=f"listen port (default {d.reactor.port}; 0 = any)")
+    parser.add_argument(
+        "--threads", type=int, help=f"reactor worker loops (default {d.reactor.threads})"
+    )
     parser.add_argument(
         "--db", metavar="URL", help="database URL (overrides [mysql]; default sqlite:///lars.db)"
     )
     # The old spelling, kept working but no longer shown.
     parser.add_argument("--db-url", dest="db", metavar="URL", help=argparse.SUPPRESS)
-    parser.add_argument("--writers", type=int, help="writer threads (default 3)")
-    parser.add_argument("--batch-rows", type=int, help="rows per upsert batch (default 1000)")
-    parser.add_argument("--batch-ms", type=float, help="max wait to fill a batch (default 50)")
-    parser.add_argument("--max-pending", type=int, help="pending keys per writer (200000)")
-    parser.add_argument("--stats-interval", type=float, help="seconds between counter logs")
+    parser.add_argument("--writers", type=int, help=f"writer threads (default {d.writers})")
+    parser.add_argument(
+        "--batch-rows", type=int, help=f"rows per upsert batch (default {d.batch_rows})"
+    )
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        help=f"max ms to wait to fill a batch (default {d.batch_interval * 1000:g})",
+    )
+    parser.add_argument(
+        "--max-pending", type=int, help=f"pending keys per writer (default {d.max_pending})"
+    )
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        help=f"seconds between counter logs (default {d.stats_interval:g}; 0 = never)",
+    )
     parser.add_argument(
         "--metrics", metavar="ADDR:PORT|off",
         help="metrics/health listener ([metrics] listen; default 127.0.0.1:7782)",

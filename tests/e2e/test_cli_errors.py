@@ -210,3 +210,26 @@ def test_initdb_creates_a_missing_mysql_database(tmp_path: Path, mysql_server_ur
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+def test_daemon_help_defaults_are_the_configs(tmp_path: Path) -> None:
+    from lars.dns.service import DnsConfig
+    from lars.reporter.config import ReporterConfig
+
+    dns, rep = DnsConfig(), ReporterConfig()
+    expected = {
+        "dns": [
+            f"seconds between version polls (default {dns.poll_interval:g})",
+            f"default {dns.reload_interval:g})",
+            f"(default {dns.max_drop_ratio:g}; 1 = off)",
+        ],
+        "reporter": [
+            f"writer threads (default {rep.writers})",
+            f"rows per upsert batch (default {rep.batch_rows})",
+            f"pending keys per writer (default {rep.max_pending})",
+        ],
+    }
+    for command, phrases in expected.items():
+        flat = " ".join(lars(command, "--help", cwd=tmp_path).stdout.split())
+        for phrase in phrases:
+            assert phrase in flat, (command, phrase)
