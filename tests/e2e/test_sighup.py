@@ -192,3 +192,35 @@ def test_up_and_console_survive_sighup(tmp_path: Path, command: str) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, log.read_text()
+
+
+def test_agent_supervisor_forwards_sighup_to_its_shard_processes(tmp_path: Path) -> None:
+    route, reporter = FakeRouteService().start(), FakeReporter().start()
+    try:
+        base = free_udp_base()
+        head = (
+            f"[dnsserver]\nip = 127.0.0.1\nport = {route.address[1]}\n"
+            f"[reporter]\nip = 127.0.0.1\nport = {reporter.address[1]}\n"
+            f"[agent]\nbase_port = {base}\nmode = processes\n"
+        )
+        conf = tmp_path / "lars_lb_agent.conf"
+        conf.write_text(head + "[loadbalance]\nprobe_num = 10\n")
+        agent = Proc(tmp_path / "agent.log", "agent", "-c", str(conf))
+        try:
+            end = time.monotonic() + 60
+            while agent.log.read_text().count("agent listening on") < 3:
+                assert agent.proc.poll() is None and time.monotonic() < end, agent.log.read_text()
+                time.sleep(0.05)
+            conf.write_text(head + "[loadbalance]\nprobe_num = 4\n")
+            agent.proc.send_signal(signal.SIGHUP)
+            line = "agent: SIGHUP: reloaded from"
+            end = time.monotonic() + 60
+            while agent.log.read_text().count(line) < 3:  # one per shard process
+                assert agent.proc.poll() is None and time.monotonic() < end, agent.log.read_text()
+                time.sleep(0.05)
+            assert agent.log.read_text().count("balancer.probe_num 10 -> 4") == 3
+        finally:
+            stop_cleanly(agent)
+    finally:
+        route.stop()
+        reporter.stop()

@@ -145,3 +145,28 @@ def test_validation_error_is_a_value_error_for_callers_that_expect_one() -> None
 def test_one_rule_for_dotted_addresses_rejects_leading_zeros_and_junk(text: str) -> None:
     with pytest.raises(ValidationError, match="not a dotted IPv4 address"):
         dotted_to_uint(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.", max_size=16),
+        st.lists(st.integers(0, 999).map(str), min_size=4, max_size=4).map(".".join),
+        st.lists(st.integers(0, 255), min_size=4, max_size=4).map(
+            lambda o: ".".join(f"{x:0{len(str(x)) + (x % 2)}d}" for x in o)  # some leading 0s
+        ),
+    )
+)
+def test_the_json_api_pattern_is_the_same_rule(text: str) -> None:
+    """The console's OpenAPI pattern (kept for the schema) accepts exactly what
+    dotted_to_uint (ipaddress) accepts: one rule for every way an address comes in."""
+    import re
+
+    from lars.console.models import IPV4_PATTERN
+
+    try:
+        dotted_to_uint(text)
+        parsed = True
+    except ValidationError:
+        parsed = False
+    assert (re.fullmatch(IPV4_PATTERN, text) is not None) == parsed, text
