@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -21,7 +21,7 @@ from lars.agent.service import AgentService
 from lars.obs.families import counter, gauge, labelled_counter, labelled_gauge
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness, agent_ready
-from lars.obs.server import HandlerError, MetricsServer
+from lars.obs.server import Handler, HandlerError, MetricsServer
 
 __all__ = ["AgentCollector", "agent_metrics_server", "agent_readiness", "agent_status"]
 
@@ -29,7 +29,7 @@ P = "lars_agent"
 
 
 class AgentCollector(Collector):
-    def __init__(self, agent: AgentService, *, wall: Any = time.time) -> None:
+    def __init__(self, agent: AgentService, *, wall: Callable[[], float] = time.time) -> None:
         self._agent = agent
         self._wall = wall
 
@@ -205,7 +205,7 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
     }
 
 
-def module_handler(agent: AgentService) -> Any:
+def module_handler(agent: AgentService) -> Handler:
     """GET /debug/module?modid=M&cmdid=C: the agent's view of one module."""
 
     def handle(query: Mapping[str, str]) -> tuple[int, Any]:

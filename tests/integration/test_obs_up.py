@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lars.client import LarsClient, RetCode
+from lars.obs.status import render_status
 from lars.up import UpConfig, UpStack
 from tests.obs_util import Samples, get, get_json, names, scrape, value
 
@@ -92,6 +93,10 @@ def test_up_serves_every_part_on_one_listener(up: tuple[UpStack, Samples]) -> No
     assert code == 200 and ready["daemon"] == "up", ready
     code, status = get_json(stack.metrics.url + "/status")
     assert code == 200 and set(status) >= {"dns", "reporter", "agent", "ready"}
+    text = render_status(status)
+    assert text.startswith("lars up: ready")
+    for part in ("lars dns: ready", "lars reporter: ready", "lars agent: ready"):
+        assert f"  {part}" in text, text
     code, view = get_json(stack.metrics.url + "/debug/module?modid=1&cmdid=1")
     assert code == 200 and len(view["hosts"]) == 3
     # the console answers its own scrape too
