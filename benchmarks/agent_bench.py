@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,11 +217,14 @@ def scrape_ab(args: argparse.Namespace, work: Path, url: str, mods: list[tuple[i
         stack.close()
     off = sorted(r["pairs_per_s_median"] for r in rows if not r["scraping"])
     on = sorted(r["pairs_per_s_median"] for r in rows if r["scraping"])
-    med_off, med_on = off[len(off) // 2], on[len(on) // 2]
+    med_off, med_on = statistics.median(off), statistics.median(on)
+    mean_off, mean_on = statistics.mean(off), statistics.mean(on)
     lat = sorted(scraper.seconds)
     print(f"| {mode} | {n} | without scraper | {med_off:,.0f} | rounds {off} |")
     every = f"scrape every {args.scrape_interval:g} s"
     print(f"| {mode} | {n} | {every} | {med_on:,.0f} | rounds {on} |")
+    print(f"mean of rounds: {mean_off:,.0f} without, {mean_on:,.0f} with "
+          f"({100 * (mean_off - mean_on) / mean_off:+.1f}%)")
     print(f"cost: {100 * (med_off - med_on) / med_off:+.1f}% of pairs/s (positive = slower); "
           f"{scraper.scrapes} scrapes, {scraper.bytes // max(1, scraper.scrapes)} bytes each, "
           f"median {1000 * lat[len(lat) // 2]:.1f} ms, max {1000 * lat[-1]:.1f} ms")  # fmt: skip
