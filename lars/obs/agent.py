@@ -60,6 +60,11 @@ class AgentCollector(Collector):
             total("unknown_host_reports"),
         )
         yield counter(f"{P}_get_route", "API_GetRouteRequests answered.", total("get_route"))
+        yield counter(
+            f"{P}_noexist_route_down",
+            "NOEXIST answers given while no route service was connected (of result noexist).",
+            total("noexist_route_down"),
+        )
         yield counter(f"{P}_datagrams_received", "UDP datagrams received.", s.datagrams)
         yield labelled_counter(
             f"{P}_datagrams_dropped", "Datagrams dropped unanswered, by reason.", "reason",
