@@ -8,6 +8,7 @@ Daemon-side only: imports prometheus_client.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import (
@@ -70,8 +71,8 @@ def _le(bound: float) -> str:
 
 def server_families(prefix: str, s: ServerStats | None) -> Iterator[Metric]:
     """The reactor's per-server counters (TcpServer.stats()) under `prefix`."""
-    if s is None:
-        s = ServerStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    if s is None:  # not listening yet: every counter at zero
+        s = ServerStats(**{f.name: 0 for f in dataclasses.fields(ServerStats)})
     yield gauge(f"{prefix}_connections", "Open client connections.", s.connections)
     yield counter(f"{prefix}_connections_accepted", "Connections accepted.", s.accepted)
     yield counter(
