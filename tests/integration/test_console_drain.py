@@ -154,6 +154,7 @@ def test_page_shows_drain_toggles_weights_and_greys_drained_hosts(client: TestCl
     assert row and "by console" in row.group(0) and "rack 4" in row.group(0)
     assert "2027-01-15" in row.group(0)  # when, in UTC (NOW)
     assert "Undrain" in row.group(0)
+    assert "2 in route, 1 served" in page
     # the other host is now the last enabled one: its toggle confirms and forces
     other = re.search(r'data-host="10.0.0.2:80">.*?</tr>', page, re.S)
     assert (
