@@ -20,6 +20,7 @@ known-empty (NOEXIST, still subscribed, so re-added hosts are pushed at once).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lars.dns.table import RouteTable
@@ -36,6 +37,8 @@ __all__ = [
 
 DEFAULT_MAX_DROP_RATIO = 0.5
 DEFAULT_MIN_DROP_HOSTS = 3
+
+_DETAIL = re.compile(r"modules (\d+)->(\d+), hosts (\d+)->(\d+)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +94,48 @@ class Hold:
     removed_hosts: int
     since: float  # unix time the hold began
     audit_id: int | None  # id of its 'hold' row in RouteAudit (None: no RouteAudit table)
+
+    @classmethod
+    def from_verdict(
+        cls,
+        verdict: Verdict,
+        version: int,
+        served_version: int,
+        *,
+        since: float,
+        audit_id: int | None,
+    ) -> Hold:
+        return cls(
+            version=version,
+            served_version=served_version,
+            reason=verdict.reason,
+            modules_before=verdict.modules_before,
+            modules_after=verdict.modules_after,
+            hosts_before=verdict.hosts_before,
+            hosts_after=verdict.hosts_after,
+            removed_hosts=verdict.removed_hosts,
+            since=since,
+            audit_id=audit_id,
+        )
+
+    @classmethod
+    def from_row(cls, held: RouteTable, audit_id: int, detail: str, *, since: float) -> Hold:
+        """A hold found in RouteAudit at start (served_version 0: nothing served yet); the
+        numbers before come from the row's detail ('modules A->B, hosts X->Y, ...')."""
+        found = _DETAIL.search(detail)
+        m_before, h_before = (int(found[1]), int(found[3])) if found else (0, 0)
+        return cls(
+            version=held.version,
+            served_version=0,
+            reason="held before start",
+            modules_before=m_before,
+            modules_after=len(held),
+            hosts_before=h_before,
+            hosts_after=held.host_count,
+            removed_hosts=max(0, h_before - held.host_count),
+            since=since,
+            audit_id=audit_id,
+        )
 
 
 def removal(current: RouteTable, new: RouteTable) -> tuple[int, int]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 
 # Called with the new table and the modules to push, after which the table is live.
 Publish = Callable[[RouteTable, set[Key]], None]
-
-_HOLD_DETAIL = re.compile(r"modules (\d+)->(\d+), hosts (\d+)->(\d+)")
 
 
 class Store(Protocol):
@@ -210,24 +207,9 @@ class Poller:
     def _hold_at_start(self, new: RouteTable, row: AuditEntry) -> None:
         if self._held is not None and self._held.same_routes(new):
             return
-        numbers = _HOLD_DETAIL.search(row.detail)
-        m_before, m_after, h_before, h_after = (
-            (int(g) for g in numbers.groups()) if numbers else (0, len(new), 0, new.host_count)
-        )
         self._held = new
         self.holds += 1
-        self.hold = Hold(
-            version=new.version,
-            served_version=0,
-            reason="held before start",
-            modules_before=m_before,
-            modules_after=m_after,
-            hosts_before=h_before,
-            hosts_after=h_after,
-            removed_hosts=max(0, h_before - h_after),
-            since=float(row.ts),
-            audit_id=row.id,
-        )
+        self.hold = Hold.from_row(new, row.id, row.detail, since=float(row.ts))
         log.error(
             "dns: route table version %d is HELD (RouteAudit hold #%d by %s: %s) and this "
             "route service has no earlier table to serve: not listening until it is "
@@ -248,17 +230,8 @@ class Poller:
             audit_id = self._audit.record_hold(new.version, verdict.describe(ratio))
         self._held = new
         self.holds += 1
-        self.hold = Hold(
-            version=new.version,
-            served_version=served.version,
-            reason=verdict.reason,
-            modules_before=verdict.modules_before,
-            modules_after=verdict.modules_after,
-            hosts_before=verdict.hosts_before,
-            hosts_after=verdict.hosts_after,
-            removed_hosts=verdict.removed_hosts,
-            since=self._wall(),
-            audit_id=audit_id,
+        self.hold = Hold.from_verdict(
+            verdict, new.version, served.version, since=self._wall(), audit_id=audit_id
         )
         log.error(
             "dns: HOLDING route table version %d (%s): it would remove %d of %d hosts in "
