@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from lars.config import DEFAULT_DB_URL, IniFile
 from lars.console.config import ConsoleConfig
 from lars.dns.service import DnsConfig
 from lars.obs.listen import MetricsConfig
+from lars.reload import file_log_level
 from lars.reporter.config import ReporterConfig
 
 T = TypeVar("T")
@@ -49,19 +50,21 @@ class RecordingIni(IniFile):
 
 
 def _dns(ini: IniFile) -> list[Any]:
-    return [DnsConfig.from_ini(ini), ConsoleConfig.from_ini(ini, {}), _metrics("dns", ini)]
+    return [DnsConfig.from_ini(ini), ConsoleConfig.from_ini(ini, {}), *_common("dns", ini)]
 
 
 def _reporter(ini: IniFile) -> list[Any]:
-    return [ReporterConfig.from_ini(ini), _metrics("reporter", ini)]
+    return [ReporterConfig.from_ini(ini), *_common("reporter", ini)]
 
 
 def _agent(ini: IniFile) -> list[Any]:
-    return [AgentConfig.from_ini(ini), _metrics("agent", ini)]
+    return [AgentConfig.from_ini(ini), *_common("agent", ini)]
 
 
-def _metrics(daemon: str, ini: IniFile) -> MetricsConfig:
-    return MetricsConfig.build(daemon, ini, None, {})
+def _common(daemon: str, ini: IniFile) -> list[Any]:
+    """What every daemon also reads: [metrics] listen, and [log] level (INFO when absent,
+    the command line's default)."""
+    return [MetricsConfig.build(daemon, ini, None, {}), file_log_level(ini) or "INFO"]
 
 
 LOADERS: dict[str, Callable[[IniFile], list[Any]]] = {
@@ -85,6 +88,9 @@ def differences(got: list[Any], want: list[Any]) -> list[str]:
     """`field: sample value != code default` for every field that differs."""
     out = []
     for a, b in zip(got, want, strict=True):
+        if not is_dataclass(a):
+            out += [] if a == b else [f"{a!r} != default {b!r}"]
+            continue
         for f in fields(a):
             x, y = getattr(a, f.name), getattr(b, f.name)
             if x != y:

@@ -19,7 +19,7 @@ UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 LARS = "/opt/lars/venv/bin/lars"
 DAEMONS = {"dns": "lars_dns.conf", "reporter": "lars_reporter.conf",
            "agent": "lars_lb_agent.conf", "console": "lars_dns.conf"}  # fmt: skip
-RELOADS = {"dns", "reporter", "agent"}  # the daemons with a SIGHUP reload
+RELOADS = {"dns", "reporter", "agent", "console"}  # all reload on SIGHUP (lars.reload)
 
 
 def unit(daemon: str) -> str:
@@ -53,7 +53,7 @@ def test_unit_runs_the_daemon_unprivileged_and_sandboxed(daemon: str) -> None:
     assert d["ProtectSystem"] == ["strict"] and d["CapabilityBoundingSet"] == [""]
     if daemon in RELOADS:
         assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
-    else:  # the console has no SIGHUP handler: a reload would kill it
+    else:  # without a SIGHUP handler a reload would kill the daemon
         assert "ExecReload" not in d
 
 
