@@ -11,7 +11,9 @@ Format 1, unchanged since the first version: {"format": 1, "saved_at": unix time
 "routes": [{"modid", "cmdid", "hosts": [["a.b.c.d", port], ...]}]}, plus two optional
 fields per route that older readers ignore: "at" (unix time the hosts were received) and
 "empty_since" (unix time since when the route service answers empty: the hosts are the
-last good ones, kept). Files written by older versions load as current routes.
+last good ones, kept), and "weights": [["a.b.c.d", port, weight], ...] for the hosts
+whose weight is not 1 (older readers ignore it; without it every weight is 1). Files
+written by older versions load as current routes.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lars.agent.routebook import DEFAULT_KEEP, CachedRoute, RouteBook, Routes
+from lars.agent.routebook import DEFAULT_KEEP, CachedRoute, RouteBook, Routes, Weights
 from lars.errors import ValidationError
 from lars.protocol import uint_to_wire, wire_to_dotted
 from lars.protocol.ipv4 import dotted_to_uint
+from lars.protocol.weight import wire_weight
 from lars.reactor import LoopThread
 
 __all__ = ["CacheWriter", "CachedRoute", "RouteCache", "Routes"]
@@ -76,6 +79,8 @@ def _dump(entry: CachedRoute) -> dict[str, Any]:
         item["at"] = entry.at
     if entry.empty_since is not None:
         item["empty_since"] = entry.empty_since
+    if entry.weights:
+        item["weights"] = [[wire_to_dotted(ip), port, w] for (ip, port), w in entry.weights.items()]
     return item
 
 
@@ -95,7 +100,11 @@ def _parse(doc: Any) -> tuple[list[CachedRoute], float | None]:
         modid, cmdid = int(item["modid"]), int(item["cmdid"])
         hosts = [(uint_to_wire(dotted_to_uint(str(ip))), int(port)) for ip, port in item["hosts"]]
         at, empty_since = _time(item.get("at")), _time(item.get("empty_since"))
-        entries.append(CachedRoute(modid, cmdid, hosts, at, empty_since))
+        weights = {
+            (uint_to_wire(dotted_to_uint(str(ip))), int(port)): wire_weight(int(w))
+            for ip, port, w in item.get("weights", [])
+        }
+        entries.append(CachedRoute(modid, cmdid, hosts, at, empty_since, weights))
     saved = doc.get("saved_at")
     return entries, float(saved) if isinstance(saved, int | float) else None
 
@@ -140,14 +149,14 @@ class CacheWriter:
         if self.thread.running:
             self.thread.call(self._final).result()
 
-    def update(self, index: int, routes: Routes) -> None:
-        self.thread.post(self._update, index, routes)
+    def update(self, index: int, routes: Routes, weights: Weights | None = None) -> None:
+        self.thread.post(self._update, index, routes, weights)
 
     def answered(self, modid: int, cmdid: int) -> None:
         self.book.answered(modid, cmdid)
 
-    def _update(self, index: int, routes: Routes) -> None:
-        self.book.update(index, routes, self._wall())
+    def _update(self, index: int, routes: Routes, weights: Weights | None = None) -> None:
+        self.book.update(index, routes, self._wall(), weights)
         self._dirty = True
 
     def _schedule(self) -> None:

@@ -35,7 +35,10 @@ __all__ = ["ShardEndpoint"]
 log = logging.getLogger(__name__)
 
 ReportSink = Callable[[list[tuple[ModuleKey, bytes]]], None]
-SnapshotSink = Callable[[int, list[tuple[int, int, list[HostKey]]]], None]
+# (shard index, routes, weights of the modules with a host weight != 1)
+SnapshotSink = Callable[
+    [int, list[tuple[int, int, list[HostKey]]], dict[ModuleKey, dict[HostKey, int]]], None
+]
 
 _unpack_header = struct.Struct("<ii").unpack_from
 _GET_HOST = int(MsgId.GET_HOST_REQUEST)
@@ -239,4 +242,5 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         if items:
             reports(items)
         if snapshots is not None and self.shard.routes_changed:
-            snapshots(self.shard.index, self.shard.snapshot())
+            routes = self.shard.snapshot()
+            snapshots(self.shard.index, routes, self.shard.snapshot_weights())

@@ -13,12 +13,15 @@ Modules loaded from the file are *stale* until the route service answers for the
 shards serve their cached hosts meanwhile, and a snapshot of those must not refresh the
 entry as current (`answered()` ends that, called for every answer delivered).
 Time comes in as unix seconds (`now`).
+
+Host weights (lars only, HostInfo.weight) are kept with the hosts they belong to, as the
+shards hand them over: `weights` per module, only the hosts whose weight is not 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from lars.agent.balancer import HostKey
 
@@ -26,6 +29,7 @@ __all__ = ["DEFAULT_KEEP", "CachedRoute", "RouteBook", "Routes"]
 
 Routes = list[tuple[int, int, list[HostKey]]]
 ModuleKey = tuple[int, int]
+Weights = Mapping[ModuleKey, Mapping[HostKey, int]]  # modules with a host weight != 1
 
 DEFAULT_KEEP = 24 * 3600.0
 
@@ -41,6 +45,7 @@ class CachedRoute:
     hosts: list[HostKey]
     at: float | None = None
     empty_since: float | None = None
+    weights: dict[HostKey, int] = field(default_factory=dict)  # hosts with weight != 1
 
     @property
     def key(self) -> ModuleKey:
@@ -73,9 +78,13 @@ class RouteBook:
         """The route service answered for this module: its snapshots are current again."""
         self.stale.discard((modid, cmdid))
 
-    def update(self, index: int, routes: Routes, now: float) -> None:
-        """Shard `index` now serves `routes` (all of its modules with a route reply)."""
+    def update(
+        self, index: int, routes: Routes, now: float, weights: Weights | None = None
+    ) -> None:
+        """Shard `index` now serves `routes` (all of its modules with a route reply), with
+        `weights` for the modules that have a host weight other than 1."""
         entries = self.entries
+        weights = weights or {}
         seen: set[ModuleKey] = set()
         for modid, cmdid, hosts in routes:
             key = (modid, cmdid)
@@ -84,7 +93,8 @@ class RouteBook:
                 continue  # the shard serves what the file had: nothing new
             old = entries.get(key)
             if hosts:
-                entries[key] = CachedRoute(modid, cmdid, list(hosts), now)
+                mine = dict(weights.get(key, {}))
+                entries[key] = CachedRoute(modid, cmdid, list(hosts), now, weights=mine)
             elif old is not None and old.hosts:
                 if old.empty_since is None:
                     entries[key] = replace(old, empty_since=now)

@@ -174,7 +174,8 @@ class AgentService:
             return
         now = self._clock()
         routes = [(e.modid, e.cmdid, e.hosts) for e in entries]
-        loaded = sum(shard.load_cached(routes, now) for shard in self.shards)
+        weights = {e.key: e.weights for e in entries if e.weights}
+        loaded = sum(shard.load_cached(routes, now, weights) for shard in self.shards)
         self.route_client.guard.seed(e.key for e in entries if e.hosts)
         self.cache_writer.saved_at = saved_at
         wall = self._wall()

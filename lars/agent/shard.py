@@ -275,16 +275,30 @@ class Shard:
             if mod.route_state is not RouteState.NEW
         ]
 
-    def load_cached(self, routes: Iterable[tuple[int, int, list[HostKey]]], now: float) -> int:
+    def snapshot_weights(self) -> dict[ModuleKey, dict[HostKey, int]]:
+        """The host weights other than 1 of the modules `snapshot` lists (for the cache)."""
+        return {
+            key: mod.weights()
+            for key, mod in self.modules.items()
+            if mod.weighted_hosts and mod.route_state is not RouteState.NEW
+        }
+
+    def load_cached(
+        self,
+        routes: Iterable[tuple[int, int, list[HostKey]]],
+        now: float,
+        weights: Mapping[ModuleKey, Mapping[HostKey, int]] | None = None,
+    ) -> int:
         """Seed modules from a route snapshot (stale; refreshed on connection)."""
         loaded = 0
+        weights = weights or {}
         for modid, cmdid, hosts in routes:
             if shard_of(modid, cmdid) != self.index or (modid, cmdid) in self.modules:
                 continue
             if len(self.modules) >= self.max_modules:
                 break
             mod = ModuleBalancer(modid, cmdid, self.config, self.counters)
-            mod.update_routes(hosts, now)
+            mod.update_routes(hosts, now, weights.get((modid, cmdid)))
             mod.used_at = now
             self.modules[(modid, cmdid)] = mod
             if not hosts:

@@ -16,6 +16,9 @@ ROUTES = [
     ),
     CachedRoute(3, 3, []),
     CachedRoute(4, 3, [(dotted_to_wire("10.0.0.9"), 80)], 7.0, empty_since=9.5),
+    CachedRoute(
+        5, 1, [(1, 80), (dotted_to_wire("10.0.0.2"), 81)], 8.0, weights={(1, 80): 4}
+    ),  # lars-only host weights, an optional field
 ]
 
 
@@ -28,6 +31,8 @@ def test_round_trip_keeps_wire_addresses(tmp_path: Path) -> None:
     assert doc["routes"][0]["hosts"][0] == ["192.168.1.177", 9000]  # readable
     assert doc["format"] == 1  # unchanged: older agents still read the file
     assert "empty_since" not in doc["routes"][0] and doc["routes"][2]["empty_since"] == 9.5
+    assert "weights" not in doc["routes"][0]
+    assert doc["routes"][3]["weights"] == [["0.0.0.1", 80, 4]]
     assert not (tmp_path / "routes.json.tmp").exists()
 
 

@@ -92,3 +92,13 @@ def test_stale_entries_are_not_refreshed_by_snapshots_until_answered() -> None:
     b.answered(0, 3)
     b.update(0, [(0, 3, []), (1, 2, [B])], 6.0)
     assert b.entries[(0, 3)] == CachedRoute(0, 3, [A], 1.0, empty_since=2.0)  # still kept
+
+
+def test_weights_are_kept_with_their_hosts_and_through_an_empty_answer() -> None:
+    b = RouteBook(shard_of)
+    b.update(0, [(0, 3, [A, B])], 5.0, {(0, 3): {B: 4}})
+    assert b.entries[(0, 3)].weights == {B: 4}
+    b.update(0, [(0, 3, [])], 6.0)  # emptied: the last good hosts keep their weights
+    assert b.entries[(0, 3)].weights == {B: 4} and b.entries[(0, 3)].kept
+    b.update(0, [(0, 3, [A])], 7.0)  # new hosts without weights
+    assert b.entries[(0, 3)].weights == {}
