@@ -11,7 +11,7 @@ from typing import Any
 from lars.bench.echo_client import ClientConfig
 from lars.bench.echo_run import run_client
 from lars.bench.echo_server import EchoServer, rss_kib
-from lars.errors import ConfigError
+from lars.errors import ConfigError, NetworkError
 from lars.reactor import ReactorConfig
 
 __all__ = ["register"]
@@ -97,7 +97,8 @@ def _server(args: argparse.Namespace) -> int:
     try:
         server.start()
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.ip}:{args.port}: {exc}") from exc
+        cause = exc.strerror or str(exc)
+        raise NetworkError(f"cannot listen on {args.ip}:{args.port}: {cause}") from exc
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS}
     mode = "raw bytes" if args.raw else "parse + serialise"

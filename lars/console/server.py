@@ -15,7 +15,7 @@ import threading
 import uvicorn
 from starlette.types import ASGIApp
 
-from lars.errors import ConfigError, LarsError
+from lars.errors import LarsError, NetworkError
 
 __all__ = ["ConsoleServer"]
 
@@ -52,7 +52,7 @@ class ConsoleServer:
             sock.bind((self._ip, self._requested_port))
         except OSError as exc:
             sock.close()
-            raise ConfigError(
+            raise NetworkError(  # a failure (exit 1), not a usage error
                 f"console cannot listen on {self._ip}:{self._requested_port}: {exc.strerror}"
             ) from exc
         sock.listen(128)

@@ -125,6 +125,19 @@ def test_up_names_the_busy_port_of_each_part(tmp_path: Path) -> None:
     check(r, 1, f"lars up: agent: cannot listen on 127.0.0.1:{port} (UDP): Address already in use")
 
 
+def test_console_and_bench_busy_ports_are_failures_not_usage(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        db = f"sqlite:///{tmp_path / 'c.db'}"
+        console = lars("console", "--port", str(port), "--db", db, cwd=tmp_path)
+        bench = lars("bench", "echo", "server", "--ip", "127.0.0.1", "--port", str(port),
+                     cwd=tmp_path)  # fmt: skip
+    check(console, 1, f"lars console: console cannot listen on 127.0.0.1:{port}: "
+                      "Address already in use")  # fmt: skip
+    check(bench, 1, f"lars bench echo server: cannot listen on 127.0.0.1:{port}: "
+                    "Address already in use")  # fmt: skip
+
+
 def test_a_missing_config_file_is_one_usage_line(tmp_path: Path) -> None:
     r = lars("dns", "-c", str(tmp_path / "missing.conf"), cwd=tmp_path)
     check(r, 2, f"lars dns: cannot read config file {tmp_path / 'missing.conf'}: "

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from lars.console import ConsoleServer, build_console
 from lars.dbengine import init_schema, make_engine
-from lars.errors import ConfigError
+from lars.errors import ConfigError, NetworkError
 
 PASSWORD = "server-password-1"
 
@@ -86,7 +86,7 @@ def test_busy_port_is_a_config_error(engine: Engine) -> None:
     first.start()
     try:
         second = ConsoleServer(build_console(engine, PASSWORD), "127.0.0.1", first.port)
-        with pytest.raises(ConfigError, match="cannot listen"):
+        with pytest.raises(NetworkError, match="cannot listen"):
             second.start()
     finally:
         first.stop()
