@@ -64,7 +64,8 @@ def get_host_response(seq: int, module: bytes, retcode: int, host: bytes, reason
             module,
             _int32_field(0x20, retcode),
             host,
-            b"\x30" + uvarint(reason) if reason else b"",
         )
     )
+    if reason:  # only NOEXIST answers pay for field 6
+        body += b"\x30" + uvarint(reason)
     return _pack_header(_GET_HOST_RESPONSE, len(body)) + body
