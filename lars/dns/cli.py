@@ -32,7 +32,7 @@ from lars.reload import ReloadResult, SignalWaiter, reload_log_level
 
 __all__ = ["DEMO_ROUTES", "register"]
 
-# The rows of sql/demo_routes.sql: (modid, cmdid, ip, port).
+# The rows of lars/sql/demo_routes.sql (`lars sql demo`): (modid, cmdid, ip, port).
 DEMO_ROUTES: tuple[tuple[int, int, str, int], ...] = (
     (1, 1, "127.0.0.1", 9101),
     (1, 1, "127.0.0.1", 9102),
