@@ -26,7 +26,7 @@ __all__ = ["QpsSummary", "add_qps_arguments", "run_qps"]
 
 MAX_DURATION = 3600.0
 _PUBLISH_EVERY = 64  # calls between counter updates: cheap, and fresh enough for 1 s samples
-_FIELDS = 3  # calls, hosts (SUCC answers), timeouts
+_FIELDS = 3  # calls, hosts (SUCC answers), timeouts (or refusals: no agent answered)
 
 
 def add_qps_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +94,9 @@ def run_qps(args: argparse.Namespace) -> int:
         for line in summary.lines():
             _print(line)
     if summary.calls <= summary.timeouts:
-        raise NotAnswering(f"agent {args.agent_ip}: every get_host timed out")
+        ports = args.agent_ports or tuple(args.agent_port + i for i in range(3))
+        where = f"{args.agent_ip} ports {','.join(map(str, ports))}"
+        raise NotAnswering(f"agent {where} does not answer: no get_host was answered")
     return 0
 
 
@@ -181,10 +183,10 @@ def _worker(
                 if result.ok:
                     hosts += 1
                     report(modid, cmdid, result.ip, result.port, 0)
-                elif result.timed_out:
+                elif result.timed_out or result.refused:  # no agent answered
                     timeouts += 1
                 # After a timeout too: 64 of them in a row would hide `stop` for seconds.
-                if calls % _PUBLISH_EVERY == 0 or result.timed_out:
+                if calls % _PUBLISH_EVERY == 0 or result.timed_out or result.refused:
                     counters[slot], counters[slot + 1], counters[slot + 2] = calls, hosts, timeouts
                     if stop.is_set():
                         break

@@ -87,6 +87,19 @@ def test_no_agent_listening_is_named_with_its_address() -> None:
         )
 
 
+def test_qps_without_an_agent_is_no_answer_not_a_rate() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    ports = f"{closed},{closed},{closed}"
+    out = lars("qps", "1", "--duration", "1", "--quiet", "--agent-ports", ports)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "hosts answered: 0" in out.stdout and "other answers: 0" in out.stdout
+    assert out.stderr == (
+        f"lars qps: agent 127.0.0.1 ports {ports} does not answer: no get_host was answered\n"
+    )
+
+
 def test_report_to_a_silent_agent_is_not_a_silent_success() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
