@@ -177,16 +177,12 @@ def _child_argv(
     index: int,
     metrics: MetricsConfig,
     log_format: str = "text",
+    log_level: str | None = None,
 ) -> list[str]:
-    out = [
-        sys.executable,
-        "-m",
-        "lars",
-        "--log-level",
-        logging.getLevelName(log.getEffectiveLevel()),
-        "--log-format",
-        log_format,
-    ]
+    # --log-level only when the supervisor was given one: otherwise each child reads the
+    # file's [log] level itself, at start and on SIGHUP (a flag would pin it).
+    level = ["--log-level", log_level] if log_level else []
+    out = [sys.executable, "-m", "lars", *level, "--log-format", log_format]
     out += ["agent", *argv, "--mode", ShardMode.ONE_LOOP.value, "--only-shard", str(index)]
     if config.cache_path:
         out += ["--cache", f"{config.cache_path}.{index}"]
@@ -214,8 +210,10 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, forward_hup)
     metrics = _metrics_config(args)
     log_format = getattr(args, "log_format", "text")
+    level = args.log_level if getattr(args, "log_level_given", False) else None
     children += [
-        subprocess.Popen(_child_argv(argv, config, i, metrics, log_format)) for i in range(SHARDS)
+        subprocess.Popen(_child_argv(argv, config, i, metrics, log_format, level))
+        for i in range(SHARDS)
     ]
     log.info("agent: shards in processes %s", ",".join(str(c.pid) for c in children))
     code = 0

@@ -211,7 +211,7 @@ def test_agent_supervisor_forwards_sighup_to_its_shard_processes(tmp_path: Path)
             while agent.log.read_text().count("agent listening on") < 3:
                 assert agent.proc.poll() is None and time.monotonic() < end, agent.log.read_text()
                 time.sleep(0.05)
-            conf.write_text(head + "[loadbalance]\nprobe_num = 4\n")
+            conf.write_text(head + "[loadbalance]\nprobe_num = 4\n[log]\nlevel = DEBUG\n")
             agent.proc.send_signal(signal.SIGHUP)
             line = "agent: SIGHUP: reloaded from"
             end = time.monotonic() + 60
@@ -219,6 +219,8 @@ def test_agent_supervisor_forwards_sighup_to_its_shard_processes(tmp_path: Path)
                 assert agent.proc.poll() is None and time.monotonic() < end, agent.log.read_text()
                 time.sleep(0.05)
             assert agent.log.read_text().count("balancer.probe_num 10 -> 4") == 3
+            # the children were not pinned by a --log-level of the supervisor's
+            assert agent.log.read_text().count("log level INFO -> DEBUG") == 3
         finally:
             stop_cleanly(agent)
     finally:
