@@ -156,6 +156,11 @@ class Host:
     def heal(self) -> None:
         self.net.wire("clear", name=self.name)
 
+    def peers(self) -> set[str]:
+        """`ip:port` of every established TCP peer of this host (what `ss` sees)."""
+        out = run(*self.command(["ss", "-Htn", "state", "established"])).stdout
+        return {line.split()[-1] for line in out.splitlines() if line.strip()}
+
     def link_down(self) -> None:
         run("ip", "-n", self.ns, "link", "set", "eth0", "down")
 
