@@ -159,6 +159,10 @@ class AgentConfig:
     # Timeouts
     report_interval: float = DEFAULT_REPORT_INTERVAL
     stats_interval: float = 60.0  # seconds between counter log lines (0: never)
+    # Silent peers (a partition: packets vanish, the connection stays open)
+    route_heartbeat: float = 0.25  # probe a route service silent this long (0: never)
+    route_dead_after: float = 0.75  # drop a route service connection silent this long
+    reporter_timeout: float = 3.0  # TCP_USER_TIMEOUT of the reporter connection (0: kernel's)
     # Route snapshot cache (None: no cache)
     cache_path: str | None = None
     cache_interval: float = DEFAULT_CACHE_INTERVAL
@@ -173,6 +177,10 @@ class AgentConfig:
             raise ConfigError("max_modules and report_backlog must be >= 1")
         if not self.shards or any(not 0 <= i < SHARDS for i in self.shards):
             raise ConfigError(f"shards {self.shards}: expected indices 0..{SHARDS - 1}")
+        if self.route_heartbeat < 0 or self.reporter_timeout < 0:
+            raise ConfigError("route_heartbeat and reporter_timeout must be >= 0")
+        if self.route_heartbeat and self.route_dead_after <= self.route_heartbeat:
+            raise ConfigError("route_dead_after must be longer than route_heartbeat")
         if self.report_interval <= 0 or self.cache_interval <= 0 or self.cache_keep <= 0:
             raise ConfigError("report_interval, cache_interval and cache_keep must be > 0")
 
@@ -201,6 +209,9 @@ class AgentConfig:
             report_backlog=ini.get("agent", "report_backlog", base.report_backlog),
             report_interval=ini.get("agent", "report_interval", base.report_interval),
             stats_interval=ini.get("agent", "stats_interval", base.stats_interval),
+            route_heartbeat=ini.get("agent", "route_heartbeat", base.route_heartbeat),
+            route_dead_after=ini.get("agent", "route_dead_after", base.route_dead_after),
+            reporter_timeout=ini.get("agent", "reporter_timeout", base.reporter_timeout),
             cache_path=cache or None,
             cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
             cache_keep=ini.get("agent", "cache_keep", base.cache_keep),

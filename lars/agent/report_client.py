@@ -3,7 +3,10 @@
 Shards post batches of serialized ReportStatusRequests (one per module) every report
 interval; this client sends them on its own loop. While the reporter is down it keeps
 only the latest request per module, at most `backlog` modules (the oldest is dropped
-and counted past that), and sends them when the connection returns. A shard's post
+and counted past that), and sends them when the connection returns. Reports go out every
+second, so a reporter whose packets vanish is noticed by the kernel: with `user_timeout`
+(TCP_USER_TIMEOUT, 3 s in the agent) unacknowledged reports abort the connection, and the
+latest per module is kept from then on instead of piling up in socket buffers. A shard's post
 never blocks: it only appends to a task queue.
 """
 
@@ -35,6 +38,7 @@ class ReportClient:
         backlog: int,
         backoff_factory: BackoffFactory | None = None,
         rng: random.Random | None = None,
+        user_timeout: float | None = None,
     ) -> None:
         self.thread = thread
         self.backlog = backlog
@@ -46,6 +50,7 @@ class ReportClient:
             on_connect=self._flush,
             backoff_factory=backoff_factory,
             rng=rng,
+            user_timeout=user_timeout,
         )
         self._pending: dict[ModuleKey, bytes] = {}  # insertion order = age
         self.sent = 0

@@ -7,6 +7,10 @@ again for every known module, so subscriptions and pushes resume. With several
 addresses TcpClient moves to a random other one; its ReconnectPolicy retries a route
 service seen in the last minutes about every second (jittered).
 
+While nothing arrives the client probes the route service (liveness.Heartbeat) and drops
+a connection that stays silent for `dead_after`: a partition is noticed in about a second
+instead of never, and the agent moves to another route service.
+
 Every answer passes an EmptyGuard first: a route service that answers empty for every
 module at once is logged loudly (once), and after a restart the cached routes stay in
 service while the route service answers empty for all of them (see emptyguard).
@@ -21,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from lars.agent.balancer import HostKey
 from lars.agent.emptyguard import EmptyGuard, GuardEvent
+from lars.agent.liveness import HEARTBEAT_KEY, Heartbeat, HeartbeatTimer
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
 from lars.reactor import LoopThread, Router, TcpClient
@@ -52,6 +57,8 @@ class RouteClient:
         rng: random.Random | None = None,
         guard: EmptyGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
+        heartbeat: float = 0.25,
+        dead_after: float = 0.75,
     ) -> None:
         self._deliver = deliver
         self.guard = guard or EmptyGuard()
@@ -70,14 +77,34 @@ class RouteClient:
             backoff_factory=backoff_factory,
             rng=rng,
         )
+        self.heartbeat: Heartbeat | None = None
+        self._timer: HeartbeatTimer | None = None
+        if heartbeat > 0:
+            self.heartbeat = Heartbeat(heartbeat, dead_after)
+            self._timer = HeartbeatTimer(
+                thread, self.heartbeat, probe=self._probe, dead=self._silent
+            )
+        self._probe_body = lars_pb2.GetRouteRequest(
+            modid=HEARTBEAT_KEY[0], cmdid=HEARTBEAT_KEY[1]
+        ).SerializeToString()
+        self._heartbeat_asked = False  # a shard asked for HEARTBEAT_KEY itself
         self.responses = 0
         self.mass_empty_events = 0  # times every module went empty at once
 
     def start(self) -> None:
         self.client.start()
+        if self._timer is not None:
+            self._timer.start()
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
         self.client.stop()
+
+    @property
+    def silent_drops(self) -> int:
+        """Connections dropped because the route service went silent."""
+        return 0 if self.heartbeat is None else self.heartbeat.deaths
 
     @property
     def connected(self) -> bool:
@@ -89,15 +116,27 @@ class RouteClient:
         return self.client.send_drops
 
     def ask(self, modid: int, cmdid: int) -> None:
+        if (modid, cmdid) == HEARTBEAT_KEY:
+            self._heartbeat_asked = True
         body = lars_pb2.GetRouteRequest(modid=modid, cmdid=cmdid).SerializeToString()
         self.client.send_threadsafe(_GET_ROUTE_REQUEST, body)
 
     def _connected(self, client: TcpClient) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.connected(self.client.thread.loop.time())
         self._on_connected()
 
     def _disconnected(self, client: TcpClient) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.disconnected()
         if self._on_disconnected is not None:
             self._on_disconnected()
+
+    def _probe(self) -> None:
+        self.client.send_threadsafe(_GET_ROUTE_REQUEST, self._probe_body)
+
+    def _silent(self, seconds: float) -> None:
+        self.client.drop(f"nothing received for {seconds:.2f} s (probes unanswered)")
 
     @property
     def held_modules(self) -> int:
@@ -106,6 +145,10 @@ class RouteClient:
 
     def _on_response(self, conn: object, msgid: int, body: bytes) -> None:
         msg = lars_pb2.GetRouteResponse.FromString(body)
+        if self.heartbeat is not None:
+            self.heartbeat.heard(self.client.thread.loop.time())
+            if (msg.modid, msg.cmdid) == HEARTBEAT_KEY and not self._heartbeat_asked:
+                return  # a probe's answer: proof of life, nothing to deliver
         self.responses += 1
         hosts: list[HostKey] = []
         weights: dict[HostKey, int] = {}

@@ -73,6 +73,8 @@ class AgentService:
             on_disconnected=self._route_lost,
             backoff_factory=backoff_factory,
             rng=rng,
+            heartbeat=config.route_heartbeat,
+            dead_after=config.route_dead_after,
         )
         self.report_client = ReportClient(
             self._clients,
@@ -80,6 +82,7 @@ class AgentService:
             backlog=config.report_backlog,
             backoff_factory=backoff_factory,
             rng=rng,
+            user_timeout=config.reporter_timeout or None,
         )
         self.shards = [
             Shard(
@@ -275,6 +278,7 @@ class AgentService:
             route_mass_empty=self.route_client.mass_empty_events,
             route_connects=self.route_client.client.connects,
             route_connect_failures=self.route_client.client.connect_failures,
+            route_silent_drops=self.route_client.silent_drops,
             reporter_connected=self.report_client.connected,
             reporter_connects=self.report_client.client.connects,
             reporter_connect_failures=self.report_client.client.connect_failures,

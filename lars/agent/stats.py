@@ -36,6 +36,7 @@ class AgentStats:
     route_mass_empty: int  # times the route service answered empty for every module at once
     route_connects: int  # successful (re)connections to a route service
     route_connect_failures: int
+    route_silent_drops: int  # route service connections dropped for silence (a partition)
     reporter_connected: bool
     reporter_connects: int
     reporter_connect_failures: int

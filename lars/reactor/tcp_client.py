@@ -12,6 +12,11 @@ seen). A `backoff_factory` replaces the policy with a fixed schedule (tests).
 While disconnected, `send` fails fast with NotConnected (queue_limit=0, the default:
 callers that resend on reconnect, such as the agent, want no stale backlog), or queues
 up to `queue_limit` frames and then raises QueueFull. Nothing is ever queued unbounded.
+
+A peer whose packets silently vanish leaves a TCP connection open for many minutes. With
+`user_timeout` the kernel aborts the connection once sent data stays unacknowledged that
+long (TCP_USER_TIMEOUT); an application that sends nothing on its own probes the peer and
+calls `drop()` when no answer comes (the agent's route client does).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import functools
 import logging
 import random
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -58,6 +64,7 @@ class TcpClient:
         frame_timeout: float = 30.0,
         limits: BufferLimits | None = None,
         rng: random.Random | None = None,
+        user_timeout: float | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("TcpClient needs at least one address")
@@ -73,6 +80,7 @@ class TcpClient:
         self._connect_timeout = connect_timeout
         self._queue_limit = queue_limit
         self._frame_timeout = frame_timeout
+        self._user_timeout = user_timeout
         self.limits = limits or BufferLimits()
         self._rng = rng or random.Random()
         self.counters = Counters()
@@ -85,6 +93,7 @@ class TcpClient:
         self.connects = 0
         self.connect_failures = 0
         self.send_drops = 0
+        self.drops = 0  # connections abandoned by drop()
         self.current_address: tuple[str, int] | None = None
 
     # lifecycle (any thread)
@@ -161,6 +170,7 @@ class TcpClient:
             if self._stopping:  # stop() raced the connect: 3.11's wait_for may eat the cancel
                 conn.abort()
                 break
+            self._set_user_timeout(conn)
             if outage_logged:
                 log.info("%s: connected to %s:%d", self.name, host, port)
             else:
@@ -211,6 +221,24 @@ class TcpClient:
                     self.on_disconnect(self)
                 except Exception:
                     log.exception("%s: on_disconnect hook failed", self.name)
+
+    def _set_user_timeout(self, conn: Connection) -> None:
+        if not self._user_timeout or conn.transport is None:
+            return
+        sock = conn.transport.get_extra_info("socket")
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
+        if sock is not None and option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, int(self._user_timeout * 1000))
+
+    def drop(self, reason: str) -> None:
+        """Loop thread only: abandon the current connection (a silent peer) and reconnect,
+        to another address when there are several."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        log.warning("%s: %s: %s; dropping the connection", self.name, conn.peer, reason)
+        self.drops += 1
+        conn.abort()
 
     def _next_index(self, failed: int) -> int:
         n = len(self.addresses)
