@@ -162,6 +162,9 @@ class AgentConfig:
     # Silent peers (a partition: packets vanish, the connection stays open)
     route_heartbeat: float = 0.25  # probe a route service silent this long (0: never)
     route_dead_after: float = 0.75  # drop a route service connection silent this long
+    # just past the first SYN retransmission (1 s): a healed path is used at that
+    # retransmission, and an attempt lost to a partition is retried within about 2 s
+    route_connect_timeout: float = 1.2
     reporter_timeout: float = 3.0  # TCP_USER_TIMEOUT of the reporter connection (0: kernel's)
     # Route snapshot cache (None: no cache)
     cache_path: str | None = None
@@ -177,6 +180,8 @@ class AgentConfig:
             raise ConfigError("max_modules and report_backlog must be >= 1")
         if not self.shards or any(not 0 <= i < SHARDS for i in self.shards):
             raise ConfigError(f"shards {self.shards}: expected indices 0..{SHARDS - 1}")
+        if self.route_connect_timeout <= 0:
+            raise ConfigError("route_connect_timeout must be > 0")
         if self.route_heartbeat < 0 or self.reporter_timeout < 0:
             raise ConfigError("route_heartbeat and reporter_timeout must be >= 0")
         if self.route_heartbeat and self.route_dead_after <= self.route_heartbeat:
@@ -212,6 +217,9 @@ class AgentConfig:
             route_heartbeat=ini.get("agent", "route_heartbeat", base.route_heartbeat),
             route_dead_after=ini.get("agent", "route_dead_after", base.route_dead_after),
             reporter_timeout=ini.get("agent", "reporter_timeout", base.reporter_timeout),
+            route_connect_timeout=ini.get(
+                "agent", "route_connect_timeout", base.route_connect_timeout
+            ),
             cache_path=cache or None,
             cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
             cache_keep=ini.get("agent", "cache_keep", base.cache_keep),

@@ -59,6 +59,7 @@ class RouteClient:
         clock: Callable[[], float] = time.monotonic,
         heartbeat: float = 0.25,
         dead_after: float = 0.75,
+        connect_timeout: float = 3.0,
     ) -> None:
         self._deliver = deliver
         self.guard = guard or EmptyGuard()
@@ -76,6 +77,7 @@ class RouteClient:
             on_disconnect=self._disconnected,
             backoff_factory=backoff_factory,
             rng=rng,
+            connect_timeout=connect_timeout,
         )
         self.heartbeat: Heartbeat | None = None
         self._timer: HeartbeatTimer | None = None

@@ -75,6 +75,7 @@ class AgentService:
             rng=rng,
             heartbeat=config.route_heartbeat,
             dead_after=config.route_dead_after,
+            connect_timeout=config.route_connect_timeout,
         )
         self.report_client = ReportClient(
             self._clients,
