@@ -42,7 +42,9 @@ class Heartbeat:
         self.interval = interval
         self.dead_after = dead_after
         self.heard_at: float | None = None  # None: not connected
+        self.ticked_at: float | None = None
         self.probes = 0
+        self.stalls = 0  # ticks that came late: our own process did not run
         self.deaths = 0
 
     def connected(self, now: float) -> None:
@@ -56,8 +58,15 @@ class Heartbeat:
             self.heard_at = now
 
     def tick(self, now: float) -> Action:
+        late = self.ticked_at is not None and now - self.ticked_at > 2 * self.interval
+        self.ticked_at = now
         if self.heard_at is None:
             return Action.NONE
+        if late:
+            # We were not running (a starved or stopped process): what the peer sent may
+            # still wait in the socket, so the silence says nothing about the peer yet.
+            self.stalls += 1
+            self.heard_at = max(self.heard_at, now - self.interval)
         silent = now - self.heard_at
         if silent >= self.dead_after:
             self.heard_at = None  # one DEAD per connection

@@ -72,8 +72,9 @@ def test_silent_route_service_is_left_for_the_other(
             if heartbeat:
                 wait_until(lambda: client.current_address not in (None, used), 5)
                 moved = time.monotonic() - frozen_at
-                # noticed after dead_after (0.75 s) + one tick, then a fast reconnect
-                assert 0.7 <= moved <= 1.5, moved
+                # not before dead_after (0.75 s); the 2 s target is measured in
+                # tests/multihost (here the bound only says "noticed at all")
+                assert 0.7 <= moved <= 5.0, moved
                 assert agent.stats().route_silent_drops == 1
                 other = next(d for d, p in two_route_services if p.address != used)
                 assert HEARTBEAT_KEY in other.requests or KEY in other.requests

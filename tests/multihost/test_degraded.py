@@ -44,6 +44,10 @@ CHANGE_EVERY = 0.5
 RSS_GROWTH_KIB = 16 * 1024  # over the 60 s of load
 SILENCE = 30.0
 RATE = 50
+# get_host timeout of the business clients here: the agent answers from memory in well under
+# 1 ms, so a slower answer is the shared VM starving a process (seen at load 14: 1.2 s
+# stalls), not the fault under test; scenario 6 keeps the 0.2 s default on purpose.
+CLIENT_TIMEOUT = 1.0
 
 
 @dataclass
@@ -62,7 +66,7 @@ def fleet(platform: Platform) -> Iterator[Fleet]:
     apps = [platform.add_app(name) for name in ("h1", "h2", "h3")]
     for app in apps:
         app.start_agent([dns_addr], rep_addr)
-        app.start_client(rate=RATE)
+        app.start_client(rate=RATE, timeout=CLIENT_TIMEOUT)
     for app in apps:
         wait_for(f"{app.host.name} serving", lambda a=app: len(a.clients[0].seconds()) >= 2, 60)
     yield Fleet(platform, dns, reporter, rep_addr.split(":")[0], apps)

@@ -30,6 +30,10 @@ HEAL_TARGET = 2.0  # a change made during a partition reaches the host this soon
 MOVE_TARGET = 2.0  # an agent cut off from its route service uses the other one this soon
 PUSH_TARGET = 0.5  # commit -> agent on an undisturbed host (issue 11: p99 150 ms, 1 k agents)
 RATE = 50
+# get_host timeout of the business clients here: the agent answers from memory in well under
+# 1 ms, so a slower answer is the shared VM starving a process (seen at load 14: 1.2 s
+# stalls), not the fault under test; scenario 6 keeps the 0.2 s default on purpose.
+CLIENT_TIMEOUT = 1.0
 
 
 @dataclass
@@ -73,7 +77,7 @@ def fleet(platform: Platform) -> Iterator[Fleet]:
     apps = [platform.add_app(name) for name in ("h1", "h2", "h3")]
     for app in apps:
         app.start_agent([dns1, dns2], reporter)
-        app.start_client(rate=RATE)
+        app.start_client(rate=RATE, timeout=CLIENT_TIMEOUT)
     for app in apps:
         wait_for(f"{app.host.name} serving", lambda a=app: len(a.clients[0].seconds()) >= 2, 60)
     yield Fleet(platform, apps, [dns1, dns2])

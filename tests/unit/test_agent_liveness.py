@@ -30,6 +30,16 @@ def test_anything_heard_keeps_the_connection() -> None:
         hb.heard(now)  # a probe's answer or a push
 
 
+def test_a_late_tick_is_our_stall_not_the_peers_silence() -> None:
+    hb = Heartbeat(0.25, 0.75)
+    hb.connected(0.0)
+    assert hb.tick(0.25) is Action.PROBE
+    assert hb.tick(3.0) is Action.PROBE  # 2.75 s without running: no verdict yet
+    assert hb.stalls == 1
+    assert hb.tick(3.25) is Action.PROBE
+    assert hb.tick(3.5) is Action.DEAD  # still nothing once we run again: dead
+
+
 def test_disconnected_stops_probing_and_heard_does_not_reconnect() -> None:
     hb = Heartbeat(0.25, 0.75)
     hb.connected(0.0)
