@@ -17,6 +17,7 @@ from lars.obs.hist import Buckets
 from lars.protocol import MsgId, lars_pb2
 from lars.ratelog import RateLimitedLog
 from lars.reactor import Connection, Router, TcpServer, Worker, encode
+from lars.reactor.tcpopts import set_rto_min
 
 __all__ = ["STATE_KEY", "RouteServer", "SubscriptionStats"]
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "dns.subscriptions"
 PUSH_TIMEOUT = 30.0
+PUSH_RTO_MIN = 0.05  # retransmission floor of agent connections (kernel default 0.2 s)
 
 _GET_ROUTE_RESPONSE = int(MsgId.GET_ROUTE_RESPONSE)
 
@@ -60,6 +62,9 @@ class RouteServer:
 
     def on_connect(self, conn: Connection) -> None:
         conn.user = self._worker_subscriptions()
+        sock = None if conn.transport is None else conn.transport.get_extra_info("socket")
+        if sock is not None:
+            set_rto_min(sock, PUSH_RTO_MIN)  # a lost push is resent sooner (tcpopts)
 
     def on_close(self, conn: Connection) -> None:
         subs = conn.user

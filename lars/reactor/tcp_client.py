@@ -25,7 +25,6 @@ import asyncio
 import functools
 import logging
 import random
-import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from lars.reactor.connection import Connection, Counters, sweep_partial_frames
 from lars.reactor.frame import encode
 from lars.reactor.loop import LoopThread
 from lars.reactor.router import Router
+from lars.reactor.tcpopts import set_user_timeout
 
 __all__ = ["TcpClient"]
 
@@ -226,9 +226,8 @@ class TcpClient:
         if not self._user_timeout or conn.transport is None:
             return
         sock = conn.transport.get_extra_info("socket")
-        option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
-        if sock is not None and option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, int(self._user_timeout * 1000))
+        if sock is not None:
+            set_user_timeout(sock, self._user_timeout)
 
     def drop(self, reason: str) -> None:
         """Loop thread only: abandon the current connection (a silent peer) and reconnect,
