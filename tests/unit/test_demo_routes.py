@@ -17,7 +17,7 @@ from lars.reporter.config import DEFAULT_PORT as REPORTER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every port `lars up` and the daemons use by default, the metrics listeners included.
-LARS_PORTS = {DNS_PORT, REPORTER_PORT, CONSOLE_PORT, 7781, 7782, 7783, 7784,
+LARS_PORTS = {DNS_PORT, REPORTER_PORT, CONSOLE_PORT, *range(7781, 7787),
               *range(DEFAULT_BASE_PORT, DEFAULT_BASE_PORT + 3)}  # fmt: skip
 
 
