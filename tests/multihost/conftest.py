@@ -19,14 +19,19 @@ from tests.multihost.netns import Network, kernel_netem, netns_problem, remove_l
 from tests.multihost.platform import MODULES, WATCHED, Platform
 
 
+def require_netns(problem: str | None, required: bool) -> None:
+    """Skip loudly without namespaces, or fail when they are required (CI)."""
+    if problem is None:
+        return
+    reason = f"NO NETWORK NAMESPACES: multi-host tests not run: {problem}"
+    if required:
+        pytest.fail(reason + " (LARS_REQUIRE_NETNS=1)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def netns_ready() -> None:
-    problem = netns_problem()
-    if problem is not None:
-        reason = f"NO NETWORK NAMESPACES: multi-host tests not run: {problem}"
-        if os.environ.get("LARS_REQUIRE_NETNS") == "1":
-            pytest.fail(reason + " (LARS_REQUIRE_NETNS=1)")
-        pytest.skip(reason)
+    require_netns(netns_problem(), os.environ.get("LARS_REQUIRE_NETNS") == "1")
     stale = remove_leftovers()
     if stale:
         print(f"multihost: removed leftovers of earlier runs: {stale}", file=sys.stderr)

@@ -11,9 +11,11 @@ and other engineers never collide, and leftovers of a crashed run can be found):
   the userspace wire (`wire.py`), which applies the delay/loss/drop faults;
 - the wire process (one for all links).
 
-`close()` kills every process left in the namespaces, deletes namespaces and links and
-stops the wire; `remove_leftovers()` does the same for prefixes whose owner process is
-gone. Every command that fails raises with its stderr.
+Every process a run starts carries LARS_MULTIHOST_RUN=<prefix> in its environment and
+gets SIGKILL when the test process dies (PR_SET_PDEATHSIG). `close()` kills every process
+of the run and whatever is left in the namespaces, deletes namespaces and links and stops
+the wire; `remove_leftovers()` does the same for prefixes whose owner process is gone.
+Every command that fails raises with its stderr.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
-__all__ = ["Host", "Network", "netns_problem", "remove_leftovers", "run"]
+__all__ = ["Host", "Network", "die_with_parent", "netns_problem", "remove_leftovers", "run"]
 
 WIRE = Path(__file__).with_name("wire.py")
 LOCK = Path("/run/lars-multihost.lock")
@@ -94,7 +96,37 @@ def _kill_namespace(ns: str) -> None:
     run("ip", "netns", "del", ns, check=False)
 
 
+RUN_ENV = "LARS_MULTIHOST_RUN"  # set to the prefix in every process a run starts
+
+
+def run_processes(prefix: str) -> list[int]:
+    """Pids of the processes a run started (its RUN_ENV), wherever they live."""
+    tag = f"{RUN_ENV}={prefix}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if tag in environ.split(b"\0"):
+            pids.append(int(entry))
+    return pids
+
+
+def die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the test process dies (even by SIGKILL)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _remove_prefix(prefix: str) -> None:
+    for pid in run_processes(prefix):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     for ns in run("ip", "netns", "list", check=False).stdout.split("\n"):
         name = ns.split(" ")[0]
         if name.startswith(prefix):
@@ -104,11 +136,6 @@ def _remove_prefix(prefix: str) -> None:
         name = line.split(":")[1].strip().split("@")[0]
         if name.startswith(prefix):
             run("ip", "link", "del", name, check=False)
-    for line in run("ps", "-eo", "pid=,args=", check=False).stdout.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if str(WIRE) in args and f"--prefix {prefix}" in args:
-            with suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
 
 
 def remove_leftovers() -> list[str]:
@@ -190,6 +217,8 @@ class Network:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=self.env(),
+            preexec_fn=die_with_parent,
         )
 
     @staticmethod
@@ -206,6 +235,10 @@ class Network:
         """No router solicitations or DAD chatter on test links: only the test's traffic."""
         cmd = ["sysctl", "-qw", f"net.ipv6.conf.{iface}.disable_ipv6=1"]
         run(*(["ip", "netns", "exec", ns, *cmd] if ns else cmd), check=False)
+
+    def env(self) -> dict[str, str]:
+        """The environment of every process of this run (PYTHONPATH kept), tagged."""
+        return {**os.environ, RUN_ENV: self.prefix}
 
     def wire(self, op: str, **args: object) -> str:
         import json

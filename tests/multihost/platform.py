@@ -11,7 +11,6 @@ logs to a file in `workdir`; `close()` stops them all (SIGTERM, then SIGKILL).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from lars.db import server_call_status
 from lars.dbengine import make_engine
 from lars.protocol import uint_to_dotted
 from tests.conftest import free_port
-from tests.multihost.netns import Host, Network
+from tests.multihost.netns import Host, Network, die_with_parent
 
 __all__ = ["AppHost", "Platform", "Proc", "call_status", "log_times", "wait_for"]
 
@@ -65,12 +64,16 @@ def call_status(db_url: str) -> list[tuple[int, int, str, int, str, int, int, in
 class Proc:
     """One child process; stderr to `log` (a pipe could fill and block it)."""
 
-    def __init__(self, argv: Sequence[str], log: Path) -> None:
+    def __init__(self, argv: Sequence[str], log: Path, env: dict[str, str]) -> None:
         self.argv = list(argv)
         self.log = log
         with open(log, "a", encoding="utf-8") as fh:
             self.proc = subprocess.Popen(
-                self.argv, stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ)
+                self.argv,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=die_with_parent,
             )
         self.pid = self.proc.pid  # `ip netns exec` execs, so this is the program itself
 
@@ -197,7 +200,7 @@ class AppHost:
         if watch is not None:
             argv += ["--watch", f"{watch[0]}:{watch[1]}"]
         log = self.platform.workdir / f"{self.host.name}-client{n}.log"
-        client = Business(Proc(self.host.python(argv), log), out)
+        client = Business(Proc(self.host.python(argv), log, self.platform.net.env()), out)
         self.platform.procs.append(client.proc)
         self.clients.append(client)
         return client
@@ -213,7 +216,8 @@ class Platform:
 
     def spawn(self, name: str, argv: Sequence[str], host: Host | None = None) -> Proc:
         lars = [sys.executable, "-m", "lars", "--log-level", "INFO", *argv]
-        proc = Proc(host.command(lars) if host else lars, self.workdir / f"{name}.log")
+        argv = host.command(lars) if host else lars
+        proc = Proc(argv, self.workdir / f"{name}.log", self.net.env())
         self.procs.append(proc)
         return proc
 
