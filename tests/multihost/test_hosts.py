@@ -10,11 +10,13 @@ The two share one set-up (the fleet); 6 runs last because it takes an agent down
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.multihost.netns import Host
 from tests.multihost.platform import MODULES, AppHost, Platform, call_status, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -97,3 +99,23 @@ def test_a_down_agent_gives_timeouts_not_hangs_and_others_see_nothing(
         w = app.clients[0].window(t0, t2)
         print(f"scenario 6: {app.host.name} meanwhile: {w}")
         assert w["failed"] == 0 and w["ok"] >= 8 * 40, w
+
+
+def test_link_down_cuts_only_that_host(fleet: list[AppHost]) -> None:
+    """The harness's `ip link set down` fault: h1 cannot reach the bridge, h2 still can."""
+    h1, h2 = fleet[0].host, fleet[1].host
+    probe = "import socket,sys; socket.create_connection((sys.argv[1], 9), timeout=1)"
+
+    def reaches(host: Host) -> str:
+        out = subprocess.run(host.python(["-c", probe, host.net.gateway]), capture_output=True,
+                             text=True, timeout=10)  # fmt: skip
+        return out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "connected"
+
+    assert "ConnectionRefusedError" in reaches(h1)  # up: the gateway answers (RST on port 9)
+    h1.link_down()
+    try:
+        assert "ConnectionRefusedError" not in reaches(h1)  # down: no route, nothing answers
+        assert "ConnectionRefusedError" in reaches(h2)
+    finally:
+        h1.link_up()
+    assert "ConnectionRefusedError" in reaches(h1)
