@@ -2,16 +2,18 @@
 
 A partition (packets vanish, nothing is reset) leaves the agent's connection to the route
 service "established" for many minutes: the agent only listens, so nothing fails, and a
-push sent meanwhile waits in TCP retransmission (measured in tests/multihost: after a
-30 s partition the agent never moved to the other route service). So while nothing has
+push sent meanwhile waits in TCP retransmission (tests/multihost: an agent cut off from
+its route service had still not moved to the other one after 30 s). So while nothing has
 arrived for `interval` the agent asks the route service for a module no one uses
 (HEARTBEAT_KEY, a plain GetRouteRequest: an original Lars route service answers it too,
 with no hosts), and when nothing at all has arrived for `dead_after` it drops the
 connection; TcpClient then reconnects, to the other route service when there are several.
 
 `Heartbeat` is the sans-I/O core (plain times in, an action out); `HeartbeatTimer` runs it
-every `interval` on the client loop. Cost: one small request and answer per `interval`
-per idle agent (0.25 s: 4 a second; 1,000 agents: 4,000 a second on the route services).
+every `period` (interval / 2) on the client loop, so silence is judged within half an
+interval of `dead_after`, while probes still go out at most once per interval. Cost: one
+small request and answer per `interval` per idle agent (0.25 s: 4 a second; 1,000 agents:
+4,000 a second on the route services, 6 % of one core: benchmarks/dns_heartbeat_cost.py).
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ class Heartbeat:
             raise ValueError("heartbeat needs 0 < interval < dead_after")
         self.interval = interval
         self.dead_after = dead_after
+        self.period = interval / 2  # how often tick() should run
         self.heard_at: float | None = None  # None: not connected
         self.ticked_at: float | None = None
+        self.probed_at: float | None = None
         self.probes = 0
         self.stalls = 0  # ticks that came late: our own process did not run
         self.deaths = 0
 
     def connected(self, now: float) -> None:
         self.heard_at = now
+        self.probed_at = None
 
     def disconnected(self) -> None:
         self.heard_at = None
@@ -58,7 +63,7 @@ class Heartbeat:
             self.heard_at = now
 
     def tick(self, now: float) -> Action:
-        late = self.ticked_at is not None and now - self.ticked_at > 2 * self.interval
+        late = self.ticked_at is not None and now - self.ticked_at > 2 * self.period
         self.ticked_at = now
         if self.heard_at is None:
             return Action.NONE
@@ -72,7 +77,12 @@ class Heartbeat:
             self.heard_at = None  # one DEAD per connection
             self.deaths += 1
             return Action.DEAD
-        if silent >= self.interval * 0.9:  # timer jitter must not skip a probe
+        jitter = 0.9  # a timer firing a little early must not skip a probe
+        since_probe = None if self.probed_at is None else now - self.probed_at
+        if silent >= self.interval * jitter and (
+            since_probe is None or since_probe >= self.interval * jitter
+        ):
+            self.probed_at = now
             self.probes += 1
             return Action.PROBE
         return Action.NONE
@@ -108,7 +118,7 @@ class HeartbeatTimer:
             self._handle = None
 
     def _schedule(self) -> None:
-        self._handle = self.thread.loop.call_later(self.heartbeat.interval, self._tick)
+        self._handle = self.thread.loop.call_later(self.heartbeat.period, self._tick)
 
     def _tick(self) -> None:
         now = self.thread.loop.time()
