@@ -145,6 +145,9 @@ class AgentCollector(Collector):
         yield counter(f"{P}_route_service_connect_failures",
                       "Failed connection attempts to a route service.",
                       s.route_connect_failures)  # fmt: skip
+        yield counter(f"{P}_route_service_silent_drops",
+                      "Route service connections dropped: silent past route_dead_after.",
+                      s.route_silent_drops)  # fmt: skip
         yield gauge(f"{P}_reporter_up", "Connected to a reporter (0/1).",
                     int(s.reporter_connected))  # fmt: skip
         yield counter(f"{P}_reporter_connects", "Connections made to a reporter.",
