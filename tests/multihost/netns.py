@@ -204,6 +204,15 @@ class Network:
         self._next_host = 11
         self._next_server = 2
         self._wire: subprocess.Popen[str] | None = None
+        if any(n.startswith(self.prefix) for n in run("ip", "netns", "list").stdout.split()):
+            raise RuntimeError(f"a network with prefix {self.prefix} is still up")
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # a half-built network must not outlive the failure
+            raise
+
+    def _build(self) -> None:
         with open(LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self.subnet = self._free_subnet()
