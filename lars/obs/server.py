@@ -125,20 +125,20 @@ class MetricsServer:
     def respond(self, path: str, query: Mapping[str, str]) -> tuple[int, str, bytes]:
         """(status, content type, body) for one GET."""
         self.requests += 1
-        if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
         route = self._routes.get(path)
-        if route is None:
-            code, body = 404, {"error": f"no such path {path}", "paths": self.paths()}
-        else:
-            try:
+        try:
+            if path == "/metrics":
+                return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            if route is None:
+                code, body = 404, {"error": f"no such path {path}", "paths": self.paths()}
+            else:
                 code, body = route(query)
-            except HandlerError as exc:
-                code, body = exc.status, {"error": str(exc)}
-            except Exception as exc:  # a bug or a timeout: answer 500, keep serving
-                self.errors += 1
-                self._log_error("%s: %s failed", self.daemon, path, exc_info=True)
-                code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        except HandlerError as exc:
+            code, body = exc.status, {"error": str(exc)}
+        except Exception as exc:  # a bug or a timeout (a collector too): 500, keep serving
+            self.errors += 1
+            self._log_error("%s: %s failed", self.daemon, path, exc_info=True)
+            code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
         return code, "application/json", (json.dumps(body) + "\n").encode()
 
     def paths(self) -> list[str]:

@@ -104,3 +104,34 @@ def test_reporter_readiness() -> None:
     assert reporter_ready(db_up=False, queue_depth=(9, 0), max_pending=10).ready  # buffering
     full = reporter_ready(db_up=False, queue_depth=(3, 10), max_pending=10)
     assert not full.ready and "writer(s) 1 full" in full.reasons[0]
+
+
+def test_a_collector_that_raises_answers_500_and_the_listener_keeps_serving() -> None:
+    """A scrape whose collector fails (an agent stopping under a scrape: its shard loops
+    no longer answer) is a 500 with the cause, counted and logged, like every other path;
+    it used to escape respond(), and the HTTP server printed a traceback to stderr and
+    closed the connection without an answer."""
+    from collections.abc import Iterator
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector
+
+    from lars.obs.ready import Readiness
+    from lars.obs.server import MetricsServer
+
+    class Broken(Collector):
+        def collect(self) -> Iterator[Metric]:
+            raise RuntimeError("shard loop stopped")
+            yield  # pragma: no cover
+
+    registry = CollectorRegistry()
+    registry.register(Broken())
+    server = MetricsServer(
+        ("127.0.0.1", 0), registry, daemon="agent", ready=lambda: Readiness(True), status=dict
+    )
+    code, ctype, body = server.respond("/metrics", {})
+    assert code == 500 and ctype == "application/json"
+    assert b"shard loop stopped" in body
+    assert server.errors == 1
+    assert server.respond("/healthz", {})[0] == 200
