@@ -176,6 +176,16 @@ class AuditLog:
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
 
+    def insert_one(self, row: dict[str, object]) -> int:
+        """Insert one row in a transaction of its own and return its id (the caller
+        checked `available()`). Raises StoreUnavailable."""
+        try:
+            with self._engine.begin() as conn:
+                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return int(key[0]) if key else 0
+
     def history(
         self,
         modid: int | None = None,
@@ -232,12 +242,7 @@ class AuditLog:
             else "forced: no table was held"
         )
         row = self.row(actor=actor, action="release", version=version, detail=detail)
-        try:
-            with self._engine.begin() as conn:
-                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
-        return Release(_entry({"id": key[0] if key else 0, **row}), held)
+        return Release(_entry({"id": self.insert_one(row), **row}), held)
 
 
 def _entry(r: Mapping[Any, Any]) -> AuditEntry:

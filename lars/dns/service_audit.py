@@ -20,13 +20,13 @@ import logging
 from collections.abc import Iterable
 
 import sqlalchemy
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit
-from lars.dns.audit import AuditEntry, AuditLog
+from lars.dns.audit import EDIT_ACTIONS, AuditEntry, AuditLog
+from lars.dns.store import unavailable
 from lars.dns.table import Key, RouteTable
-from lars.errors import StoreUnavailable
 
 __all__ = ["MAX_SQL_ROWS", "ServiceAudit", "sql_change_rows"]
 
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 ACTOR = "dns"
 SQL_ACTOR = "sql"
 MAX_SQL_ROWS = 1000
-# Actions that record a route edit (hold, release and apply do not cover a module).
-_EDIT_ACTIONS = ("add", "del", "replace", "del-module", "drain", "undrain", "weight")
 
 
 def sql_change_rows(
@@ -93,12 +91,7 @@ class ServiceAudit:
         if newest and (newest.action, newest.version, newest.detail) == ("hold", version, detail):
             return newest.id
         row = self._audit.row(actor=ACTOR, action="hold", version=version, detail=detail)
-        try:
-            with self._engine.begin() as conn:
-                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
-        return int(key[0]) if key is not None else None
+        return self._audit.insert_one(row)
 
     def active_hold(self) -> AuditEntry | None:
         """The 'hold' row in force (the newest hold/apply row is a hold and nobody has
@@ -129,7 +122,7 @@ class ServiceAudit:
                     route_audit.c.version > old_version,
                     route_audit.c.version <= new_version,
                     route_audit.c.actor.not_in((SQL_ACTOR, ACTOR)),
-                    route_audit.c.action.in_(_EDIT_ACTIONS),
+                    route_audit.c.action.in_(EDIT_ACTIONS),  # not table-wide rows,
                 )
             )
             .group_by(route_audit.c.modid, route_audit.c.cmdid)
@@ -138,7 +131,7 @@ class ServiceAudit:
             with self._engine.connect() as conn:
                 return {(int(m), int(c)) for m, c in conn.execute(query)}
         except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int:
         """Write 'sql' rows for `changed` modules no lars row covers; returns rows written."""
@@ -156,8 +149,3 @@ class ServiceAudit:
                 MAX_SQL_ROWS,
             )
         return len(rows)
-
-
-def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
-    cause = getattr(exc, "orig", None) or exc
-    return StoreUnavailable(f"{type(cause).__name__}: {cause}")

@@ -32,7 +32,7 @@ from lars.dbengine import is_sqlite
 from lars.dns import hostmeta
 from lars.errors import StoreUnavailable
 
-__all__ = ["ChangeRow", "PollMark", "RouteStore", "Snapshot"]
+__all__ = ["ChangeRow", "PollMark", "RouteStore", "Snapshot", "unavailable"]
 
 _DELETE_CHUNK = 500
 
@@ -105,7 +105,7 @@ class RouteStore:
             with self._poll_engine.connect() as conn:
                 row = conn.execute(select(*columns)).one()
         except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         release = row[2] if release_after is not None else None
         return PollMark(
             int(row[0] or 0),
@@ -154,7 +154,7 @@ class RouteStore:
                 meta = hostmeta.read_all(conn) if with_meta else []
                 conn.rollback()  # read-only: end the snapshot now
         except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return Snapshot(version, routes, changes, None if mark is None else int(mark), meta=meta)
 
     def delete_changes(self, ids: Sequence[int]) -> int:
@@ -167,7 +167,7 @@ class RouteStore:
                     result = conn.execute(delete(route_change).where(route_change.c.id.in_(chunk)))
                     deleted += result.rowcount
         except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return deleted
 
 
@@ -176,6 +176,6 @@ def _version(conn: Connection) -> int:
     return int(value or 0)
 
 
-def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+def unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
     cause = getattr(exc, "orig", None) or exc
     return StoreUnavailable(f"{type(cause).__name__}: {cause}")
