@@ -144,6 +144,7 @@ class Poller:
         self._pending |= {(c.modid, c.cmdid) for c in snap.changes}
         served, previous = self._table, self._loaded
         pushed: set[Key] = set()
+        served_diff: set[Key] | None = None  # changed_modules(served, new), once computed
         if served is None:  # the first load: nothing to compare with, nothing to push
             active = self._audit.active_hold() if self._audit is not None else None
             if active is not None and active.version == new.version:
@@ -156,12 +157,16 @@ class Poller:
             if verdict.hold:
                 self._hold(served, new, verdict)
             else:
-                pushed = changed_modules(served, new) | self._pending
+                served_diff = changed_modules(served, new)
+                pushed = served_diff | self._pending
                 self._apply(new, pushed, ended="table changed")
         if snap.changes:
             self._store.delete_changes([c.id for c in snap.changes])
         if previous is not None and self._audit is not None:
-            edited = changed_modules(previous, new)
+            if served_diff is not None and previous is served:
+                edited = served_diff  # the same two tables (nothing was held): diffed once
+            else:
+                edited = changed_modules(previous, new)
             self.sql_audit_rows += self._audit.record_sql_edits(previous, new, edited)
         self.loads += 1
         self._loaded = new
