@@ -102,7 +102,7 @@ class Shard:
         mod = self.modules.get((modid, cmdid))
         if mod is not None:
             return mod
-        if (modid + cmdid) % SHARDS != self.index:
+        if shard_of(modid, cmdid) != self.index:
             self.misrouted += 1
             return None
         if len(self.modules) >= self.max_modules:
@@ -143,7 +143,7 @@ class Shard:
         """Why get_host just answered NOEXIST for the module (a NoHostReason value, sent
         as GetHostResponse.reason); counts the answers given while the route service is
         unreachable. Called only after a NOEXIST answer, so the hot path never pays."""
-        if (modid + cmdid) % SHARDS != self.index:
+        if shard_of(modid, cmdid) != self.index:
             return int(NoHostReason.WRONG_PORT)
         mod = self.modules.get((modid, cmdid))
         if mod is None:  # not created: the module cap
