@@ -167,12 +167,13 @@ class RouteTable:
                     if not enabled:
                         drained += 1
                         continue
-                    if wire_weight(weight) != DEFAULT_WEIGHT:
-                        weights[(modid, cmdid)][(ip, port)] = wire_weight(weight)
+                    weight = wire_weight(weight)
+                    if weight != DEFAULT_WEIGHT:
+                        weights[(modid, cmdid)][(ip, port)] = weight
                 grouped[(modid, cmdid)].add((ip, port))
             else:
                 invalid += 1
-        routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items() if hosts}
+        routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items()}
         return cls(version, routes, invalid_rows=invalid, weights=weights, drained=drained)
 
     @classmethod
