@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from lars.agent.service import AgentService
+from lars.agent.service import AgentService, AgentStats
+from lars.agent.view import ShardGauges
 from lars.obs.families import counter, gauge, labelled_counter, labelled_gauge
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness, agent_ready
@@ -42,8 +43,10 @@ class AgentCollector(Collector):
         def total(field: str) -> int:
             return sum(getattr(x, field) for x in sh)
 
-        get_host, overload, noexist = total("get_host"), total("get_host_overload"), total(
-            "get_host_noexist"
+        get_host, overload, noexist = (
+            total("get_host"),
+            total("get_host_overload"),
+            total("get_host_noexist"),
         )
         yield labelled_counter(
             f"{P}_get_host", "GetHostRequests answered, by result.", "result",
@@ -91,21 +94,10 @@ class AgentCollector(Collector):
             "Known-empty modules forgotten after empty_module_ttl.",
             total("expired_modules"),
         )
-        yield labelled_gauge(
-            f"{P}_modules", "Modules held, by route state.", "state",
-            {
-                "new": sum(x.modules_new for x in g),
-                "empty": sum(x.modules_empty for x in g),
-                "ready": sum(x.modules_ready for x in g),
-            },
-        )  # fmt: skip
-        yield labelled_gauge(
-            f"{P}_hosts", "Hosts of the modules held, by balancer list.", "state",
-            {
-                "idle": sum(x.hosts_idle for x in g),
-                "overload": sum(x.hosts_overloaded for x in g),
-            },
-        )  # fmt: skip
+        yield labelled_gauge(f"{P}_modules", "Modules held, by route state.", "state",
+                             _modules(g))  # fmt: skip
+        yield labelled_gauge(f"{P}_hosts", "Hosts of the modules held, by balancer list.",
+                             "state", _hosts(g))  # fmt: skip
         yield gauge(f"{P}_hosts_weighted",
                     "Hosts of the modules held whose weight is not the default 1.",
                     sum(x.hosts_weighted for x in g))  # fmt: skip
@@ -176,20 +168,36 @@ class AgentCollector(Collector):
                         "route held.", max(0.0, agent.clock() - min(oldest)))  # fmt: skip
 
 
+def _modules(g: Sequence[ShardGauges]) -> dict[str, int]:
+    return {
+        "new": sum(x.modules_new for x in g),
+        "empty": sum(x.modules_empty for x in g),
+        "ready": sum(x.modules_ready for x in g),
+    }
+
+
+def _hosts(g: Sequence[ShardGauges]) -> dict[str, int]:
+    return {"idle": sum(x.hosts_idle for x in g), "overload": sum(x.hosts_overloaded for x in g)}
+
+
+def _ready(s: AgentStats, g: Sequence[ShardGauges]) -> Readiness:
+    known = sum(x.modules_empty + x.modules_ready for x in g)
+    return agent_ready(route_connected=s.route_connected, known_routes=known)
+
+
 def agent_readiness(agent: AgentService) -> Readiness:
-    gauges = agent.gauges()
-    known = sum(g.modules_empty + g.modules_ready for g in gauges)
-    return agent_ready(route_connected=agent.stats().route_connected, known_routes=known)
+    return _ready(agent.stats(), agent.gauges())
 
 
 def agent_status(agent: AgentService) -> dict[str, Any]:
-    """The summary `lars status` prints (plain JSON values)."""
+    """The summary `lars status` prints (plain JSON values), from ONE stats() and ONE
+    gauges() (each walks every shard on its loop)."""
     s = agent.stats()
     g = agent.gauges()
     sh = s.shards
     return {
         "daemon": "agent",
-        "ready": agent_readiness(agent).as_dict(),
+        "ready": _ready(s, g).as_dict(),
         "ports": list(agent.ports),
         "mode": agent.config.mode.value,
         "route_service": {"connected": s.route_connected, "connects": s.route_connects},
@@ -198,15 +206,8 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
             "sent": s.reports_sent,
             "held": s.reports_pending,
         },
-        "modules": {
-            "new": sum(x.modules_new for x in g),
-            "empty": sum(x.modules_empty for x in g),
-            "ready": sum(x.modules_ready for x in g),
-        },
-        "hosts": {
-            "idle": sum(x.hosts_idle for x in g),
-            "overload": sum(x.hosts_overloaded for x in g),
-        },
+        "modules": _modules(g),
+        "hosts": _hosts(g),
         "get_host": sum(x.get_host for x in sh),
         "reports": sum(x.reports for x in sh),
         "dropped_datagrams": s.dropped_datagrams + s.unknown_msgids + s.bad_bodies,

@@ -100,23 +100,24 @@ def _extra(s: DnsStats) -> Iterator[Metric]:
                   s.poller.sql_audit_rows)  # fmt: skip
 
 
-def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:
-    s = dns.stats()
+def _ready(s: DnsStats, poll_interval: float, now: float) -> Readiness:
     return dns_ready(
-        loaded=s.loaded,
-        last_success=s.poller.last_success,
-        poll_interval=dns.config.poll_interval,
-        now=clock(),
+        loaded=s.loaded, last_success=s.poller.last_success, poll_interval=poll_interval, now=now
     )
+
+
+def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:
+    return _ready(dns.stats(), dns.config.poll_interval, clock())
 
 
 def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, Any]:
     s = dns.stats()
     p = s.poller
-    last = None if p.last_success is None else round(max(0.0, clock() - p.last_success), 3)
+    now = clock()
+    last = None if p.last_success is None else round(max(0.0, now - p.last_success), 3)
     return {
         "daemon": "dns",
-        "ready": dns_readiness(dns, clock=clock).as_dict(),
+        "ready": _ready(s, dns.config.poll_interval, now).as_dict(),
         "port": dns.port,
         "version": s.version,
         "modules": s.modules,

@@ -88,11 +88,12 @@ class ReporterCollector(Collector):
         yield from server_families(P, s.server)
 
 
+def _ready(s: ReporterStats, max_pending: int) -> Readiness:
+    return reporter_ready(db_up=_db_up(s), queue_depth=s.queue_depth, max_pending=max_pending)
+
+
 def reporter_readiness(reporter: ReporterService) -> Readiness:
-    s = reporter.stats()
-    return reporter_ready(
-        db_up=_db_up(s), queue_depth=s.queue_depth, max_pending=reporter.config.max_pending
-    )
+    return _ready(reporter.stats(), reporter.config.max_pending)
 
 
 def reporter_status(reporter: ReporterService, *, clock: Clock = time.monotonic) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def reporter_status(reporter: ReporterService, *, clock: Clock = time.monotonic)
     age = _last_commit_age(s, clock())
     return {
         "daemon": "reporter",
-        "ready": reporter_readiness(reporter).as_dict(),
+        "ready": _ready(s, reporter.config.max_pending).as_dict(),
         "port": reporter.port,
         "connections": s.connections,
         "received": s.received,

@@ -52,13 +52,16 @@ def up_metrics_server(
         return Readiness(not reasons, reasons)
 
     def status() -> dict[str, Any]:
-        return {
-            "daemon": "up",
-            "ready": ready().as_dict(),
+        # each part's status carries its readiness: the whole is ready when every part is
+        parts = {
             "dns": dns_status(dns),
             "reporter": reporter_status(reporter),
             "agent": agent_status(agent),
         }
+        reasons = [
+            f"{name}: {why}" for name, doc in parts.items() for why in doc["ready"]["reasons"]
+        ]
+        return {"daemon": "up", "ready": {"ready": not reasons, "reasons": reasons}, **parts}
 
     return MetricsServer(
         config.listen,
