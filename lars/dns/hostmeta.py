@@ -11,11 +11,8 @@ An original Lars database has no RouteHostMeta table: `MetaPresence` then says s
 once, and every route is served as today (all enabled, weight 1); it looks again every
 `recheck` seconds, so `lars initdb` run later takes effect without a restart.
 
-Rules of an edit (`drain_change`, `weight_change`, called inside RouteAdmin's transaction):
-- draining the last enabled host of a module is refused unless forced, and a forced drain
-  says so in its audit detail; draining a drained host or undraining an enabled one is
-  refused (nothing would change);
-- a weight is 1..MAX_WEIGHT (lars.protocol.weight); 0 is refused and points to drain.
+The edits and their rules (drain, undrain, weight) are in lars/dns/hostedit.py; this
+module reads and writes the rows.
 """
 
 from __future__ import annotations
@@ -28,23 +25,23 @@ from dataclasses import dataclass
 import sqlalchemy
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
-from lars.db import route_data, route_host_meta
+from lars.db import route_host_meta
 from lars.errors import ValidationError
-from lars.protocol import uint_to_dotted
-from lars.protocol.weight import DEFAULT_WEIGHT, MAX_WEIGHT, validate_weight
+from lars.protocol.weight import DEFAULT_WEIGHT
 
 __all__ = [
+    "DEFAULT_META",
     "NOTE_MAX",
+    "HostId",
     "HostMeta",
     "MetaPresence",
     "MetaRow",
-    "drain_change",
     "forget",
     "move",
     "read_all",
     "read_module",
     "validate_note",
-    "weight_change",
+    "write",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,7 +148,7 @@ def _host_cond(modid: int, cmdid: int, uip: int, port: int) -> sqlalchemy.Column
     return and_(t.modid == modid, t.cmdid == cmdid, t.serverip == uip, t.serverport == port)
 
 
-def _write(conn: Connection, modid: int, cmdid: int, uip: int, port: int, meta: HostMeta) -> None:
+def write(conn: Connection, modid: int, cmdid: int, uip: int, port: int, meta: HostMeta) -> None:
     """Set the host's row (the edit holds RouteAdmin's write lock: no upsert race)."""
     values = {
         "weight": meta.weight,
@@ -188,103 +185,3 @@ def move(conn: Connection, modid: int, cmdid: int, old: HostId, new: HostId) -> 
         .where(_host_cond(modid, cmdid, *old))
         .values(serverip=new[0], serverport=new[1])
     )
-
-
-def _module_hosts(conn: Connection, modid: int, cmdid: int) -> set[HostId]:
-    t = route_data.c
-    rows = conn.execute(
-        select(t.serverip, t.serverport).where(and_(t.modid == modid, t.cmdid == cmdid))
-    )
-    return {(int(ip), int(p)) for ip, p in rows}
-
-
-def _name(uip: int, port: int) -> str:
-    return f"{uint_to_dotted(uip)}:{port}"
-
-
-def drain_change(
-    conn: Connection,
-    modid: int,
-    cmdid: int,
-    host: HostId,
-    *,
-    enabled: bool,
-    note: str | None,
-    force: bool,
-    actor: str,
-    now: int,
-) -> tuple[str, str]:
-    """Drain (enabled False) or undrain one host; returns (audit action, detail).
-
-    Raises ValidationError: the host is not in the module, nothing would change, or the
-    drain would leave the module without an enabled host and `force` is not set."""
-    hosts = _module_hosts(conn, modid, cmdid)
-    name = _name(*host)
-    if host not in hosts:
-        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
-    metas = read_module(conn, modid, cmdid)
-    meta = metas.get(host, DEFAULT_META)
-    if meta.enabled == enabled:
-        state = "enabled (not drained)" if enabled else "already drained"
-        raise ValidationError(f"host {name} of module {modid}/{cmdid} is {state}")
-    detail = name
-    if not enabled:
-        others = [h for h in hosts if h != host and metas.get(h, DEFAULT_META).enabled]
-        if not others:
-            if not force:
-                raise ValidationError(
-                    f"host {name} is the last enabled host of module {modid}/{cmdid}: "
-                    "draining it leaves the module without hosts; force it "
-                    "(--force, or confirm in the console) if that is what you want"
-                )
-            detail += " (forced: the last enabled host of the module)"
-    new_note = meta.note if note is None else note
-    if note:
-        detail += f"; note: {note}"
-    _write(
-        conn,
-        modid,
-        cmdid,
-        *host,
-        HostMeta(
-            weight=meta.weight, enabled=enabled, note=new_note, updated_at=now, updated_by=actor
-        ),
-    )
-    return ("undrain" if enabled else "drain"), detail
-
-
-def weight_change(
-    conn: Connection,
-    modid: int,
-    cmdid: int,
-    host: HostId,
-    weight: int,
-    *,
-    note: str | None,
-    actor: str,
-    now: int,
-) -> tuple[str, str]:
-    """Set one host's weight; returns (audit action, detail). ValidationError: a weight
-    outside 1..MAX_WEIGHT (0 points to drain), a host not in the module, no change."""
-    validate_weight(weight)
-    name = _name(*host)
-    if host not in _module_hosts(conn, modid, cmdid):
-        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
-    meta = read_module(conn, modid, cmdid).get(host, DEFAULT_META)
-    if meta.weight == weight:
-        raise ValidationError(f"host {name} of module {modid}/{cmdid} already has weight {weight}")
-    _write(
-        conn,
-        modid,
-        cmdid,
-        *host,
-        HostMeta(
-            weight=weight,
-            enabled=meta.enabled,
-            note=meta.note if note is None else note,
-            updated_at=now,
-            updated_by=actor,
-        ),
-    )
-    detail = f"{name} weight {meta.weight} -> {weight} (max {MAX_WEIGHT})"
-    return "weight", detail + (f"; note: {note}" if note else "")
