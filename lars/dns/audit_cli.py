@@ -9,6 +9,7 @@ refuses when nothing is held, so a stray release cannot pre-approve a future hol
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -70,18 +71,8 @@ def format_entry(e: AuditEntry) -> str:
 
 
 def entry_json(e: AuditEntry) -> dict[str, object]:
-    return {
-        "id": e.id,
-        "ts": e.ts,
-        "actor": e.actor,
-        "action": e.action,
-        "modid": e.modid,
-        "cmdid": e.cmdid,
-        "ip": e.ip,
-        "port": e.port,
-        "version": e.version,
-        "detail": e.detail,
-    }
+    """One entry as `lars route history --json` prints it: every AuditEntry field."""
+    return dataclasses.asdict(e)
 
 
 def run_history(args: argparse.Namespace, engine_of: EngineOf) -> int:

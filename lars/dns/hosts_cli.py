@@ -10,6 +10,7 @@ of the hosts that have any.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -72,18 +73,8 @@ def register(sub: Any, db_args: DbArgs, host_args: DbArgs, engine: Engine) -> No
 
 
 def entry_fields(e: RouteEntry) -> dict[str, object]:
-    """One host as `lars route list --json` prints it."""
-    return {
-        "modid": e.modid,
-        "cmdid": e.cmdid,
-        "ip": e.ip,
-        "port": e.port,
-        "weight": e.weight,
-        "enabled": e.enabled,
-        "note": e.note,
-        "updated_at": e.updated_at,
-        "updated_by": e.updated_by,
-    }
+    """One host as `lars route list --json` prints it: every RouteEntry field."""
+    return dataclasses.asdict(e)
 
 
 def entry_line(e: RouteEntry) -> str:
