@@ -3,9 +3,10 @@
 `pip install lars-platform` is the client side only (protobuf): `lars.client` and the
 client commands. The daemons need the `server` extra (uvloop, mmh3, SQLAlchemy, PyMySQL,
 prometheus-client) and the console the `console` extra. `lars` imports a command's module
-only when the command runs; when that import fails for want of an extra's package, the
-command is still listed in `lars --help`, and running it prints one line naming the extra
-and exits with EXIT_MISSING_EXTRA instead of a traceback.
+only when the command runs; when a package of the command's extra is not installed
+(checked before the import, and any import failing for want of one), the command is still
+listed in `lars --help`, and running it prints one line naming the extra and exits with
+EXIT_MISSING_EXTRA (5) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import functools
 import importlib.util
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from lars.boundary import ExitCode
@@ -112,7 +114,7 @@ def _ignore_arguments(
     return type(parser).parse_known_args(parser, [], namespace)
 
 
-def _printer(command: str, extra: str) -> Any:
+def _printer(command: str, extra: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         print(missing_extra_message(command, extra), file=sys.stderr)
         return EXIT_MISSING_EXTRA
