@@ -122,7 +122,7 @@ def main() -> int:
                            "max": round(max(lat, default=0.0), 3)})  # fmt: skip
                 ok, timed_out, fails, lat = 0, 0, {}, []
                 last_line = now
-            next_tick += tick
+            next_tick = max(next_tick + tick, time.monotonic() - tick)  # late: no burst
             stop.wait(max(0.0, next_tick - time.monotonic()))
         stop.set()
         if watcher is not None:

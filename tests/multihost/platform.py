@@ -136,8 +136,9 @@ class Business:
         return [x for x in self.lines() if "route" in x]
 
     def window(self, t0: float, t1: float) -> dict[str, Any]:
-        """Calls made between wall times t0 and t1 (by whole reporting seconds for `ok`)."""
-        secs = [x for x in self.seconds() if t0 < x["t"] <= t1 + 1.0]
+        """Calls made between wall times t0 and t1: failures by their own time, `ok` from
+        the per-second lines whose whole second lies inside the window."""
+        secs = [x for x in self.seconds() if x["t"] - 1.05 >= t0 and x["t"] <= t1 + 0.05]
         fails = [x for x in self.failures() if t0 <= x["t"] <= t1]
         by_code: dict[str, int] = {}
         for f in fails:

@@ -85,20 +85,20 @@ def test_a_down_agent_gives_timeouts_not_hangs_and_others_see_nothing(
     t2 = time.time()
     time.sleep(1.5)  # let the last second's line be written
 
-    frozen, killed = client.window(t0 + 0.5, t1), client.window(t1 + 0.5, t2)
+    frozen, killed = client.window(t0, t1), client.window(t1, t2)
     for name, w in (("frozen", frozen), ("killed", killed)):
         print(f"scenario 6: agent {name}: {w}")
         assert w["ok"] == 0, f"{name}: {w}"
         assert w["failed"] > 0 and set(w["by_code"]) == {"SYSTEM_ERROR"}, w
         # a timeout answer, never a hang: no call waited much past its timeout
         assert w["max_ms"] <= TIMEOUT * 1000 + 150, w
-        assert w["seconds"] >= 3, f"the client stopped calling: {w}"
+        assert w["seconds"] >= 2, f"the client stopped calling: {w}"
     assert frozen["failed"] >= 10, frozen  # about 1 / TIMEOUT timeouts a second
     assert killed["failed"] >= 3 * 40, killed  # refused at once: the steady rate goes on
     for app in others:
         w = app.clients[0].window(t0, t2)
         print(f"scenario 6: {app.host.name} meanwhile: {w}")
-        assert w["failed"] == 0 and w["ok"] >= 8 * 40, w
+        assert w["failed"] == 0 and w["ok"] >= 6 * 40, w
 
 
 def test_link_down_cuts_only_that_host(fleet: list[AppHost]) -> None:
