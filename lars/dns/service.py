@@ -191,7 +191,7 @@ class DnsService:
         if self.config.create_schema or is_sqlite(self._engine):
             try:
                 init_schema(self._engine)
-            except sqlalchemy.exc.SQLAlchemyError as exc:
+            except (sqlalchemy.exc.SQLAlchemyError, StoreUnavailable) as exc:  # init_schema
                 log.warning("dns: cannot create the schema yet: %s", exc)
         if not self._thread.first_load():
             raise StoreUnavailable("route service stopped before the first route load")
