@@ -18,6 +18,7 @@ are then delivered (RELEASE) and the guard steps aside. Time comes in as `now`.
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from lars.agent.balancer import HostKey
@@ -47,7 +48,8 @@ class EmptyGuard:
         self.held: dict[ModuleKey, list[HostKey]] = {}  # withheld empty answers
         self.holding = False
         self._stale: set[ModuleKey] = set()  # cached with hosts, no answer since the restart
-        self._emptied: dict[ModuleKey, float] = {}  # had hosts, answered empty at
+        # had hosts, answered empty at (in that order; only the last `window` is kept)
+        self._emptied: OrderedDict[ModuleKey, float] = OrderedDict()
 
     def seed(self, cached_with_hosts: Iterable[ModuleKey]) -> None:
         """The modules served from the cache file with hosts (at start)."""
@@ -72,10 +74,18 @@ class EmptyGuard:
             return [(key, hosts)], None
         self.with_hosts.discard(key)
         emptied = self._emptied
+        # Only modules emptied within `window` can count: drop older ones (the oldest come
+        # first), or the map keeps every module that ever went empty while others kept
+        # their hosts. Amortised O(1): a mass-empty of 20k modules stays linear.
+        while emptied:
+            oldest, at = next(iter(emptied.items()))
+            if now - at <= self.window:
+                break
+            del emptied[oldest]
         emptied[key] = now
         if self.with_hosts:
             return [(key, hosts)], None
-        recent = sum(1 for t in emptied.values() if now - t <= self.window)
+        recent = len(emptied)
         emptied.clear()
         event = GuardEvent.MASS_EMPTY if recent >= self.min_modules else None
         return [(key, hosts)], event

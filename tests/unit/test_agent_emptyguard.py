@@ -76,3 +76,22 @@ def test_a_single_cached_module_is_not_held() -> None:
     g = EmptyGuard()
     g.seed([M1])
     assert g.answer(M1, [], 0.0) == ([(M1, [])], None)
+
+
+def test_modules_emptied_long_ago_are_not_remembered_without_bound() -> None:
+    """Decommissioned modules (emptied one by one while others keep their hosts, then
+    forgotten by the shards) stayed in the guard's emptied map for the agent's lifetime:
+    one entry per module that ever went empty. Only those inside `window` can count."""
+    g = EmptyGuard(window=10.0)
+    g.answer(M1, [A], 0.0)  # keeps its hosts throughout
+    for i in range(1000):
+        key = (100 + i, 1)
+        g.answer(key, [B], float(i))
+        g.answer(key, [], float(i))
+    assert len(g._emptied) <= 11  # the last window's worth
+    # and the rule is unchanged: the last modules emptied at once still make a mass-empty
+    g.answer((5000, 1), [B], 2000.0)
+    g.answer((5001, 1), [B], 2000.0)
+    g.answer((5000, 1), [], 2001.0)
+    g.answer((5001, 1), [], 2001.0)
+    assert g.answer(M1, [], 2001.5)[1] is GuardEvent.MASS_EMPTY
