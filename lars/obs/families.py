@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -36,16 +37,20 @@ def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 def labelled_counter(
     name: str, doc: str, label: str, values: Mapping[str, float]
 ) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=[label])
-    for key, value in values.items():
-        family.add_metric([key], value)
-    return family
+    return _series(CounterMetricFamily(name, doc, labels=[label]), values)
 
 
 def labelled_gauge(
     name: str, doc: str, label: str, values: Mapping[str, float]
 ) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=[label])
+    return _series(GaugeMetricFamily(name, doc, labels=[label]), values)
+
+
+F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
+
+
+def _series(family: F, values: Mapping[str, float]) -> F:
+    """One series per label value."""
     for key, value in values.items():
         family.add_metric([key], value)
     return family
