@@ -34,9 +34,9 @@ def register(subparsers: Any) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--metrics", metavar="ADDR:PORT", help="the daemon's metrics listener")
     where.add_argument(
-        "--daemon", choices=_DAEMONS, default="agent",
+        "--daemon", choices=_DAEMONS,
         help="the daemon on this host, at its default port (agent 7783, dns and up 7781, "
-        "reporter 7782; default agent)",
+        "reporter 7782); default: the agent, else a `lars up` of this host",
     )  # fmt: skip
     p.add_argument(
         "--module", nargs=2, type=int, metavar=("MODID", "CMDID"),
@@ -47,15 +47,36 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def base_url(args: argparse.Namespace) -> str:
+def base_urls(args: argparse.Namespace) -> list[str]:
+    """The listeners to ask, in order. Named by neither --metrics nor --daemon: this
+    host's agent, and when nothing listens there a `lars up` (whose one endpoint is the
+    route service's port), so `lars status` right after `lars up` answers."""
     if args.metrics:
         listen = parse_listen(args.metrics)
         if listen is None:
             raise NotAnswering("--metrics off: there is no listener to ask")
         host, port = listen
-    else:
-        host, port = "127.0.0.1", DEFAULT_PORTS[args.daemon]
-    return f"http://{host}:{port}"
+        return [f"http://{host}:{port}"]
+    daemons = [args.daemon] if args.daemon else ["agent", "up"]
+    return [f"http://127.0.0.1:{DEFAULT_PORTS[d]}" for d in daemons]
+
+
+def first_answer(
+    bases: list[str], path: str, timeout: float, get: Any = None
+) -> tuple[str, int, Any]:
+    """(base, HTTP status, JSON) of the first listener that answers; the first
+    listener's NotAnswering when none does."""
+    get = get or fetch
+    failure: NotAnswering | None = None
+    for base in bases:
+        try:
+            code, doc = get(f"{base}{path}", timeout)
+        except NotAnswering as exc:
+            failure = failure or exc
+            continue
+        return base, code, doc
+    assert failure is not None  # bases is never empty
+    raise failure
 
 
 def fetch(url: str, timeout: float) -> tuple[int, Any]:
@@ -75,17 +96,18 @@ def fetch(url: str, timeout: float) -> tuple[int, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    base = base_url(args)
+    bases = base_urls(args)
     if args.module is not None:
         modid, cmdid = args.module
-        code, doc = fetch(f"{base}/debug/module?modid={modid}&cmdid={cmdid}", args.timeout)
+        path = f"/debug/module?modid={modid}&cmdid={cmdid}"
+        base, code, doc = first_answer(bases, path, args.timeout)
         if code == 404 and "not held" in str(doc.get("error", "")):
             raise NoHost(str(doc["error"]))
         if code != 200:
             raise NotAnswering(f"{base} has no module view ({code}): is it an agent?")
         print(json.dumps(doc, indent=2) if args.json else render_module(doc))
         return int(ExitCode.OK)
-    code, doc = fetch(f"{base}/status", args.timeout)
+    base, code, doc = first_answer(bases, "/status", args.timeout)
     if code != 200:
         raise NotAnswering(f"{base}/status answered {code}")
     print(json.dumps(doc, indent=2) if args.json else render_status(doc))
