@@ -190,7 +190,11 @@ def render_module(doc: dict[str, Any]) -> str:
             f"{'rsucc':>6} {'rerr':>5} {'contin':>7} {'window':>7}"
         )
     for h in doc["hosts"]:
-        contin = f"+{h['contin_succ']}" if h["contin_succ"] else f"-{h['contin_err']}"
+        # +N: N successes in a row, -N: N failures in a row, 0: no call yet in this window
+        if h["contin_succ"]:
+            contin = f"+{h['contin_succ']}"
+        else:
+            contin = f"-{h['contin_err']}" if h["contin_err"] else "0"
         lines.append(
             f"  {h['ip'] + ':' + str(h['port']):<21} {h['state']:<8} {h.get('weight', 1):>6} "
             f"{h['vsucc']:>6} {h['verr']:>5} {h['rsucc']:>6} {h['rerr']:>5} {contin:>7} "

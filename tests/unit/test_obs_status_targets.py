@@ -48,3 +48,17 @@ def test_first_answer_falls_back_and_reports_the_first_failure() -> None:
 
     with pytest.raises(NotAnswering, match="7783"):
         first_answer(bases, "/status", 1.0, nobody)
+
+
+def test_module_view_shows_runs_of_successes_failures_or_none() -> None:
+    from lars.obs.status import render_module
+
+    def host(port: int, succ: int, err: int) -> dict[str, Any]:
+        return {"ip": "10.0.0.1", "port": port, "state": "idle", "vsucc": 180, "verr": 0,
+                "rsucc": succ, "rerr": err, "contin_succ": succ, "contin_err": err,
+                "window_age": 1.0}  # fmt: skip
+
+    doc = {"modid": 1, "cmdid": 1, "shard": 2, "route_state": "ready", "route_age": 0.5,
+           "hosts": [host(1, 3, 0), host(2, 0, 2), host(3, 0, 0)]}  # fmt: skip
+    rows = render_module(doc).splitlines()[2:]
+    assert [row.split()[7] for row in rows] == ["+3", "-2", "0"]
