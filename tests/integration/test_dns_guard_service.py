@@ -106,7 +106,9 @@ def check_push_empty_is_held_then_released(url: str, *, cli: bool = False) -> No
                 pushed[(msg.modid, msg.cmdid)] = hosts_of(msg)
             assert msgid == 2 and pushed == {key: [] for key in MODULES}
             assert svc.stats().hosts == 0
-            assert _audit_rows(engine)[-1] == ("dns", "apply", 0, version, f"released by {actor}")
+            # the apply row is written just after the table goes live: wait for it
+            applied = ("dns", "apply", 0, version, f"released by {actor}")
+            wait_for(lambda: _audit_rows(engine)[-1] == applied, what="the apply row")
     finally:
         svc.stop()
         engine.dispose()
