@@ -151,8 +151,11 @@ def check_restart_during_a_hold_does_not_serve_the_held_table(url: str) -> None:
         wait_for(lambda: first.stats().held is None, what="the first one released")
         with RouteConn(second.port) as c:
             assert c.get(1, 1) == []
-        applies = [r for r in _audit_rows(engine) if r[1] == "apply"]
-        assert len(applies) == 2 and {r[4] for r in applies} == {"released by cli:ops"}
+        def applies() -> list[tuple[str, str, int, int, str]]:
+            return [r for r in _audit_rows(engine) if r[1] == "apply"]
+
+        wait_for(lambda: len(applies()) == 2, what="both apply rows")  # written after going live
+        assert {r[4] for r in applies()} == {"released by cli:ops"}
     finally:
         second.stop()
         first.stop()
