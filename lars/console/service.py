@@ -13,6 +13,7 @@ from typing import Protocol
 
 from lars.console.health import (
     HostHealth,
+    HostSettings,
     HostState,
     ModuleHealth,
     StatusRow,
@@ -37,7 +38,9 @@ class NotFound(LarsError):
     """The module or host named does not exist."""
 
 
-class RouteLike(Protocol):
+class RouteLike(HostSettings, Protocol):
+    """A route entry with its RouteHostMeta settings (lars.dns.admin.RouteEntry)."""
+
     @property
     def modid(self) -> int: ...
     @property
@@ -46,17 +49,6 @@ class RouteLike(Protocol):
     def ip(self) -> str: ...
     @property
     def port(self) -> int: ...
-    # RouteHostMeta settings (see lars.console.health.HostSettings)
-    @property
-    def weight(self) -> int: ...
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def note(self) -> str: ...
-    @property
-    def updated_at(self) -> int: ...
-    @property
-    def updated_by(self) -> str: ...
 
 
 class RouteAdminLike(Protocol):
