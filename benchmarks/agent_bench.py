@@ -34,35 +34,11 @@ from sqlalchemy import insert, update
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent_load
+from dns_common import free_port, free_udp_base
 
 from lars.db import route_data, route_version
 from lars.dbengine import init_schema, make_engine
 from lars.protocol import MsgId, dotted_to_uint, lars_pb2
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def free_udp_base() -> int:
-    for _ in range(200):
-        base = free_port(socket.SOCK_DGRAM)
-        socks: list[socket.socket] = []
-        try:
-            for i in range(3):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no three consecutive free UDP ports")
 
 
 def fill_routes(url: str, modules: int, hosts: int) -> None:

@@ -1,11 +1,12 @@
-"""Shared pieces of the dns benchmarks: a fresh MariaDB database, a `lars dns` process,
-percentiles and the machine description recorded with every figure."""
+"""Shared pieces of the benchmarks: a fresh MariaDB database, a `lars dns` process, free
+loopback ports, percentiles and the machine description recorded with every figure."""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -69,3 +70,28 @@ def machine() -> str:
     return (
         f"{platform.node()} {os.cpu_count()} cpu, Python {platform.python_version()}, load {load}"
     )
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def free_udp_base() -> int:
+    for _ in range(200):
+        base = free_port(socket.SOCK_DGRAM)
+        socks: list[socket.socket] = []
+        try:
+            for i in range(3):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no three consecutive free UDP ports")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from benchmarks.dns_common import machine, percentile
+from benchmarks.dns_common import free_port, free_udp_base, machine, percentile
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
 from lars.dns.admin import RouteAdmin
@@ -38,31 +38,6 @@ from lars.reactor import encode
 from lars.reactor.frame import decode_datagram
 
 POLL = 0.002  # seconds between probes
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def free_udp_base() -> int:
-    for _ in range(200):
-        base = free_port(socket.SOCK_DGRAM)
-        socks = []
-        try:
-            for i in range(3):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no three consecutive free UDP ports")
 
 
 class Proc:

@@ -8,6 +8,7 @@ actor ([console] user, default "console"); a route service holding the table app
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -73,18 +74,7 @@ class HistoryEntryOut(BaseModel):
 
     @classmethod
     def of(cls, e: AuditEntry) -> HistoryEntryOut:
-        return cls(
-            id=e.id,
-            ts=e.ts,
-            actor=e.actor,
-            action=e.action,
-            modid=e.modid,
-            cmdid=e.cmdid,
-            ip=e.ip,
-            port=e.port,
-            version=e.version,
-            detail=e.detail,
-        )
+        return cls(**asdict(e))  # the same fields, by name
 
 
 class HoldOut(BaseModel):
