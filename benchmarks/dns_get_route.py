@@ -27,8 +27,8 @@ import uvloop
 
 from benchmarks.dns_common import DnsProcess, machine
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol import lars_pb2
+from lars.routes.admin import RouteAdmin
 
 HEADER = struct.Struct("<ii")
 MODID, CMDID = 7, 3

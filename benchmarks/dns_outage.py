@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.dns_common import fresh_mysql_db, machine
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.protocol import lars_pb2
 from lars.reactor import ReactorConfig
+from lars.routes.admin import RouteAdmin
 from tests.proxy import CuttableProxy
 
 HEADER = struct.Struct("<ii")

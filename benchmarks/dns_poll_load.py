@@ -25,9 +25,9 @@ from sqlalchemy import create_engine, text
 
 from benchmarks.dns_common import DEFAULT_SERVER, fresh_mysql_db, machine
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.reactor import ReactorConfig
+from lars.routes.admin import RouteAdmin
 
 MODULES = 100
 COMMANDS = {3: "COM_QUERY", 14: "COM_PING", 1: "COM_QUIT", 2: "COM_INIT_DB"}

@@ -31,8 +31,8 @@ from sqlalchemy import text
 
 from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol import dotted_to_uint, lars_pb2
+from lars.routes.admin import RouteAdmin
 
 MODULES = 100
 HEADER = struct.Struct("<ii")

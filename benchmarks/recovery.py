@@ -32,10 +32,10 @@ from sqlalchemy import select
 from benchmarks.dns_common import free_port, free_udp_base, machine, percentile
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol import MsgId, dotted_to_wire, lars_pb2
 from lars.reactor import encode
 from lars.reactor.frame import decode_datagram
+from lars.routes.admin import RouteAdmin
 
 POLL = 0.002  # seconds between probes
 

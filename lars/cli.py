@@ -35,7 +35,8 @@ GLOBAL_OPTIONS = ("--log-level", "--log-format")
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lars.console.cli": ("console",),
     "lars.bench.cli": ("bench",),
-    "lars.dns.cli": ("dns", "initdb", "route"),
+    "lars.dns.cli": ("dns",),
+    "lars.routes.cli": ("initdb", "route"),
     "lars.reporter.cli": ("reporter",),
     "lars.agent.cli": ("agent",),
     "lars.client.cli": ("gethost", "getroute", "report", "simulator", "qps", "bench"),

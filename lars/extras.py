@@ -48,6 +48,7 @@ _EXTRA_OF_PACKAGE: dict[str, str] = {
 # Command modules whose commands all need at least this extra (`lars up` runs the console).
 _EXTRA_OF_MODULE: dict[str, str] = {
     "lars.dns.cli": "server",
+    "lars.routes.cli": "server",
     "lars.reporter.cli": "server",
     "lars.agent.cli": "server",
     "lars.console.cli": "console",

@@ -33,10 +33,10 @@ from lars.agent.config import (
     default_mode,
     parse_addresses,
 )
+from lars.agent.metrics import agent_metrics_server
 from lars.agent.service import AgentService
 from lars.config import IniFile, override
 from lars.errors import ConfigError
-from lars.obs.agent import agent_metrics_server
 from lars.obs.listen import MetricsConfig
 from lars.reload import ReloadResult, SignalWaiter, reload_log_level
 

@@ -31,12 +31,12 @@ from lars.console.config import DEFAULT_USER
 from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
 from lars.console.counters import CountRequests
 from lars.console.history import RouteHistory
+from lars.console.metrics import ConsoleCollector
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
 from lars.console.validate import FieldErrors
-from lars.dns.admin import RouteAdmin
 from lars.errors import StoreUnavailable, ValidationError
-from lars.obs.console import ConsoleCollector
+from lars.routes.admin import RouteAdmin
 
 __all__ = ["build_console"]
 
@@ -71,7 +71,7 @@ def build_console(
 ) -> FastAPI:
     """The console app on `engine`; raises ConfigError for a missing or too short password.
 
-    Route edits go through `admin` (default: lars.dns.admin.RouteAdmin on the same engine,
+    Route edits go through `admin` (default: lars.routes.admin.RouteAdmin on the same engine,
     auditing them as `user`). The password is hashed here and the plain text dropped.
     """
     hashed = PasswordHash(password)

@@ -51,7 +51,7 @@ DRAIN_GRACE = 5.0  # seconds after a drain in which reports may still be in flig
 
 
 class HostSettings(Protocol):
-    """A host's RouteHostMeta settings (lars.dns.admin.RouteEntry has them)."""
+    """A host's RouteHostMeta settings (lars.routes.admin.RouteEntry has them)."""
 
     @property
     def weight(self) -> int: ...

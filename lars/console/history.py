@@ -3,7 +3,7 @@
 Both faces (pages and JSON API) go through `RouteHistory`, so the banner, the history
 pages and /api/history cannot disagree. A release is written with the console user as
 actor ([console] user, default "console"); a route service holding the table applies it
-(the protocol is in lars/dns/audit.py).
+(the protocol is in lars/routes/audit.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from lars.dns.audit import EDIT_ACTIONS, AuditEntry, AuditLog, HoldState, Release
+from lars.routes.audit import EDIT_ACTIONS, AuditEntry, AuditLog, HoldState, Release
 
 __all__ = [
     "HISTORY_PAGE",

@@ -24,8 +24,8 @@ from lars.console.history import (
 from lars.console.models import ErrorOut
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import MAX_ID
-from lars.dns.audit import MAX_ENTRY_ID, NothingHeld
 from lars.errors import StoreUnavailable
+from lars.routes.audit import MAX_ENTRY_ID, NothingHeld
 
 __all__ = ["api_router", "attach_hold", "get_history", "page_router"]
 

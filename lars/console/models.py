@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from lars.console.health import HostHealth, ModuleHealth
 from lars.console.service import ModuleDetail, ModuleSummary
 from lars.console.validate import MAX_DESC, MAX_ID, check_text
-from lars.dns.hostmeta import NOTE_MAX
 from lars.protocol.weight import MAX_WEIGHT
+from lars.routes.hostmeta import NOTE_MAX
 
 __all__ = [
     "CmdId",

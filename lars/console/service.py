@@ -1,6 +1,6 @@
 """What the pages and the API show and do, in one place: modules, hosts, health, versions.
 
-Route edits go to a RouteAdmin (the contract of lars/dns/admin.py); everything else to the
+Route edits go to a RouteAdmin (the contract of lars/routes/admin.py); everything else to the
 ConsoleStore. Both faces (HTML and JSON) call this class, so they cannot disagree.
 """
 
@@ -39,7 +39,7 @@ class NotFound(LarsError):
 
 
 class RouteLike(HostSettings, Protocol):
-    """A route entry with its RouteHostMeta settings (lars.dns.admin.RouteEntry)."""
+    """A route entry with its RouteHostMeta settings (lars.routes.admin.RouteEntry)."""
 
     @property
     def modid(self) -> int: ...
@@ -52,7 +52,7 @@ class RouteLike(HostSettings, Protocol):
 
 
 class RouteAdminLike(Protocol):
-    """The RouteAdmin contract (lars/dns/admin.py) as far as the console uses it."""
+    """The RouteAdmin contract (lars/routes/admin.py) as far as the console uses it."""
 
     def list_routes(
         self, modid: int | None = None, cmdid: int | None = None

@@ -1,6 +1,7 @@
 """The route service ("dns"): serves and pushes the route table kept in MySQL/SQLite.
 
-admin (RouteAdmin: every edit in one transaction), store (consistent-snapshot reads),
-table (immutable snapshot + diff), subscriptions (per worker), poller (version polling,
-outages), server (TCP handlers and push), service (DnsConfig, DnsService), cli.
+store (consistent-snapshot reads), table (immutable snapshot + diff), guard (push-empty
+guard), subscriptions (per worker), poller and pollthread (version polling, outages),
+watchdog, server (TCP handlers and push), service (DnsConfig, DnsService), metrics, cli.
+Editing the table is route administration, in `lars.routes`.
 """

@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from lars.dns.audit import AuditEntry
 from lars.dns.guard import GuardPolicy, Hold, Verdict, check
 from lars.dns.store import PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
+from lars.routes.audit import AuditEntry
 
 __all__ = ["Poller", "Publish", "Step"]
 

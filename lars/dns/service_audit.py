@@ -24,9 +24,9 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit
-from lars.dns.audit import EDIT_ACTIONS, AuditEntry, AuditLog
 from lars.dns.store import unavailable
 from lars.dns.table import Key, RouteTable
+from lars.routes.audit import EDIT_ACTIONS, AuditEntry, AuditLog
 
 __all__ = ["MAX_SQL_ROWS", "ServiceAudit", "sql_change_rows"]
 

@@ -14,7 +14,7 @@ trip: the version, the newest RouteChange id and (while a table is held) the new
 timeouts, autocommit (a REPEATABLE READ snapshot would hide new commits) and no pre-ping
 or reset round trips, so a frozen database fails a poll within about a second.
 
-The same snapshot reads RouteHostMeta (drain and weights, lars/dns/hostmeta.py) when the
+The same snapshot reads RouteHostMeta (drain and weights, lars/routes/hostmeta.py) when the
 table exists; without it (an original Lars database) `meta` is empty, logged once.
 """
 
@@ -29,8 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit, route_change, route_data, route_version
 from lars.dbengine import is_sqlite
-from lars.dns import hostmeta
 from lars.errors import StoreUnavailable
+from lars.routes import hostmeta
 
 __all__ = ["ChangeRow", "PollMark", "RouteStore", "Snapshot", "unavailable"]
 

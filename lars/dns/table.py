@@ -15,7 +15,7 @@ Rows that cannot travel on the wire at all (a DBA's typo: ids past int32, an add
 32 bits, a port outside 0..65535) are left out when the table is built and counted in
 `invalid_rows`, so one bad row never breaks the replies and pushes of other modules.
 
-RouteHostMeta (lars/dns/hostmeta.py) settles two more things when the table is built:
+RouteHostMeta (lars/routes/hostmeta.py) settles two more things when the table is built:
 a drained host (enabled = false) is left out, exactly as if its row were gone (counted
 in `drained`; for the push-empty guard a drain is a host removal), and a weight other
 than 1 travels in HostInfo.weight. Weights live beside the host tuples (`weights`), so
@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
 from lars.protocol import lars_pb2, uint_to_wire
+from lars.protocol.limits import MAX_HOSTS_PER_MODULE
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
 from lars.reactor.frame import MAX_BODY
 
@@ -49,10 +50,6 @@ _INT32_MAX = 2**31 - 1
 _UINT32_MAX = 2**32 - 1
 _PORT_MAX = 65535
 
-# modid and cmdid: 6 bytes each at most; one host: 1 tag + 1 length + 11 ip + 4 port.
-_WORST_HEADER = 12
-_WORST_HOST = 17
-MAX_HOSTS_PER_MODULE = (MAX_BODY - _WORST_HEADER) // _WORST_HOST  # 3853
 # (A weight adds up to 3 bytes per host: a module near the limit whose hosts are all
 # weighted and all past 128.0.0.0 is served truncated, like any reply past the frame.)
 

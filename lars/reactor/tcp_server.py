@@ -20,10 +20,10 @@ from typing import Any
 
 from lars.ratelog import RateLimitedLog
 from lars.reactor.config import ReactorConfig
-from lars.reactor.connection import Connection, Counters
+from lars.reactor.connection import Counters
 from lars.reactor.loop import LoopThread
 from lars.reactor.router import Router
-from lars.reactor.worker import Worker
+from lars.reactor.worker import ConnHook, Worker, WorkerHooks
 
 __all__ = ["ServerStats", "TcpServer"]
 
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 ACCEPT_BATCH = 64
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
-ConnHook = Callable[[Connection], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +119,17 @@ class TcpServer:
         for thread in self._threads:
             thread.start()
         loops = self._threads or [self._master]
-        self.workers = [Worker(self, i, t) for i, t in enumerate(loops)]
+        hooks = WorkerHooks(
+            config=self.config,
+            router=self.router,
+            next_id=self._ids.__next__,
+            release_slot=self._release_slot,
+            on_connect=self.on_connect,
+            on_close=self.on_close,
+        )
+        self.workers = [Worker(hooks, i, t) for i, t in enumerate(loops)]
         for worker in self.workers:
-            worker.thread.call(worker._start_sweeper).result()
+            worker.thread.call(worker.start_sweeper).result()
         self._master.call(self._master.loop.add_reader, lsock.fileno(), self._on_accept).result()
         log.info(
             "%s listening on %s:%d with %d worker loop(s)",
@@ -165,10 +172,10 @@ class TcpServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             worker = self.workers[next(self._rr) % len(self.workers)]
             if worker.thread is self._master:
-                worker._adopt(sock)
+                worker.adopt(sock)
             else:
                 try:
-                    worker.post(worker._adopt, sock)
+                    worker.post(worker.adopt, sock)
                 except Exception:
                     sock.close()
                     self._release_slot()
@@ -238,7 +245,7 @@ class TcpServer:
             self._master.call(self._stop_accepting).result()
         except Exception:  # pragma: no cover - master already stopping
             log.debug("stop_accepting failed", exc_info=True)
-        futures = [w.thread.submit(w._drain(self.config.drain_timeout)) for w in self.workers]
+        futures = [w.thread.submit(w.drain(self.config.drain_timeout)) for w in self.workers]
         for future in futures:
             try:
                 future.result(self.config.drain_timeout + 5)

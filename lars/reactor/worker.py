@@ -11,31 +11,44 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from lars.reactor.config import BufferLimits
+from lars.reactor.config import BufferLimits, ReactorConfig
 from lars.reactor.connection import Connection, Counters, sweep_partial_frames
 from lars.reactor.loop import LoopThread
+from lars.reactor.router import Router
 
-if TYPE_CHECKING:
-    from lars.reactor.tcp_server import TcpServer
+__all__ = ["ConnHook", "Worker", "WorkerHooks"]
 
-__all__ = ["Worker"]
+ConnHook = Callable[[Connection], None]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerHooks:
+    """What a worker needs from the server that owns it, and nothing more."""
+
+    config: ReactorConfig
+    router: Router
+    next_id: Callable[[], int]  # a connection id unique across the server
+    release_slot: Callable[[], None]  # a connection counted against max_conns has ended
+    on_connect: ConnHook | None = None
+    on_close: ConnHook | None = None
 
 
 class Worker:
     """One loop's share of the server: its connections and a free `state` dict."""
 
-    def __init__(self, server: TcpServer, index: int, thread: LoopThread) -> None:
-        self.server = server
+    def __init__(self, hooks: WorkerHooks, index: int, thread: LoopThread) -> None:
+        self.hooks = hooks
         self.index = index
         self.thread = thread
         self.connections: dict[int, Connection] = {}
         self.state: dict[str, Any] = {}
         self.counters = Counters()
-        self.limits: BufferLimits = server.config.buffers
+        self.limits: BufferLimits = hooks.config.buffers
         self._sweeper: asyncio.TimerHandle | None = None
         self._adopting: set[asyncio.Task[Any]] = set()
 
@@ -47,9 +60,9 @@ class Worker:
     def connection_made(self, conn: Connection) -> None:
         self.connections[conn.id] = conn
         self.counters.accepted += 1
-        if self.server.on_connect is not None:
+        if self.hooks.on_connect is not None:
             try:
-                self.server.on_connect(conn)
+                self.hooks.on_connect(conn)
             except Exception:  # uvloop would otherwise leave the connection half set up
                 log.exception("on_connect hook failed for %r", conn)
 
@@ -57,43 +70,45 @@ class Worker:
         if self.connections.pop(conn.id, None) is None:
             return
         self.counters.closed += 1
-        self.server._release_slot()
-        if self.server.on_close is not None:
+        self.hooks.release_slot()
+        if self.hooks.on_close is not None:
             try:
-                self.server.on_close(conn)
+                self.hooks.on_close(conn)
             except Exception:
                 log.exception("on_close hook failed for %r", conn)
 
     # on the worker's loop
 
-    def _start_sweeper(self) -> None:
-        interval = min(1.0, self.server.config.frame_timeout / 4)
+    def start_sweeper(self) -> None:
+        """Begin sweeping partial-frame timers; call on the worker's loop."""
+        frame_timeout = self.hooks.config.frame_timeout
+        interval = min(1.0, frame_timeout / 4)
 
         def sweep() -> None:
-            sweep_partial_frames(
-                self.connections.values(), self.server.config.frame_timeout, self.counters
-            )
+            sweep_partial_frames(self.connections.values(), frame_timeout, self.counters)
             self._sweeper = self.thread.loop.call_later(interval, sweep)
 
         self._sweeper = self.thread.loop.call_later(interval, sweep)
 
-    def _adopt(self, sock: socket.socket) -> None:
+    def adopt(self, sock: socket.socket) -> None:
+        """Take an accepted socket onto this loop; call on the worker's loop."""
         loop = self.thread.loop
-        conn_id = next(self.server._ids)
-        router = self.server.router
+        conn_id = self.hooks.next_id()
+        router = self.hooks.router
 
         async def adopt() -> None:
             try:
                 await loop.connect_accepted_socket(lambda: Connection(self, router, conn_id), sock)
             except Exception:  # the loop is closing, or the socket died in flight
                 sock.close()
-                self.server._release_slot()
+                self.hooks.release_slot()
 
         task = loop.create_task(adopt())
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 
-    async def _drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> None:
+        """Close every connection, waiting up to `timeout` s; run on the worker's loop."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

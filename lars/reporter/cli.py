@@ -11,8 +11,8 @@ from lars.config import IniFile, override
 from lars.dbengine import parse_db_url
 from lars.errors import NetworkError
 from lars.obs.listen import MetricsConfig
-from lars.obs.reporter import reporter_metrics_server
 from lars.reload import ReloadResult, SignalWaiter, reload_log_level
+from lars.reporter.metrics import reporter_metrics_server
 from lars.reporter.service import ReporterConfig, ReporterService
 
 __all__ = ["register", "run"]

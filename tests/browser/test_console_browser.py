@@ -21,11 +21,11 @@ from sqlalchemy import Engine, insert
 from lars.console import ConsoleServer, build_console
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.ipv4 import dotted_to_uint, wire_to_dotted
 from lars.reactor import FrameDecoder, ReactorConfig, encode
+from lars.routes.admin import RouteAdmin
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Dialog, Page
 
-from lars.dns.audit import AuditLog
+from lars.routes.audit import AuditLog
 from tests.browser import test_console_browser as base
 from tests.browser.test_console_browser import Stack, log_in, screenshot, wait_until
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol import RetCode, dotted_to_uint, dotted_to_wire, lars_pb2
+from lars.routes.admin import RouteAdmin
 from tests.conftest import free_port
 from tests.integration.agent_fakes import FakeReporter, FakeRouteService, UdpPeer, wait_until
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol import RetCode
+from lars.routes.admin import RouteAdmin
 from tests.conftest import free_port
 from tests.e2e.test_agent_process import Proc, free_udp_base, get_host
 from tests.integration.agent_fakes import UdpPeer, wait_until

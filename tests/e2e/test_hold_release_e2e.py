@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from lars.console import build_console
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditLog, cli_actor
+from lars.routes.admin import RouteAdmin
+from lars.routes.audit import AuditLog, cli_actor
 from tests.e2e.test_dns_cli import DnsProcess, lars
 from tests.integration.dns_wire import RouteConn, wait_for
 

@@ -16,7 +16,7 @@ import pytest
 
 from lars.client import LarsClient, RetCode
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.routes.admin import RouteAdmin
 from tests.conftest import free_port
 from tests.obs_util import scrape, value
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from lars.db import route_audit
 from lars.dbengine import make_engine
-from lars.dns.audit import AuditLog, cli_actor
+from lars.routes.audit import AuditLog, cli_actor
 
 pytestmark = pytest.mark.e2e
 

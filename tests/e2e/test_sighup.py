@@ -15,7 +15,7 @@ import pytest
 
 from lars.client import LarsClient, RetCode
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.routes.admin import RouteAdmin
 from tests.conftest import free_port
 from tests.e2e.test_agent_process import free_udp_base
 from tests.integration.agent_fakes import FakeReporter, FakeRouteService

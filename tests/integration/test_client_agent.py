@@ -14,9 +14,9 @@ from lars.agent.config import AgentConfig
 from lars.agent.service import AgentService
 from lars.client import AsyncLarsClient, HostResult, LarsClient, RetCode
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.reactor import ReactorConfig, new_event_loop
+from lars.routes.admin import RouteAdmin
 
 HOSTS_11 = {("10.0.0.1", 9001), ("10.0.0.2", 9002), ("192.168.1.177", 9003)}
 

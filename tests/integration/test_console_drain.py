@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 from lars.console import build_console
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol.ipv4 import dotted_to_uint
 from lars.protocol.weight import MAX_WEIGHT
+from lars.routes.admin import RouteAdmin
 
 PASSWORD = "drain-password-1"
 NOW = 1_800_000_000.0

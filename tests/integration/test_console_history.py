@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 from lars.console import build_console
 from lars.db import route_audit
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditLog
+from lars.routes.admin import RouteAdmin
+from lars.routes.audit import AuditLog
 
 PASSWORD = "history-password-1"
 HOLD_DETAIL = "modules 3->0, hosts 12->0, max_drop_ratio 0.5"
@@ -40,7 +40,7 @@ def client(engine: Engine) -> Iterator[TestClient]:
 
 
 def hold(engine: Engine, version: int = 7) -> int:
-    """What a holding route service writes (the protocol in COMMON.md / lars/dns/audit.py)."""
+    """What a holding route service writes (the protocol in COMMON.md / lars/routes/audit.py)."""
     audit = AuditLog(engine)
     audit.append([audit.row(actor="dns", action="hold", version=version, detail=HOLD_DETAIL)])
     return audit.history(limit=1)[0].id

@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from lars.console import build_console
 from lars.db import server_call_status
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.protocol.ipv4 import dotted_to_uint
+from lars.routes.admin import RouteAdmin
 
 PASSWORD = "page-password-1"
 NOW = 1_800_000_000.0

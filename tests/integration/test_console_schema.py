@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from lars.console import ConsoleServer, build_console
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.routes.admin import RouteAdmin
 
 PASSWORD = "schema-password-1"
 CHECKS = [

@@ -77,8 +77,8 @@ def test_a_stale_overloaded_host_reads_stale_on_the_page(anon: TestClient, engin
     from sqlalchemy import insert
 
     from lars.db import server_call_status
-    from lars.dns.admin import RouteAdmin
     from lars.protocol.ipv4 import dotted_to_uint
+    from lars.routes.admin import RouteAdmin
 
     RouteAdmin(engine).add_host(5, 1, "10.0.5.1", 80)
     with engine.begin() as conn:

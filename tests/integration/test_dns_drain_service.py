@@ -7,10 +7,10 @@ from sqlalchemy import update
 
 from lars.db import route_host_meta
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.dns.metrics import dns_metrics_server
 from lars.dns.service import DnsService
-from lars.obs.dns import dns_metrics_server
 from lars.obs.listen import MetricsConfig
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_obs_dns import config
 from tests.obs_util import scrape, value

@@ -17,9 +17,9 @@ from sqlalchemy import select, text
 
 from lars.db import route_audit
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditLog, cli_actor
 from lars.dns.service import DnsService
+from lars.routes.admin import RouteAdmin
+from lars.routes.audit import AuditLog, cli_actor
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_dns_service import config
 

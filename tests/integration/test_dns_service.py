@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsConfig, DnsService
 from lars.dns.table import MAX_HOSTS_PER_MODULE
 from lars.reactor import ReactorConfig
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.audit import AuditLog
 from lars.dns.service_audit import ServiceAudit, sql_change_rows
 from lars.dns.table import RouteTable
+from lars.routes.audit import AuditLog
 
 
 @pytest.fixture

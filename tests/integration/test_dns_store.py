@@ -8,8 +8,8 @@ import sqlalchemy
 from sqlalchemy import event
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.store import RouteStore
+from lars.routes.admin import RouteAdmin
 
 
 class Clock:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from lars.agent.config import AgentConfig, BalancerConfig, ShardMode
+from lars.agent.metrics import agent_metrics_server
 from lars.agent.service import AgentService
-from lars.obs.agent import agent_metrics_server
 from lars.obs.listen import MetricsConfig
 from lars.obs.server import MetricsServer
 from lars.protocol import RetCode

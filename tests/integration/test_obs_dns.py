@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlalchemy
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.dns.metrics import dns_metrics_server
 from lars.dns.service import DnsConfig, DnsService
-from lars.obs.dns import dns_metrics_server
 from lars.obs.listen import MetricsConfig
 from lars.reactor import ReactorConfig
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.obs_util import delta, get_json, names, scrape, value
 

@@ -6,9 +6,9 @@ import socket
 import time
 
 from lars.obs.listen import MetricsConfig
-from lars.obs.reporter import reporter_metrics_server
 from lars.protocol import MsgId, lars_pb2
 from lars.reactor import ReactorConfig, encode
+from lars.reporter.metrics import reporter_metrics_server
 from lars.reporter.service import ReporterConfig, ReporterService
 from tests.obs_util import delta, get_json, scrape, value
 

@@ -12,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 
 from lars.db import route_audit, route_data
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
-from lars.dns.audit import AuditEntry, AuditLog, NothingHeld, cli_actor
 from lars.errors import StoreUnavailable, ValidationError
+from lars.routes.admin import RouteAdmin
+from lars.routes.audit import AuditEntry, AuditLog, NothingHeld, cli_actor
 
 
 class Clock:
@@ -122,7 +122,7 @@ def test_original_database_without_route_audit_edits_and_logs_once(
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {route_audit.name}"))
     admin = RouteAdmin(engine, actor="console")
-    with caplog.at_level(logging.WARNING, logger="lars.dns.audit"):
+    with caplog.at_level(logging.WARNING, logger="lars.routes.audit"):
         admin.add_host(1, 1, "10.0.0.5", 80)
         admin.replace_host(1, 1, "10.0.0.5", 80, "10.0.0.6", 80)
         admin.del_module(1, 1)

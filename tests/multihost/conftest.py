@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lars.dbengine import init_schema, make_engine, scratch_database
-from lars.dns.admin import RouteAdmin
+from lars.routes.admin import RouteAdmin
 from tests.multihost.netns import Network, kernel_netem, netns_problem, remove_leftovers
 from tests.multihost.platform import MODULES, WATCHED, Platform
 

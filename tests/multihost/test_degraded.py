@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import pytest
 
 from lars.dbengine import make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DEFAULT_POLL_INTERVAL
+from lars.routes.admin import RouteAdmin
 from tests.multihost.platform import (
     MODULES,
     WATCHED,

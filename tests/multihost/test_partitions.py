@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from lars.dbengine import make_engine
-from lars.dns.admin import RouteAdmin
+from lars.routes.admin import RouteAdmin
 from tests.multihost.platform import WATCHED, AppHost, Business, Platform, wait_for
 
 pytestmark = pytest.mark.e2e

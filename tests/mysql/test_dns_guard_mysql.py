@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsService
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_dns_guard_service import (
     check_original_database_without_route_audit,

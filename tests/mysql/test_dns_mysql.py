@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from lars.dbengine import init_schema, make_engine, scratch_database
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsService
 from lars.errors import StoreUnavailable
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.integration.test_dns_service import config
 from tests.integration.test_dns_store import (

@@ -19,8 +19,8 @@ from lars.agent.config import BalancerConfig
 from lars.agent.service import AgentService
 from lars.client import LarsClient, RetCode
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.service import DnsService
+from lars.routes.admin import RouteAdmin
 from tests.integration.agent_fakes import FakeReporter, wait_until
 from tests.integration.test_agent_service import make_agent, settle
 from tests.integration.test_dns_service import config

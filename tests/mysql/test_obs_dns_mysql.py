@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
+from lars.dns.metrics import dns_metrics_server
 from lars.dns.service import DnsConfig, DnsService
-from lars.obs.dns import dns_metrics_server
 from lars.obs.listen import MetricsConfig
 from lars.reactor import ReactorConfig
+from lars.routes.admin import RouteAdmin
 from tests.integration.dns_wire import RouteConn, wait_for
 from tests.obs_util import get_json, scrape, value
 from tests.proxy import CuttableProxy

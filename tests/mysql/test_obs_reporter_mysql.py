@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lars.obs.listen import MetricsConfig
-from lars.obs.reporter import reporter_metrics_server
 from lars.reactor import LoopThread
+from lars.reporter.metrics import reporter_metrics_server
 from lars.reporter.service import ReporterService
 from tests.integration.test_reporter_service import make_config, report_frame, wait_for
 from tests.obs_util import get_json, scrape, value

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lars.dns.audit import AuditEntry
 from lars.dns.guard import GuardPolicy
 from lars.dns.poller import Poller
 from lars.dns.store import ChangeRow, PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
 from lars.errors import StoreUnavailable
+from lars.routes.audit import AuditEntry
 
 
 class FakeStore:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from lars.agent.config import DEFAULT_BASE_PORT
 from lars.console.config import DEFAULT_PORT as CONSOLE_PORT
-from lars.dns.cli import DEMO_ROUTES
 from lars.dns.service import DEFAULT_PORT as DNS_PORT
 from lars.reporter.config import DEFAULT_PORT as REPORTER_PORT
+from lars.routes.demo import DEMO_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every port `lars up` and the daemons use by default, the metrics listeners included.

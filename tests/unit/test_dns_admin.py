@@ -9,10 +9,10 @@ import sqlalchemy
 
 from lars.config import IniFile
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin, RouteEntry
 from lars.dns.service import DnsConfig
 from lars.dns.table import MAX_HOSTS_PER_MODULE
 from lars.errors import ConfigError, StoreUnavailable, ValidationError
+from lars.routes.admin import RouteAdmin, RouteEntry
 
 
 class Clock:

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from lars.db import route_change, route_host_meta
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
 from lars.dns.store import RouteStore
 from lars.dns.table import RouteTable
 from lars.errors import ValidationError
 from lars.protocol.weight import MAX_WEIGHT
+from lars.routes.admin import RouteAdmin
 
 
 class Clock:

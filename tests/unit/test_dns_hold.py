@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from lars.dns.audit import AuditEntry
 from lars.dns.guard import GuardPolicy
 from lars.dns.poller import Step
 from lars.dns.store import ChangeRow
+from lars.routes.audit import AuditEntry
 from tests.unit.dns_fakes import FakeAudit, make, rows
 
 FLEET = {(m, 1): 2 for m in range(1, 6)}  # 5 modules x 2 hosts

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from lars.agent.config import AgentConfig, BalancerConfig
+from lars.agent.metrics import AgentCollector
 from lars.agent.service import AgentService
 from lars.agent.shard import Shard
 from lars.agent.view import module_view, shard_gauges
-from lars.obs.agent import AgentCollector
 from lars.protocol import RetCode
 
 CFG = BalancerConfig(probe_num=2, contin_err_limit=1, contin_succ_limit=1)

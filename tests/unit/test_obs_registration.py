@@ -11,11 +11,11 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Metric
 
 from lars.console.counters import ConsoleCounters
+from lars.console.metrics import ConsoleCollector
+from lars.dns.metrics import DnsCollector
 from lars.dns.service import DnsConfig, DnsService
-from lars.obs.console import ConsoleCollector
-from lars.obs.dns import DnsCollector
 from lars.obs.logs import JsonFormatter
-from lars.obs.reporter import ReporterCollector
+from lars.reporter.metrics import ReporterCollector
 from lars.reporter.service import ReporterConfig, ReporterService
 
 

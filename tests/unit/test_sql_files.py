@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from lars.dns.cli import DEMO_ROUTES
+from lars.routes.demo import DEMO_ROUTES
 from lars.sql import demo_sql, schema_sql
 
 

@@ -2,8 +2,8 @@
 
 Reads (the route list with each host's RouteHostMeta settings, the version, pending
 RouteChange rows), a hold's release, and the edits: add, del, replace and del-module of
-RouteData hosts here, drain, undrain and weight of RouteHostMeta in lars/dns/hostedit.py
-(mixed in). Every edit is one transaction of lars/dns/routeedit.py: a version bump to
+RouteData hosts here, drain, undrain and weight of RouteHostMeta in lars/routes/hostedit.py
+(mixed in). Every edit is one transaction of lars/routes/routeedit.py: a version bump to
 max(old + 1, unix time), one RouteChange row per module touched and one RouteAudit row
 per host or module edited, by the caller's actor (the console user, or
 `cli:<os user>`), committed or rolled back together. A new edit kind is an `edit`
@@ -24,11 +24,14 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_change, route_data, route_version
-from lars.dns import hostmeta
-from lars.dns.audit import AuditLog, Release, cli_actor
-from lars.dns.hostedit import HostSettingsEdits
-from lars.dns.hostmeta import MetaPresence
-from lars.dns.routeedit import (
+from lars.errors import ValidationError
+from lars.protocol import uint_to_dotted
+from lars.protocol.limits import MAX_HOSTS_PER_MODULE
+from lars.routes import hostmeta
+from lars.routes.audit import AuditLog, Release, cli_actor
+from lars.routes.hostedit import HostSettingsEdits
+from lars.routes.hostmeta import MetaPresence
+from lars.routes.routeedit import (
     MAX_ID,
     Change,
     host_ids,
@@ -37,10 +40,7 @@ from lars.dns.routeedit import (
     validate_host,
     validate_ids,
 )
-from lars.dns.routelist import RouteEntry, entry, list_query
-from lars.dns.table import MAX_HOSTS_PER_MODULE
-from lars.errors import ValidationError
-from lars.protocol import uint_to_dotted
+from lars.routes.routelist import RouteEntry, entry, list_query
 
 __all__ = ["MAX_ID", "Change", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
 
@@ -109,7 +109,7 @@ class RouteAdmin(HostSettingsEdits):
 
     def release_hold(self, *, actor: str | None = None, force: bool = False) -> Release:
         """Ask the route services to apply a held table: a 'release' row at the current
-        version (lars/dns/audit.py). NothingHeld when no table is held, unless `force`."""
+        version (lars/routes/audit.py). NothingHeld when no table is held, unless `force`."""
         return self.audit.release(
             actor if actor is not None else self.actor, self.current_version(), force=force
         )
@@ -228,6 +228,6 @@ class RouteAdmin(HostSettingsEdits):
         edit: Callable[[Connection], Sequence[Change]],
         actor: str | None = None,
     ) -> int:
-        """The one transaction (lars/dns/routeedit.py), by `actor` (default self.actor)."""
+        """The one transaction (lars/routes/routeedit.py), by `actor` (default self.actor)."""
         who = actor if actor is not None else self.actor
         return run_edit(self._engine, self.audit, self._clock, modules, edit, who)

@@ -11,16 +11,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from lars.agent.metrics import AgentCollector, agent_readiness, agent_status, module_handler
 from lars.agent.service import AgentService
 from lars.console.counters import ConsoleCounters
+from lars.console.metrics import ConsoleCollector
+from lars.dns.metrics import DnsCollector, dns_readiness, dns_status
 from lars.dns.service import DnsService
-from lars.obs.agent import AgentCollector, agent_readiness, agent_status, module_handler
-from lars.obs.console import ConsoleCollector
-from lars.obs.dns import DnsCollector, dns_readiness, dns_status
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness
-from lars.obs.reporter import ReporterCollector, reporter_readiness, reporter_status
 from lars.obs.server import MetricsServer
+from lars.reporter.metrics import ReporterCollector, reporter_readiness, reporter_status
 from lars.reporter.service import ReporterService
 
 __all__ = ["up_metrics_server"]

@@ -1,7 +1,7 @@
 """`lars route history`, `lars route release` and `lars route status`: the audit log from a shell.
 
 History reads RouteAudit newest first. Release writes the operator's 'release' row (actor
-`cli:<os user>`) that a route service holding a table waits for (lars/dns/audit.py); it
+`cli:<os user>`) that a route service holding a table waits for (lars/routes/audit.py); it
 refuses when nothing is held, so a stray release cannot pre-approve a future hold, unless
 --force.
 """
@@ -19,9 +19,16 @@ from typing import Any
 
 import sqlalchemy
 
-from lars.dns.admin import RouteAdmin, validate_ids
-from lars.dns.audit import EDIT_ACTIONS, MAX_ENTRY_ID, AuditEntry, HoldState, NothingHeld, cli_actor
 from lars.errors import ValidationError
+from lars.routes.admin import RouteAdmin, validate_ids
+from lars.routes.audit import (
+    EDIT_ACTIONS,
+    MAX_ENTRY_ID,
+    AuditEntry,
+    HoldState,
+    NothingHeld,
+    cli_actor,
+)
 
 __all__ = ["format_entry", "register"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import sqlalchemy
 
-from lars.dns.admin import RouteAdmin, RouteEntry
 from lars.protocol.weight import MAX_WEIGHT
+from lars.routes.admin import RouteAdmin, RouteEntry
 
 __all__ = ["entry_fields", "entry_line", "register"]
 

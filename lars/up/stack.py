@@ -31,16 +31,16 @@ from lars.console.config import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
 from lars.console.config import PASSWORD_ENV, check_password, generate_password
 from lars.console.server import ConsoleServer
 from lars.dbengine import init_schema, make_engine
-from lars.dns.admin import RouteAdmin
-from lars.dns.cli import DEMO_ROUTES
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError
 from lars.obs.listen import DEFAULT_PORTS, MetricsConfig
 from lars.obs.server import MetricsServer
-from lars.obs.up import up_metrics_server
 from lars.reactor import ReactorConfig
 from lars.reload import SignalWaiter
 from lars.reporter.service import ReporterConfig, ReporterService
+from lars.routes.admin import RouteAdmin
+from lars.routes.demo import DEMO_ROUTES
+from lars.up.metrics import up_metrics_server
 
 __all__ = ["UpConfig", "UpStack", "register", "seed_demo"]
 

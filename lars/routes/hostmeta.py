@@ -11,7 +11,7 @@ An original Lars database has no RouteHostMeta table: `MetaPresence` then says s
 once, and every route is served as today (all enabled, weight 1); it looks again every
 `recheck` seconds, so `lars initdb` run later takes effect without a restart.
 
-The edits and their rules (drain, undrain, weight) are in lars/dns/hostedit.py; this
+The edits and their rules (drain, undrain, weight) are in lars/routes/hostedit.py; this
 module reads and writes the rows.
 """
 

@@ -1,6 +1,6 @@
-"""Host settings edits: drain, undrain and weight (RouteHostMeta, lars/dns/hostmeta.py).
+"""Host settings edits: drain, undrain and weight (RouteHostMeta, lars/routes/hostmeta.py).
 
-Each edit runs inside RouteAdmin's one transaction (lars/dns/routeedit.py: a version bump
+Each edit runs inside RouteAdmin's one transaction (lars/routes/routeedit.py: a version bump
 and a RouteChange row, so route services push it as any route edit) and returns its
 audit action and detail. The rules:
 - draining the last enabled host of a module is refused unless forced, and a forced drain
@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Connection, and_, select
 
 from lars.db import route_data, route_host_meta
-from lars.dns.hostmeta import DEFAULT_META, HostId, HostMeta, read_module, validate_note, write
-from lars.dns.routeedit import Change, validate_host, validate_ids
 from lars.errors import ValidationError
 from lars.protocol import uint_to_dotted
 from lars.protocol.weight import MAX_WEIGHT, validate_weight
+from lars.routes.hostmeta import DEFAULT_META, HostId, HostMeta, read_module, validate_note, write
+from lars.routes.routeedit import Change, validate_host, validate_ids
 
 __all__ = ["HostSettingsEdits", "drain_change", "weight_change"]
 

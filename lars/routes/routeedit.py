@@ -6,10 +6,10 @@ all in ONE transaction, exactly what a DBA does by hand (spec section 5): runnin
 services push it within a poll interval, and two edits in the same second never share a
 version. Edits are serialised: SQLite takes its write lock first (BEGIN IMMEDIATE), MySQL
 locks the RouteVersion row FOR UPDATE. The same transaction writes one RouteAudit row
-per `Change` the edit returns (lars/dns/audit.py), with the bumped version and the
+per `Change` the edit returns (lars/routes/audit.py), with the bumped version and the
 caller's actor, so an edit and its audit commit or fail together; on an original Lars
 database without RouteAudit nothing is audited (logged once). RouteAdmin
-(lars/dns/admin.py) is the one caller.
+(lars/routes/admin.py) is the one caller.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_change, route_data, route_version
 from lars.dbengine import is_sqlite
-from lars.dns.audit import AuditLog
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import dotted_to_uint
+from lars.routes.audit import AuditLog
 
 __all__ = [
     "MAX_ID",
@@ -45,7 +45,7 @@ class Change:
     """What one edit did to one host (or, with serverip 0, to one module): an audit row
     without its actor, time and version, which the edit's transaction fills in."""
 
-    action: str  # one of lars.dns.audit.ACTIONS
+    action: str  # one of lars.routes.audit.ACTIONS
     modid: int
     cmdid: int
     serverip: int = 0  # unsigned
