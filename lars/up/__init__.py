@@ -4,6 +4,6 @@ stack (building, starting and stopping the parts; the command), metrics (the one
 listener that serves every part's families).
 """
 
-from lars.up.stack import register
+from lars.up.stack import UpConfig, UpStack, register, seed_demo
 
-__all__ = ["register"]
+__all__ = ["UpConfig", "UpStack", "register", "seed_demo"]
