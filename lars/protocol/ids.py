@@ -16,6 +16,13 @@ class MsgId(enum.IntEnum):
     REPORT_REQUEST = 6
     API_GET_ROUTE_REQUEST = 7
     API_GET_ROUTE_RESPONSE = 8
+    # lars only (issue 20, self-registration): original peers never receive these.
+    # 9/10 travel only on a route-service connection that advertised
+    # GetRouteResponse.registrations = true; 11/12 only between a process and a lars agent.
+    INSTANCE_SYNC = 9  # agent -> route service: the agent's full set of registrations
+    INSTANCE_SYNC_ACK = 10  # route service -> agent: seq acknowledged, lease seconds
+    REGISTER_REQUEST = 11  # business process -> agent, UDP
+    REGISTER_RESPONSE = 12  # agent -> business process, UDP
 
 
 class RetCode(enum.IntEnum):

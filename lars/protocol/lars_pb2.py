@@ -24,31 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nlars.proto\x12\x04lars\"4\n\x08HostInfo\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0e\n\x06weight\x18\x03 \x01(\r\"/\n\x0fGetRouteRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\"N\n\x10GetRouteResponse\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x03(\x0b\x32\x0e.lars.HostInfo\"W\n\x0eHostCallResult\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04succ\x18\x03 \x01(\r\x12\x0b\n\x03\x65rr\x18\x04 \x01(\r\x12\x10\n\x08overload\x18\x05 \x01(\x08\"v\n\x13ReportStatusRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\x05\x12%\n\x07results\x18\x04 \x03(\x0b\x32\x14.lars.HostCallResult\x12\n\n\x02ts\x18\x05 \x01(\r\";\n\x0eGetHostRequest\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\"{\n\x0fGetHostResponse\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\x12\x0f\n\x07retcode\x18\x04 \x01(\x05\x12\x1c\n\x04host\x18\x05 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0e\n\x06reason\x18\x06 \x01(\r\"\\\n\rReportRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0f\n\x07retcode\x18\x04 \x01(\x05*\xe6\x01\n\tMessageId\x12\x0e\n\nID_UNKNOWN\x10\x00\x12\x16\n\x12ID_GetRouteRequest\x10\x01\x12\x17\n\x13ID_GetRouteResponse\x10\x02\x12\x1a\n\x16ID_ReportStatusRequest\x10\x03\x12\x15\n\x11ID_GetHostRequest\x10\x04\x12\x16\n\x12ID_GetHostResponse\x10\x05\x12\x14\n\x10ID_ReportRequest\x10\x06\x12\x1a\n\x16ID_API_GetRouteRequest\x10\x07\x12\x1b\n\x17ID_API_GetRouteResponse\x10\x08*T\n\x0bLarsRetCode\x12\x0c\n\x08RET_SUCC\x10\x00\x12\x10\n\x0cRET_OVERLOAD\x10\x01\x12\x14\n\x10RET_SYSTEM_ERROR\x10\x02\x12\x0f\n\x0bRET_NOEXIST\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nlars.proto\x12\x04lars\"4\n\x08HostInfo\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0e\n\x06weight\x18\x03 \x01(\r\"/\n\x0fGetRouteRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\"v\n\x10GetRouteResponse\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x03(\x0b\x32\x0e.lars.HostInfo\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x15\n\rregistrations\x18\x05 \x01(\x08\"W\n\x0eHostCallResult\x12\n\n\x02ip\x18\x01 \x01(\x05\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x0c\n\x04succ\x18\x03 \x01(\r\x12\x0b\n\x03\x65rr\x18\x04 \x01(\r\x12\x10\n\x08overload\x18\x05 \x01(\x08\"v\n\x13ReportStatusRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\x05\x12%\n\x07results\x18\x04 \x03(\x0b\x32\x14.lars.HostCallResult\x12\n\n\x02ts\x18\x05 \x01(\r\";\n\x0eGetHostRequest\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\"{\n\x0fGetHostResponse\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05modid\x18\x02 \x01(\x05\x12\r\n\x05\x63mdid\x18\x03 \x01(\x05\x12\x0f\n\x07retcode\x18\x04 \x01(\x05\x12\x1c\n\x04host\x18\x05 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0e\n\x06reason\x18\x06 \x01(\r\"\\\n\rReportRequest\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\x1c\n\x04host\x18\x03 \x01(\x0b\x32\x0e.lars.HostInfo\x12\x0f\n\x07retcode\x18\x04 \x01(\x05\"b\n\x08Instance\x12\r\n\x05modid\x18\x01 \x01(\x05\x12\r\n\x05\x63mdid\x18\x02 \x01(\x05\x12\n\n\x02ip\x18\x03 \x01(\x05\x12\x0c\n\x04port\x18\x04 \x01(\x05\x12\r\n\x05\x63heck\x18\x05 \x01(\t\x12\x0f\n\x07passing\x18\x06 \x01(\x08\"M\n\x0cInstanceSync\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12!\n\tinstances\x18\x02 \x03(\x0b\x32\x0e.lars.Instance\x12\x0b\n\x03seq\x18\x03 \x01(\r\"-\n\x0fInstanceSyncAck\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\r\n\x05lease\x18\x02 \x01(\r\"\x9d\x01\n\x0fRegisterRequest\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\n\n\x02op\x18\x02 \x01(\r\x12 \n\x08instance\x18\x03 \x01(\x0b\x32\x0e.lars.Instance\x12\x13\n\x0binterval_ms\x18\x04 \x01(\r\x12\x12\n\ntimeout_ms\x18\x05 \x01(\r\x12\x12\n\nfail_after\x18\x06 \x01(\r\x12\x12\n\npass_after\x18\x07 \x01(\r\"@\n\x10RegisterResponse\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\x0f\n\x07retcode\x18\x02 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t*\xc4\x02\n\tMessageId\x12\x0e\n\nID_UNKNOWN\x10\x00\x12\x16\n\x12ID_GetRouteRequest\x10\x01\x12\x17\n\x13ID_GetRouteResponse\x10\x02\x12\x1a\n\x16ID_ReportStatusRequest\x10\x03\x12\x15\n\x11ID_GetHostRequest\x10\x04\x12\x16\n\x12ID_GetHostResponse\x10\x05\x12\x14\n\x10ID_ReportRequest\x10\x06\x12\x1a\n\x16ID_API_GetRouteRequest\x10\x07\x12\x1b\n\x17ID_API_GetRouteResponse\x10\x08\x12\x13\n\x0fID_InstanceSync\x10\t\x12\x16\n\x12ID_InstanceSyncAck\x10\n\x12\x16\n\x12ID_RegisterRequest\x10\x0b\x12\x17\n\x13ID_RegisterResponse\x10\x0c*T\n\x0bLarsRetCode\x12\x0c\n\x08RET_SUCC\x10\x00\x12\x10\n\x0cRET_OVERLOAD\x10\x01\x12\x14\n\x10RET_SYSTEM_ERROR\x10\x02\x12\x0f\n\x0bRET_NOEXIST\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lars_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGEID']._serialized_start=693
-  _globals['_MESSAGEID']._serialized_end=923
-  _globals['_LARSRETCODE']._serialized_start=925
-  _globals['_LARSRETCODE']._serialized_end=1009
+  _globals['_MESSAGEID']._serialized_start=1185
+  _globals['_MESSAGEID']._serialized_end=1509
+  _globals['_LARSRETCODE']._serialized_start=1511
+  _globals['_LARSRETCODE']._serialized_end=1595
   _globals['_HOSTINFO']._serialized_start=20
   _globals['_HOSTINFO']._serialized_end=72
   _globals['_GETROUTEREQUEST']._serialized_start=74
   _globals['_GETROUTEREQUEST']._serialized_end=121
   _globals['_GETROUTERESPONSE']._serialized_start=123
-  _globals['_GETROUTERESPONSE']._serialized_end=201
-  _globals['_HOSTCALLRESULT']._serialized_start=203
-  _globals['_HOSTCALLRESULT']._serialized_end=290
-  _globals['_REPORTSTATUSREQUEST']._serialized_start=292
-  _globals['_REPORTSTATUSREQUEST']._serialized_end=410
-  _globals['_GETHOSTREQUEST']._serialized_start=412
-  _globals['_GETHOSTREQUEST']._serialized_end=471
-  _globals['_GETHOSTRESPONSE']._serialized_start=473
-  _globals['_GETHOSTRESPONSE']._serialized_end=596
-  _globals['_REPORTREQUEST']._serialized_start=598
-  _globals['_REPORTREQUEST']._serialized_end=690
+  _globals['_GETROUTERESPONSE']._serialized_end=241
+  _globals['_HOSTCALLRESULT']._serialized_start=243
+  _globals['_HOSTCALLRESULT']._serialized_end=330
+  _globals['_REPORTSTATUSREQUEST']._serialized_start=332
+  _globals['_REPORTSTATUSREQUEST']._serialized_end=450
+  _globals['_GETHOSTREQUEST']._serialized_start=452
+  _globals['_GETHOSTREQUEST']._serialized_end=511
+  _globals['_GETHOSTRESPONSE']._serialized_start=513
+  _globals['_GETHOSTRESPONSE']._serialized_end=636
+  _globals['_REPORTREQUEST']._serialized_start=638
+  _globals['_REPORTREQUEST']._serialized_end=730
+  _globals['_INSTANCE']._serialized_start=732
+  _globals['_INSTANCE']._serialized_end=830
+  _globals['_INSTANCESYNC']._serialized_start=832
+  _globals['_INSTANCESYNC']._serialized_end=909
+  _globals['_INSTANCESYNCACK']._serialized_start=911
+  _globals['_INSTANCESYNCACK']._serialized_end=956
+  _globals['_REGISTERREQUEST']._serialized_start=959
+  _globals['_REGISTERREQUEST']._serialized_end=1116
+  _globals['_REGISTERRESPONSE']._serialized_start=1118
+  _globals['_REGISTERRESPONSE']._serialized_end=1182
 # @@protoc_insertion_point(module_scope)

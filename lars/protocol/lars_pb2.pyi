@@ -18,6 +18,10 @@ class MessageId(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ID_ReportRequest: _ClassVar[MessageId]
     ID_API_GetRouteRequest: _ClassVar[MessageId]
     ID_API_GetRouteResponse: _ClassVar[MessageId]
+    ID_InstanceSync: _ClassVar[MessageId]
+    ID_InstanceSyncAck: _ClassVar[MessageId]
+    ID_RegisterRequest: _ClassVar[MessageId]
+    ID_RegisterResponse: _ClassVar[MessageId]
 
 class LarsRetCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +38,10 @@ ID_GetHostResponse: MessageId
 ID_ReportRequest: MessageId
 ID_API_GetRouteRequest: MessageId
 ID_API_GetRouteResponse: MessageId
+ID_InstanceSync: MessageId
+ID_InstanceSyncAck: MessageId
+ID_RegisterRequest: MessageId
+ID_RegisterResponse: MessageId
 RET_SUCC: LarsRetCode
 RET_OVERLOAD: LarsRetCode
 RET_SYSTEM_ERROR: LarsRetCode
@@ -58,14 +66,18 @@ class GetRouteRequest(_message.Message):
     def __init__(self, modid: _Optional[int] = ..., cmdid: _Optional[int] = ...) -> None: ...
 
 class GetRouteResponse(_message.Message):
-    __slots__ = ("modid", "cmdid", "host")
+    __slots__ = ("modid", "cmdid", "host", "version", "registrations")
     MODID_FIELD_NUMBER: _ClassVar[int]
     CMDID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REGISTRATIONS_FIELD_NUMBER: _ClassVar[int]
     modid: int
     cmdid: int
     host: _containers.RepeatedCompositeFieldContainer[HostInfo]
-    def __init__(self, modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., host: _Optional[_Iterable[_Union[HostInfo, _Mapping]]] = ...) -> None: ...
+    version: int
+    registrations: bool
+    def __init__(self, modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., host: _Optional[_Iterable[_Union[HostInfo, _Mapping]]] = ..., version: _Optional[int] = ..., registrations: _Optional[bool] = ...) -> None: ...
 
 class HostCallResult(_message.Message):
     __slots__ = ("ip", "port", "succ", "err", "overload")
@@ -132,3 +144,65 @@ class ReportRequest(_message.Message):
     host: HostInfo
     retcode: int
     def __init__(self, modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., retcode: _Optional[int] = ...) -> None: ...
+
+class Instance(_message.Message):
+    __slots__ = ("modid", "cmdid", "ip", "port", "check", "passing")
+    MODID_FIELD_NUMBER: _ClassVar[int]
+    CMDID_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    PASSING_FIELD_NUMBER: _ClassVar[int]
+    modid: int
+    cmdid: int
+    ip: int
+    port: int
+    check: str
+    passing: bool
+    def __init__(self, modid: _Optional[int] = ..., cmdid: _Optional[int] = ..., ip: _Optional[int] = ..., port: _Optional[int] = ..., check: _Optional[str] = ..., passing: _Optional[bool] = ...) -> None: ...
+
+class InstanceSync(_message.Message):
+    __slots__ = ("agent", "instances", "seq")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    instances: _containers.RepeatedCompositeFieldContainer[Instance]
+    seq: int
+    def __init__(self, agent: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[Instance, _Mapping]]] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class InstanceSyncAck(_message.Message):
+    __slots__ = ("seq", "lease")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    lease: int
+    def __init__(self, seq: _Optional[int] = ..., lease: _Optional[int] = ...) -> None: ...
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("seq", "op", "instance", "interval_ms", "timeout_ms", "fail_after", "pass_after")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    FAIL_AFTER_FIELD_NUMBER: _ClassVar[int]
+    PASS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    op: int
+    instance: Instance
+    interval_ms: int
+    timeout_ms: int
+    fail_after: int
+    pass_after: int
+    def __init__(self, seq: _Optional[int] = ..., op: _Optional[int] = ..., instance: _Optional[_Union[Instance, _Mapping]] = ..., interval_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., fail_after: _Optional[int] = ..., pass_after: _Optional[int] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("seq", "retcode", "detail")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RETCODE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    retcode: int
+    detail: str
+    def __init__(self, seq: _Optional[int] = ..., retcode: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -37,6 +37,8 @@ SPEC: dict[str, list[tuple[str, int, int, bool, str | None]]] = {
         ("modid", 1, INT32, False, None),
         ("cmdid", 2, INT32, False, None),
         ("host", 3, MESSAGE, True, "lars.HostInfo"),
+        ("version", 4, UINT32, False, None),  # lars only (issue 22); original peers skip it
+        ("registrations", 5, BOOL, False, None),  # lars only (issue 20)
     ],
     "HostCallResult": [
         ("ip", 1, INT32, False, None),
@@ -70,6 +72,35 @@ SPEC: dict[str, list[tuple[str, int, int, bool, str | None]]] = {
         ("cmdid", 2, INT32, False, None),
         ("host", 3, MESSAGE, False, "lars.HostInfo"),
         ("retcode", 4, INT32, False, None),
+    ],
+    # lars only (issue 20, self-registration): messages original peers never receive.
+    "Instance": [
+        ("modid", 1, INT32, False, None),
+        ("cmdid", 2, INT32, False, None),
+        ("ip", 3, INT32, False, None),
+        ("port", 4, INT32, False, None),
+        ("check", 5, STRING, False, None),
+        ("passing", 6, BOOL, False, None),
+    ],
+    "InstanceSync": [
+        ("agent", 1, STRING, False, None),
+        ("instances", 2, MESSAGE, True, "lars.Instance"),
+        ("seq", 3, UINT32, False, None),
+    ],
+    "InstanceSyncAck": [("seq", 1, UINT32, False, None), ("lease", 2, UINT32, False, None)],
+    "RegisterRequest": [
+        ("seq", 1, UINT32, False, None),
+        ("op", 2, UINT32, False, None),
+        ("instance", 3, MESSAGE, False, "lars.Instance"),
+        ("interval_ms", 4, UINT32, False, None),
+        ("timeout_ms", 5, UINT32, False, None),
+        ("fail_after", 6, UINT32, False, None),
+        ("pass_after", 7, UINT32, False, None),
+    ],
+    "RegisterResponse": [
+        ("seq", 1, UINT32, False, None),
+        ("retcode", 2, INT32, False, None),
+        ("detail", 3, STRING, False, None),
     ],
 }
 
@@ -143,6 +174,10 @@ def test_message_id_enum_matches_msgid() -> None:
     assert sorted(values.values()) == [m.value for m in MsgId]
     assert values["ID_GetHostRequest"] == int(MsgId.GET_HOST_REQUEST) == 4
     assert values["ID_API_GetRouteResponse"] == int(MsgId.API_GET_ROUTE_RESPONSE) == 8
+    assert values["ID_InstanceSync"] == int(MsgId.INSTANCE_SYNC) == 9
+    assert values["ID_InstanceSyncAck"] == int(MsgId.INSTANCE_SYNC_ACK) == 10
+    assert values["ID_RegisterRequest"] == int(MsgId.REGISTER_REQUEST) == 11
+    assert values["ID_RegisterResponse"] == int(MsgId.REGISTER_RESPONSE) == 12
 
 
 def test_ret_code_enum_matches_retcode() -> None:
