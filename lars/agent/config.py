@@ -12,7 +12,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
-from lars.config import IniFile
+from lars.config import IniFile, check_ranges, ranged
 from lars.errors import ConfigError
 
 __all__ = ["AgentConfig", "BalancerConfig", "ShardMode", "parse_addresses", "primary_ipv4"]
@@ -53,31 +53,24 @@ def default_mode() -> ShardMode:
 class BalancerConfig:
     """Spec section 8 parameters, named as in the Lars `[loadbalance]` section."""
 
-    probe_num: int = 10
-    init_succ_cnt: int = 180
-    init_err_cnt: int = 5
-    err_rate: float = 0.1
-    succ_rate: float = 0.5
-    contin_err_limit: int = 15
-    contin_succ_limit: int = 15
-    window_err_rate: float = 0.7
-    idle_timeout: float = 15.0
-    overload_timeout: float = 15.0
-    update_timeout: float = 15.0
+    probe_num: int = ranged(10, 0, 1_000_000, name="[loadbalance] probe_num")
+    init_succ_cnt: int = ranged(180, 0, 1_000_000_000, name="[loadbalance] init_succ_cnt")
+    init_err_cnt: int = ranged(5, 0, 1_000_000_000, name="[loadbalance] init_err_cnt")
+    err_rate: float = ranged(0.1, 0.0, 1.0, name="[loadbalance] err_rate")
+    succ_rate: float = ranged(0.5, 0.0, 1.0, name="[loadbalance] succ_rate")
+    contin_err_limit: int = ranged(15, 1, 1_000_000, name="[loadbalance] contin_err_limit")
+    contin_succ_limit: int = ranged(15, 1, 1_000_000, name="[loadbalance] contin_succ_limit")
+    window_err_rate: float = ranged(0.7, 0.0, 1.0, name="[loadbalance] window_err_rate")
+    idle_timeout: float = ranged(15.0, 0.0, 86400.0, name="[loadbalance] idle_timeout", unit="s")
+    overload_timeout: float = ranged(
+        15.0, 0.0, 86400.0, name="[loadbalance] overload_timeout", unit="s"
+    )
+    update_timeout: float = ranged(
+        15.0, 0.0, 86400.0, name="[loadbalance] update_timeout", unit="s"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("probe_num", "init_succ_cnt", "init_err_cnt"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"[loadbalance] {name} must be >= 0")
-        for name in ("contin_err_limit", "contin_succ_limit"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"[loadbalance] {name} must be >= 1")
-        for name in ("err_rate", "succ_rate", "window_err_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"[loadbalance] {name} must be within 0..1")
-        for name in ("idle_timeout", "overload_timeout", "update_timeout"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"[loadbalance] {name} must be >= 0")
+        check_ranges(self)
         if self.init_succ_cnt + self.init_err_cnt == 0:
             raise ConfigError("[loadbalance] init_succ_cnt + init_err_cnt must be > 0")
 
@@ -142,7 +135,9 @@ class AgentConfig:
 
     # Network
     udp_ip: str = DEFAULT_UDP_IP
-    base_port: int = DEFAULT_BASE_PORT
+    base_port: int = ranged(  # 0: three ephemeral ports
+        DEFAULT_BASE_PORT, 1, 65535 - (SHARDS - 1), name="[agent] base_port", zero_ok=True
+    )
     dns_addresses: tuple[tuple[str, int], ...] = (DEFAULT_DNS,)
     reporter_addresses: tuple[tuple[str, int], ...] = (DEFAULT_REPORTER,)
     caller: str | None = None  # dotted IPv4 reported as `caller`; None = primary address
@@ -153,41 +148,54 @@ class AgentConfig:
     # Balancing
     balancer: BalancerConfig = field(default_factory=BalancerConfig)
     # Limits
-    max_modules: int = DEFAULT_MAX_MODULES  # per shard
-    empty_module_ttl: float = 60.0  # forget known-empty modules unused this long
-    report_backlog: int = DEFAULT_REPORT_BACKLOG  # modules kept while the reporter is down
+    max_modules: int = ranged(  # per shard
+        DEFAULT_MAX_MODULES, 1, 10_000_000, name="[agent] max_modules"
+    )
+    empty_module_ttl: float = ranged(  # forget known-empty modules unused this long
+        60.0, 0.01, 604800.0, name="[agent] empty_module_ttl", unit="s"
+    )
+    report_backlog: int = ranged(  # modules kept while the reporter is down
+        DEFAULT_REPORT_BACKLOG, 1, 100_000_000, name="[agent] report_backlog"
+    )
     # Timeouts
-    report_interval: float = DEFAULT_REPORT_INTERVAL
-    stats_interval: float = 60.0  # seconds between counter log lines (0: never)
+    report_interval: float = ranged(
+        DEFAULT_REPORT_INTERVAL, 0.01, 3600.0, name="[agent] report_interval", unit="s"
+    )
+    stats_interval: float = ranged(  # seconds between counter log lines (0: never)
+        60.0, 0.01, 86400.0, name="[agent] stats_interval", zero_ok=True, unit="s"
+    )
     # Silent peers (a partition: packets vanish, the connection stays open)
-    route_heartbeat: float = 0.25  # probe a route service silent this long (0: never)
-    route_dead_after: float = 0.75  # drop a route service connection silent this long
+    route_heartbeat: float = ranged(  # probe a route service silent this long (0: never)
+        0.25, 0.01, 3600.0, name="[agent] route_heartbeat", zero_ok=True, unit="s"
+    )
+    route_dead_after: float = ranged(  # drop a route service connection silent this long
+        0.75, 0.01, 3600.0, name="[agent] route_dead_after", unit="s"
+    )
     # just past the first SYN retransmission (1 s): a healed path is used at that
     # retransmission, and an attempt lost to a partition is retried within about 2 s
-    route_connect_timeout: float = 1.2
-    reporter_timeout: float = 3.0  # TCP_USER_TIMEOUT of the reporter connection (0: kernel's)
+    route_connect_timeout: float = ranged(
+        1.2, 0.01, 300.0, name="[agent] route_connect_timeout", unit="s"
+    )
+    reporter_timeout: float = ranged(  # TCP_USER_TIMEOUT of the reporter connection (0: kernel's)
+        3.0, 0.001, 3600.0, name="[agent] reporter_timeout", zero_ok=True, unit="s"
+    )
     # Route snapshot cache (None: no cache)
     cache_path: str | None = None
-    cache_interval: float = DEFAULT_CACHE_INTERVAL
-    cache_keep: float = DEFAULT_CACHE_KEEP  # last good hosts of an emptied module kept this long
+    cache_interval: float = ranged(
+        DEFAULT_CACHE_INTERVAL, 0.01, 86400.0, name="[agent] cache_interval", unit="s"
+    )
+    cache_keep: float = ranged(  # last good hosts of an emptied module kept this long
+        DEFAULT_CACHE_KEEP, 1.0, 31_536_000.0, name="[agent] cache_keep", unit="s"
+    )
 
     def __post_init__(self) -> None:
-        if self.base_port != 0 and not 1 <= self.base_port <= 65535 - (SHARDS - 1):
-            raise ConfigError(f"base port {self.base_port} out of range")
+        check_ranges(self)
         if not self.dns_addresses or not self.reporter_addresses:
             raise ConfigError("the agent needs route-service and reporter addresses")
-        if self.max_modules < 1 or self.report_backlog < 1:
-            raise ConfigError("max_modules and report_backlog must be >= 1")
         if not self.shards or any(not 0 <= i < SHARDS for i in self.shards):
             raise ConfigError(f"shards {self.shards}: expected indices 0..{SHARDS - 1}")
-        if self.route_connect_timeout <= 0:
-            raise ConfigError("route_connect_timeout must be > 0")
-        if self.route_heartbeat < 0 or self.reporter_timeout < 0:
-            raise ConfigError("route_heartbeat and reporter_timeout must be >= 0")
         if self.route_heartbeat and self.route_dead_after <= self.route_heartbeat:
             raise ConfigError("route_dead_after must be longer than route_heartbeat")
-        if self.report_interval <= 0 or self.cache_interval <= 0 or self.cache_keep <= 0:
-            raise ConfigError("report_interval, cache_interval and cache_keep must be > 0")
 
     @classmethod
     def from_ini(cls, ini: IniFile) -> AgentConfig:

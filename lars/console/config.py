@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lars.config import IniFile, db_url_from_ini
+from lars.config import IniFile, check_ranges, db_url_from_ini, ranged
 from lars.errors import ConfigError
 
 __all__ = ["DEFAULT_PORT", "PASSWORD_ENV", "ConsoleConfig", "check_password", "generate_password"]
@@ -35,25 +35,28 @@ class ConsoleConfig:
 
     # Network
     ip: str = DEFAULT_IP
-    port: int = DEFAULT_PORT
+    port: int = ranged(DEFAULT_PORT, 0, 65535, name="[console] port")
     # Store
     db_url: str = "sqlite:///lars.db"
     # Auth
     password: str = field(default="", repr=False)
     user: str = DEFAULT_USER
-    session_ttl: float = DEFAULT_SESSION_TTL
+    session_ttl: float = ranged(
+        DEFAULT_SESSION_TTL, 60.0, 31 * 86400.0, name="[console] session_ttl", unit="s"
+    )
     secure_cookie: bool = False
     # Health
-    stale_after: float = DEFAULT_STALE_AFTER
-    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    stale_after: float = ranged(
+        DEFAULT_STALE_AFTER, 0.1, 86400.0, name="[console] stale_after", unit="s"
+    )
+    refresh_interval: float = ranged(
+        DEFAULT_REFRESH_INTERVAL, 0.1, 3600.0, name="[console] refresh_interval", unit="s"
+    )
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"console port {self.port} out of range 0..65535")
+        check_ranges(self)
         if not self.user.strip():
             raise ConfigError("the console user (the audit log's actor) must not be empty")
-        if self.stale_after <= 0 or self.refresh_interval <= 0 or self.session_ttl <= 0:
-            raise ConfigError("stale_after, refresh_interval and session_ttl must be > 0")
 
     @classmethod
     def from_ini(cls, ini: IniFile, environ: Mapping[str, str]) -> ConsoleConfig:

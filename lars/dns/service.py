@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import sqlalchemy
 
-from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
+from lars.config import DEFAULT_DB_URL, IniFile, check_ranges, db_url_from_ini, ranged
 from lars.dbengine import init_schema, is_sqlite, make_engine
 from lars.dns.guard import DEFAULT_MAX_DROP_RATIO, DEFAULT_MIN_DROP_HOSTS, GuardPolicy, Hold
 from lars.dns.poller import Poller
@@ -61,29 +61,32 @@ class DnsConfig:
     create_schema: bool = False  # also create missing tables on MySQL (always on SQLite)
     # Network
     reactor: ReactorConfig = field(default_factory=lambda: ReactorConfig(port=DEFAULT_PORT))
-    # Timeouts
-    poll_interval: float = DEFAULT_POLL_INTERVAL
-    reload_interval: float = DEFAULT_RELOAD_INTERVAL
-    retry_initial: float = DEFAULT_RETRY_INITIAL
-    retry_max: float = DEFAULT_RETRY_MAX
-    reload_deadline: float = DEFAULT_RELOAD_DEADLINE  # a reload running longer: an outage
+    # Timeouts (ranges: lars.config.ranged, checked on every path by check_ranges)
+    poll_interval: float = ranged(
+        DEFAULT_POLL_INTERVAL, 0.001, 3600.0, name="[dns] poll_interval", unit="s"
+    )
+    reload_interval: float = ranged(  # a full reload below 1 s would reload on every poll
+        DEFAULT_RELOAD_INTERVAL, 1.0, 86400.0, name="[dns] reload_interval", unit="s"
+    )
+    retry_initial: float = ranged(
+        DEFAULT_RETRY_INITIAL, 0.0, 60.0, name="[dns] retry_initial", unit="s"
+    )
+    retry_max: float = ranged(DEFAULT_RETRY_MAX, 0.001, 3600.0, name="[dns] retry_max", unit="s")
+    reload_deadline: float = ranged(  # a reload running longer: an outage
+        DEFAULT_RELOAD_DEADLINE, 0.1, 3600.0, name="[dns] reload_deadline", unit="s"
+    )
     # Limits
-    max_subscriptions: int = DEFAULT_MAX_PER_CONN  # modules per connection
+    max_subscriptions: int = ranged(  # modules per connection
+        DEFAULT_MAX_PER_CONN, 1, 10_000_000, name="[dns] max_subscriptions"
+    )
     # Guard (lars.dns.guard): 1.0 turns it off
-    max_drop_ratio: float = DEFAULT_MAX_DROP_RATIO
-    min_drop_hosts: int = DEFAULT_MIN_DROP_HOSTS
+    max_drop_ratio: float = ranged(DEFAULT_MAX_DROP_RATIO, 0.0, 1.0, name="[dns] max_drop_ratio")
+    min_drop_hosts: int = ranged(DEFAULT_MIN_DROP_HOSTS, 1, 10_000_000, name="[dns] min_drop_hosts")
 
     def __post_init__(self) -> None:
-        if self.poll_interval <= 0:
-            raise ConfigError(f"poll_interval must be > 0, got {self.poll_interval}")
-        if self.reload_interval <= 0:
-            raise ConfigError(f"reload_interval must be > 0, got {self.reload_interval}")
-        if self.retry_initial < 0 or self.retry_max < self.retry_initial:
-            raise ConfigError("need 0 <= retry_initial <= retry_max")
-        if self.max_subscriptions < 1:
-            raise ConfigError("max_subscriptions must be >= 1")
-        if self.reload_deadline <= 0:
-            raise ConfigError(f"reload_deadline must be > 0, got {self.reload_deadline}")
+        check_ranges(self)
+        if self.retry_max < self.retry_initial:
+            raise ConfigError("[dns] retry_max must be >= retry_initial")
         GuardPolicy(max_drop_ratio=self.max_drop_ratio, min_drop_hosts=self.min_drop_hosts)
 
     @property

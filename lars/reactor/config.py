@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lars.config import IniFile
+from lars.config import IniFile, check_ranges, ranged
 from lars.errors import ConfigError
 
 __all__ = ["BufferLimits", "ReactorConfig"]
@@ -24,12 +24,13 @@ DEFAULT_FRAME_TIMEOUT = 30.0
 class BufferLimits:
     """Unsent bytes per connection: stop reading past high_water, drop past max_write_buffer."""
 
-    high_water: int = DEFAULT_HIGH_WATER
-    max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER
+    high_water: int = ranged(DEFAULT_HIGH_WATER, 1, 1 << 30, name="[reactor] high_water", unit="B")
+    max_write_buffer: int = ranged(
+        DEFAULT_MAX_WRITE_BUFFER, 1, 1 << 32, name="[reactor] max_write_buffer", unit="B"
+    )
 
     def __post_init__(self) -> None:
-        if self.high_water < 1:
-            raise ConfigError(f"high_water {self.high_water} must be >= 1")
+        check_ranges(self)
         if self.max_write_buffer < self.high_water:
             raise ConfigError(
                 f"max_write_buffer {self.max_write_buffer} must be >= high_water {self.high_water}"
@@ -42,26 +43,21 @@ class ReactorConfig:
 
     # Network
     ip: str = DEFAULT_IP
-    port: int = 0
-    threads: int = DEFAULT_THREADS
-    backlog: int = 1024
+    port: int = ranged(0, 0, 65535, name="[reactor] port")
+    threads: int = ranged(DEFAULT_THREADS, 0, 256, name="[reactor] threadNum")
+    backlog: int = ranged(1024, 1, 65535, name="listen backlog")
     use_uvloop: bool = True
     # Limits
-    max_conns: int = DEFAULT_MAX_CONNS
+    max_conns: int = ranged(DEFAULT_MAX_CONNS, 1, 1_000_000, name="[reactor] maxConn")
     buffers: BufferLimits = field(default_factory=BufferLimits)
     # Timeouts
-    frame_timeout: float = DEFAULT_FRAME_TIMEOUT
-    drain_timeout: float = 5.0
+    frame_timeout: float = ranged(
+        DEFAULT_FRAME_TIMEOUT, 0.01, 86400.0, name="[reactor] frame_timeout", unit="s"
+    )
+    drain_timeout: float = ranged(5.0, 0.0, 3600.0, name="drain timeout", unit="s")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port {self.port} out of range 0..65535")
-        if self.threads < 0:
-            raise ConfigError(f"threadNum {self.threads} must be >= 0")
-        if self.max_conns < 1:
-            raise ConfigError(f"maxConn {self.max_conns} must be >= 1")
-        if not self.frame_timeout > 0:  # also rejects nan
-            raise ConfigError("frame_timeout must be > 0")
+        check_ranges(self)
 
     @classmethod
     def from_ini(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
-from lars.errors import ConfigError
+from lars.config import DEFAULT_DB_URL, IniFile, check_ranges, db_url_from_ini, ranged
 from lars.reactor import ReactorConfig
 from lars.reporter.ring import DEFAULT_VNODES
 
@@ -45,31 +44,34 @@ class ReporterConfig:
     # Network
     reactor: ReactorConfig = field(default_factory=_default_reactor)
     # Writers
-    writers: int = DEFAULT_WRITERS
-    batch_rows: int = DEFAULT_BATCH_ROWS
-    batch_interval: float = DEFAULT_BATCH_MS / 1000
-    max_pending: int = DEFAULT_MAX_PENDING
-    vnodes: int = DEFAULT_VNODES
+    writers: int = ranged(DEFAULT_WRITERS, 1, 256, name=f"[{_SECTION}] db_thread_cnt")
+    batch_rows: int = ranged(DEFAULT_BATCH_ROWS, 1, 1_000_000, name=f"[{_SECTION}] batch_rows")
+    batch_interval: float = ranged(  # stored in seconds, written in ms
+        DEFAULT_BATCH_MS / 1000, 0.0, 10.0, name=f"[{_SECTION}] batch_ms", scale=1000, unit="ms"
+    )
+    max_pending: int = ranged(
+        DEFAULT_MAX_PENDING, 1, 100_000_000, name=f"[{_SECTION}] max_pending"
+    )
+    vnodes: int = ranged(DEFAULT_VNODES, 1, 100_000, name="reporter ring vnodes")
     # Timeouts
-    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
-    stats_interval: float = DEFAULT_STATS_INTERVAL
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    write_timeout: float = DEFAULT_WRITE_TIMEOUT
-    stall_after: float = DEFAULT_STALL_AFTER
+    flush_timeout: float = ranged(
+        DEFAULT_FLUSH_TIMEOUT, 0.0, 3600.0, name=f"[{_SECTION}] flush_timeout", unit="s"
+    )
+    stats_interval: float = ranged(  # 0: no counter log lines
+        DEFAULT_STATS_INTERVAL, 0.0, 86400.0, name=f"[{_SECTION}] stats_interval", unit="s"
+    )
+    connect_timeout: float = ranged(
+        DEFAULT_CONNECT_TIMEOUT, 0.01, 300.0, name=f"[{_SECTION}] connect_timeout", unit="s"
+    )
+    write_timeout: float = ranged(
+        DEFAULT_WRITE_TIMEOUT, 0.01, 3600.0, name=f"[{_SECTION}] write_timeout", unit="s"
+    )
+    stall_after: float = ranged(
+        DEFAULT_STALL_AFTER, 0.01, 3600.0, name=f"[{_SECTION}] stall_after", unit="s"
+    )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.writers <= 256:
-            raise ConfigError(f"db_thread_cnt {self.writers} must be within 1..256")
-        if self.batch_rows < 1:
-            raise ConfigError(f"batch_rows {self.batch_rows} must be >= 1")
-        if self.batch_interval < 0:
-            raise ConfigError("batch_ms must be >= 0")
-        if self.max_pending < 1:
-            raise ConfigError(f"max_pending {self.max_pending} must be >= 1")
-        if self.flush_timeout < 0 or self.stats_interval < 0:
-            raise ConfigError("flush_timeout and stats_interval must be >= 0")
-        if min(self.connect_timeout, self.write_timeout, self.stall_after) <= 0:
-            raise ConfigError("connect_timeout, write_timeout and stall_after must be > 0")
+        check_ranges(self)
 
     @classmethod
     def from_ini(cls, ini: IniFile) -> ReporterConfig:
