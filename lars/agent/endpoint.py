@@ -2,8 +2,14 @@
 
 Runs on the shard's loop thread only. This is the agent's hot path, so it is its own
 DatagramProtocol rather than the generic UdpServer + Router: the frame check and the
-msgid dispatch are inlined, requests are parsed into reused protobuf objects, and
-GetHostResponse frames are joined from pre-encoded parts (lars.agent.wire). Bad input
+msgid dispatch are inlined, and GetHostResponse frames are joined from pre-encoded
+parts (lars.agent.wire). Every request is parsed into a FRESH protobuf message: with the
+upb backend a reused message keeps each parse's unknown-field bytes in its arena for
+ever (Clear() and DiscardUnknownFields() give none of it back), so a client sending
+fields this agent does not know grew its memory without bound; a fresh message frees
+its arena with it, for about 0.1 us per request (benchmarks/RESULTS.md). No parse keeps
+state from one datagram to the next but the small-report cache below, which holds only
+datagrams of at most _REPORT_CACHE_MAX_BYTES bytes. Bad input
 follows spec section 1: a datagram that is not exactly one frame, an unknown msgid or
 an unparsable body is dropped, counted and logged at a limited rate, never answered.
 
@@ -48,6 +54,12 @@ _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
 _NOEXIST = int(RetCode.NOEXIST)
 _MODULE_PARTS_LIMIT = 1 << 14  # cached encodings of (modid, cmdid); cleared when full
 _REPORT_CACHE_LIMIT = 1 << 13  # parsed ReportRequest datagrams; cleared when full
+# A ReportRequest from any client is under 70 bytes (ints of at most 10 bytes each);
+# larger datagrams (unknown fields) are parsed but never kept: the cache stays < 1.5 MB.
+_REPORT_CACHE_MAX_BYTES = 128
+_new_get_host = lars_pb2.GetHostRequest.FromString
+_new_report = lars_pb2.ReportRequest.FromString
+_new_get_route = lars_pb2.GetRouteRequest.FromString
 # An IPv4 UDP payload is at most 65507 bytes (65535 - 20 - 8): a frame body between
 # this and MAX_BODY is valid but cannot be sent in one datagram.
 _MAX_UDP_BODY = 65507 - 8
@@ -70,9 +82,6 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         self._wall = wall
         self.transport: asyncio.DatagramTransport | None = None
         self.address: tuple[str, int] = ("", 0)
-        self._get_host_req = lars_pb2.GetHostRequest()
-        self._report_req = lars_pb2.ReportRequest()
-        self._route_req = lars_pb2.GetRouteRequest()
         self._module_parts: dict[ModuleKey, bytes] = {}
         self._reports: dict[bytes, tuple[int, int, int, int, int]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -146,10 +155,11 @@ class ShardEndpoint(asyncio.DatagramProtocol):
     def _parse_report(self, data: bytes) -> tuple[int, int, int, int, int]:
         """Parse a ReportRequest and remember it: a client sends the same bytes for every
         report of one host and outcome, so most reports skip protobuf altogether."""
-        req = self._report_req
-        req.ParseFromString(data[8:])
+        req = _new_report(data[8:])
         host = req.host
         fields = (req.modid, req.cmdid, host.ip, host.port, req.retcode)
+        if len(data) > _REPORT_CACHE_MAX_BYTES:
+            return fields
         reports = self._reports
         if len(reports) >= _REPORT_CACHE_LIMIT:
             reports.clear()
@@ -161,8 +171,7 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         self._log_drop("agent shard %d: dropped datagram from %s: %s", self.shard.index, addr, why)
 
     def _get_host(self, data: bytes, addr: Any) -> None:
-        req = self._get_host_req
-        req.ParseFromString(data[8:])
+        req = _new_get_host(data[8:])
         modid = req.modid
         cmdid = req.cmdid
         code, host = self.shard.get_host(modid, cmdid, self._clock())
@@ -187,8 +196,7 @@ class ShardEndpoint(asyncio.DatagramProtocol):
             transport.sendto(get_host_response(req.seq, module, code, wire, reason), addr)
 
     def _get_route(self, data: bytes, addr: Any) -> None:
-        req = self._route_req
-        req.ParseFromString(data[8:])
+        req = _new_get_route(data[8:])
         hosts = self.shard.get_route(req.modid, req.cmdid, self._clock())
         rsp = lars_pb2.GetRouteResponse(modid=req.modid, cmdid=req.cmdid)
         for ip, port in hosts:
