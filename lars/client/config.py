@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lars.config import check_ranges, ranged
 from lars.errors import ConfigError
 
 __all__ = [
     "DEFAULT_AGENT_IP",
     "DEFAULT_BASE_PORT",
     "DEFAULT_TIMEOUT",
+    "REGISTER_RESENDS",
+    "REGISTER_TIMEOUT",
     "REG_INIT_ATTEMPTS",
     "REG_INIT_DELAY",
     "SHARDS",
@@ -25,6 +28,11 @@ DEFAULT_TIMEOUT = 0.2
 # reg_init, as the original: a few short tries while the agent fetches the route.
 REG_INIT_ATTEMPTS = 3
 REG_INIT_DELAY = 0.05
+# Self-registration: the agent writes the registration to disk before it answers, so a
+# register call waits longer than get_host; the request is resent (same seq) every
+# quarter of the wait, so one lost datagram costs a quarter, not the whole call.
+REGISTER_TIMEOUT = 1.0
+REGISTER_RESENDS = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,22 +46,19 @@ class ClientConfig:
 
     # Network
     agent_ip: str = DEFAULT_AGENT_IP
-    base_port: int = DEFAULT_BASE_PORT
+    base_port: int = ranged(DEFAULT_BASE_PORT, 1, 65535 - (SHARDS - 1), name="agent base port")
     ports: tuple[int, int, int] | None = None
     # Timeouts
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = ranged(DEFAULT_TIMEOUT, 0.001, 3600.0, name="client timeout", unit="s")
     # Reporting
     failures: tuple[type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.base_port <= 65535 - (SHARDS - 1):
-            raise ConfigError(f"agent base port {self.base_port} out of range 1..65533")
+        check_ranges(self)
         if self.ports is not None and (
             len(self.ports) != SHARDS or not all(1 <= p <= 65535 for p in self.ports)
         ):
             raise ConfigError(f"agent ports must be three ports in 1..65535: {self.ports}")
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
 
     def addresses(self) -> tuple[tuple[str, int], ...]:
         """The (ip, port) of each agent UDP server, by shard index."""
