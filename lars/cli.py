@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lars.reporter.cli": ("reporter",),
     "lars.agent.cli": ("agent",),
     "lars.client.cli": ("gethost", "getroute", "report", "simulator", "qps", "bench"),
+    "lars.client.regcli": ("register", "deregister", "heartbeat"),
     "lars.up": ("up",),
     "lars.sql": ("sql",),
     "lars.obs.status": ("status",),

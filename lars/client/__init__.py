@@ -8,14 +8,25 @@ runs on one asyncio loop with many calls in flight. Both share the sans-I/O core
 from lars.client.aio import AsyncLarsClient
 from lars.client.config import DEFAULT_BASE_PORT, DEFAULT_TIMEOUT, ClientConfig
 from lars.client.core import ClientCore
+from lars.client.registration import (
+    AsyncRegistration,
+    RegisterResult,
+    RegisterStatus,
+    Registration,
+    RegistrationRefused,
+)
 from lars.client.result import ClientStats, Host, HostResult, NoHostError, RouteResult
 from lars.client.sync import LarsClient
 from lars.protocol import RetCode
+from lars.protocol.checks import Check, CheckKind
 
 __all__ = [
     "DEFAULT_BASE_PORT",
     "DEFAULT_TIMEOUT",
     "AsyncLarsClient",
+    "AsyncRegistration",
+    "Check",
+    "CheckKind",
     "ClientConfig",
     "ClientCore",
     "ClientStats",
@@ -23,6 +34,10 @@ __all__ = [
     "HostResult",
     "LarsClient",
     "NoHostError",
+    "RegisterResult",
+    "RegisterStatus",
+    "Registration",
+    "RegistrationRefused",
     "RetCode",
     "RouteResult",
 ]

@@ -29,12 +29,22 @@ from lars.client.config import (
     DEFAULT_TIMEOUT,
     REG_INIT_ATTEMPTS,
     REG_INIT_DELAY,
+    REGISTER_RESENDS,
+    REGISTER_TIMEOUT,
     ClientConfig,
 )
 from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for, shard_of
+from lars.client.registration import (
+    AsyncRegistration,
+    RegisterOp,
+    RegisterRequest,
+    RegisterResult,
+    check_registered,
+)
 from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import MsgId, RetCode
+from lars.protocol.checks import Check, parse_check
 from lars.reactor.frame import HEADER
 
 __all__ = ["AsyncLarsClient"]
@@ -44,6 +54,7 @@ __all__ = ["AsyncLarsClient"]
 RCVBUF = 4 * 1024 * 1024
 _HOST_REPLY = int(MsgId.GET_HOST_RESPONSE)
 _ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
+_REGISTER_REPLY = int(MsgId.REGISTER_RESPONSE)
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -83,6 +94,7 @@ class AsyncLarsClient:
         self._endpoints: list[_Endpoint] = []
         self._hosts: dict[int, tuple[HostRequest, asyncio.Future[HostResult]]] = {}
         self._routes: dict[tuple[int, int], list[asyncio.Future[RouteResult]]] = {}
+        self._registers: dict[int, tuple[RegisterRequest, asyncio.Future[RegisterResult]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.timeouts = 0
         self.send_errors = 0
@@ -137,6 +149,10 @@ class AsyncLarsClient:
                 if not fut.done():
                     fut.set_result(failure)
         self._routes.clear()
+        for pending, reg_future in self._registers.values():
+            if not reg_future.done():
+                reg_future.set_result(self._core.register_failure(pending, timed_out=False))
+        self._registers.clear()
 
     def stats(self) -> ClientStats:
         return ClientStats(self.timeouts, self.send_errors, self._core.skipped, self._core.bad)
@@ -260,6 +276,105 @@ class AsyncLarsClient:
             raise
         await self.report(modid, cmdid, host.ip, host.port, 0)
 
+    # Self-registration (issue 20): as LarsClient's, awaited
+
+    async def register(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: str | Check = "tcp",
+        *,
+        timeout: float | None = None,
+    ) -> AsyncRegistration:
+        """As LarsClient.register: raises ValidationError, NotAnswering or
+        RegistrationRefused; returns a handle with `deregister()` and `heartbeat()`."""
+        spec = parse_check(check)
+        result = await self._register_call(
+            RegisterOp.REGISTER, modid, cmdid, ip, port, spec, timeout
+        )
+        ip_port = self.config.addresses()[shard_of(modid, cmdid)]
+        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        check_registered(result, f"{ip_port[0]}:{ip_port[1]}", wait)
+        call = functools.partial(self._handle_call, modid, cmdid, ip, port, timeout)
+        return AsyncRegistration(modid, cmdid, ip, port, spec, call)
+
+    @contextlib.asynccontextmanager
+    async def registered(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: str | Check = "tcp",
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[AsyncRegistration]:
+        """`async with client.registered(...) as reg:` deregistered on the way out."""
+        registration = await self.register(modid, cmdid, ip, port, check, timeout=timeout)
+        try:
+            yield registration
+        finally:
+            if self._endpoints:
+                await registration.deregister()
+
+    async def deregister(
+        self, modid: int, cmdid: int, ip: str, port: int, *, timeout: float | None = None
+    ) -> RegisterResult:
+        return await self._register_call(
+            RegisterOp.DEREGISTER, modid, cmdid, ip, port, None, timeout
+        )
+
+    async def heartbeat(
+        self, modid: int, cmdid: int, ip: str, port: int, *, timeout: float | None = None
+    ) -> RegisterResult:
+        return await self._register_call(
+            RegisterOp.HEARTBEAT, modid, cmdid, ip, port, None, timeout
+        )
+
+    async def _handle_call(
+        self, modid: int, cmdid: int, ip: str, port: int, timeout: float | None, op: RegisterOp
+    ) -> RegisterResult:
+        return await self._register_call(op, modid, cmdid, ip, port, None, timeout)
+
+    async def _register_call(
+        self,
+        op: RegisterOp,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: Check | None,
+        timeout: float | None,
+    ) -> RegisterResult:
+        request = self._core.register_request(op, modid, cmdid, ip, port, check)
+        loop = self._loop
+        if loop is None:
+            raise NetworkError("AsyncLarsClient is not open")
+        future: asyncio.Future[RegisterResult] = loop.create_future()
+        seq = request.seq
+        self._registers[seq] = (request, future)
+        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        deadline = loop.time() + wait
+        try:
+            while not future.done():
+                self._send(request.shard, request.datagram)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(future), min(remaining, wait / REGISTER_RESENDS)
+                    )
+            if future.done():
+                return future.result()
+            self.timeouts += 1
+            return self._core.register_failure(request, timed_out=True)
+        finally:
+            if self._registers.get(seq, (None, None))[1] is future:
+                del self._registers[seq]
+
     # Replies
 
     def _on_error(self, shard: int, exc: Exception) -> None:
@@ -280,6 +395,11 @@ class AsyncLarsClient:
                 for waiter in futures:
                     if not waiter.done():
                         waiter.set_result(failure)
+        for seq, (reg, reg_future) in list(self._registers.items()):
+            if reg.shard == shard:
+                del self._registers[seq]
+                if not reg_future.done():
+                    reg_future.set_result(self._core.register_failure(reg, timed_out=False))
 
     def _on_datagram(self, data: bytes) -> None:
         core = self._core
@@ -306,5 +426,16 @@ class AsyncLarsClient:
             for future in waiting:
                 if not future.done():
                     future.set_result(result)
+        elif msgid == _REGISTER_REPLY:
+            reg_reply = core.parse_register_reply(data)
+            if reg_reply is None:
+                return
+            waiter = self._registers.get(reg_reply.seq)
+            if waiter is None:
+                core.skipped += 1
+                return
+            reg_result = core.register_result(waiter[0], reg_reply)
+            if reg_result is not None and not waiter[1].done():
+                waiter[1].set_result(reg_result)
         else:
             core.bad += 1

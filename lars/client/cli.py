@@ -32,7 +32,7 @@ from lars.client.sync import LarsClient
 from lars.jsonout import add_json_flag, print_json
 from lars.protocol import RetCode
 
-__all__ = ["client_from_args", "register"]
+__all__ = ["agent_args", "client_from_args", "register"]
 
 INIT_ATTEMPTS = 20
 INIT_DELAY = 0.1
@@ -107,7 +107,7 @@ def _module_args(p: argparse.ArgumentParser) -> None:
     _agent_args(p)
 
 
-def _agent_args(p: argparse.ArgumentParser) -> None:
+def _agent_args(p: argparse.ArgumentParser, timeout: float = DEFAULT_TIMEOUT) -> None:
     g = p.add_argument_group("agent")
     g.add_argument(
         "--agent-ip", default=DEFAULT_AGENT_IP, help="agent address (default %(default)s)"
@@ -121,7 +121,7 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
         help="the three agent UDP ports explicitly (overrides --agent-port)",
     )  # fmt: skip
     g.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT,
+        "--timeout", type=float, default=timeout,
         help="seconds to wait for each answer (default %(default)s)",
     )  # fmt: skip
 
@@ -251,3 +251,6 @@ def _three_ports(text: str) -> tuple[int, int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected three ports P0,P1,P2, got {text!r}") from None
     return (a, b, c)
+
+
+agent_args = _agent_args  # gethost's agent flags, for the other client commands

@@ -18,9 +18,11 @@ from typing import NamedTuple, TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from lars.client.config import SHARDS
+from lars.client.registration import RegisterOp, RegisterRequest, RegisterResult, RegisterStatus
 from lars.client.result import Host, HostResult, RouteResult
 from lars.errors import ProtocolError, ValidationError
 from lars.protocol import MsgId, RetCode, dotted_to_wire, lars_pb2, wire_to_dotted
+from lars.protocol.checks import Check, parse_check
 from lars.reactor.frame import decode_datagram, encode
 
 _Msg = TypeVar("_Msg", bound=Message)
@@ -49,6 +51,9 @@ _GET_HOST_REPLY = int(MsgId.GET_HOST_RESPONSE)
 _GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _GET_ROUTE_REPLY = int(MsgId.API_GET_ROUTE_RESPONSE)
 _REPORT = int(MsgId.REPORT_REQUEST)
+_REGISTER = int(MsgId.REGISTER_REQUEST)
+_REGISTER_REPLY = int(MsgId.REGISTER_RESPONSE)
+_REGISTER_STATUS = {int(s): s for s in RegisterStatus if s is not RegisterStatus.NO_ANSWER}
 _RETCODES = {int(code): code for code in RetCode}
 
 
@@ -153,6 +158,75 @@ class ClientCore:
         msg.host.ip = dotted_to_wire(ip)
         msg.host.port = port
         return shard_of(modid, cmdid), encode(_REPORT, msg.SerializeToString())
+
+    def register_request(
+        self,
+        op: RegisterOp,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: str | Check | None = None,
+    ) -> RegisterRequest:
+        """A RegisterRequest (msgid 11) for the module's agent port; the check and its
+        settings travel only with REGISTER. Raises ValidationError on bad arguments."""
+        check_ids(modid, cmdid)
+        if type(port) is not int or not 1 <= port <= 65535:
+            raise ValidationError(f"port must be in 1..65535, got {port!r}")
+        op = RegisterOp(op)
+        msg = lars_pb2.RegisterRequest(op=int(op))
+        inst = msg.instance
+        inst.modid, inst.cmdid, inst.ip, inst.port = modid, cmdid, dotted_to_wire(ip), port
+        if op is RegisterOp.REGISTER:
+            spec = parse_check(check)
+            inst.check = spec.text
+            if spec.interval is not None:
+                msg.interval_ms = max(1, round(spec.interval * 1000))
+            if spec.timeout is not None:
+                msg.timeout_ms = max(1, round(spec.timeout * 1000))
+            msg.fail_after = spec.fail_after or 0
+            msg.pass_after = spec.pass_after or 0
+        self._seq = seq = (self._seq + 1) & SEQ_MASK
+        msg.seq = seq
+        datagram = encode(_REGISTER, msg.SerializeToString())
+        return RegisterRequest(seq, op, modid, cmdid, ip, port, shard_of(modid, cmdid), datagram)
+
+    def parse_register_reply(self, data: bytes) -> lars_pb2.RegisterResponse | None:
+        """The RegisterResponse in a datagram, or None (counted as bad)."""
+        return self._decode(data, _REGISTER_REPLY, lars_pb2.RegisterResponse)
+
+    def register_result(
+        self, request: RegisterRequest, reply: lars_pb2.RegisterResponse
+    ) -> RegisterResult | None:
+        """The result when `reply` answers `request` (same seq), else None (counted)."""
+        if reply.seq != request.seq:
+            self.skipped += 1
+            return None
+        status = _REGISTER_STATUS.get(reply.retcode, RegisterStatus.REFUSED)
+        detail = reply.detail
+        if status is RegisterStatus.REFUSED and not detail:
+            detail = f"retcode {reply.retcode}"
+        return RegisterResult(
+            request.op, status, request.modid, request.cmdid, request.ip, request.port, detail
+        )
+
+    def match_register(self, request: RegisterRequest, data: bytes) -> RegisterResult | None:
+        reply = self.parse_register_reply(data)
+        return None if reply is None else self.register_result(request, reply)
+
+    @staticmethod
+    def register_failure(request: RegisterRequest, *, timed_out: bool) -> RegisterResult:
+        """No reply in time (timed_out) or, otherwise, the datagram was refused."""
+        return RegisterResult(
+            request.op,
+            RegisterStatus.NO_ANSWER,
+            request.modid,
+            request.cmdid,
+            request.ip,
+            request.port,
+            timed_out=timed_out,
+            refused=not timed_out,
+        )
 
     # Replies
 

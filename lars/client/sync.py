@@ -15,6 +15,7 @@ invalid arguments raise (ValidationError), and `call()` raises NoHostError witho
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -28,13 +29,22 @@ from lars.client.config import (
     DEFAULT_TIMEOUT,
     REG_INIT_ATTEMPTS,
     REG_INIT_DELAY,
+    REGISTER_RESENDS,
+    REGISTER_TIMEOUT,
     SHARDS,
     ClientConfig,
 )
 from lars.client.core import ClientCore, HostRequest, RouteRequest, report_code_for
+from lars.client.registration import (
+    RegisterOp,
+    RegisterResult,
+    Registration,
+    check_registered,
+)
 from lars.client.result import ClientStats, HostResult, NoHostError, RouteResult
 from lars.errors import NetworkError
 from lars.protocol import RetCode
+from lars.protocol.checks import Check, parse_check
 
 __all__ = ["LarsClient"]
 
@@ -242,6 +252,123 @@ class LarsClient:
                 self.report(modid, cmdid, host.ip, host.port, code)
             raise
         self.report(modid, cmdid, host.ip, host.port, 0)
+
+    # Self-registration (issue 20): the agent on this host holds the registration
+
+    def register(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: str | Check = "tcp",
+        *,
+        timeout: float | None = None,
+    ) -> Registration:
+        """Register ip:port as a host of the module with the local agent, checked by
+        `check` ("tcp", "http://HOST:PORT/PATH", "ttl:SECONDS" or a Check). The agent keeps
+        it (across its own restarts) until deregistered. Registering again replaces the
+        check. Raises ValidationError (bad arguments), NotAnswering (no agent answered
+        within `timeout`, default 1 s) or RegistrationRefused."""
+        spec = parse_check(check)
+        result = self.register_op(RegisterOp.REGISTER, modid, cmdid, ip, port, spec, timeout)
+        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        check_registered(result, self.agent_address(modid, cmdid), wait)
+        call = functools.partial(self._handle_call, modid, cmdid, ip, port, timeout)
+        return Registration(modid, cmdid, ip, port, spec, call)
+
+    @contextlib.contextmanager
+    def registered(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: str | Check = "tcp",
+        *,
+        timeout: float | None = None,
+    ) -> Iterator[Registration]:
+        """`with client.registered(m, c, ip, port):` registered inside, deregistered after."""
+        registration = self.register(modid, cmdid, ip, port, check, timeout=timeout)
+        try:
+            yield registration
+        finally:
+            registration.deregister()
+
+    def deregister(
+        self, modid: int, cmdid: int, ip: str, port: int, *, timeout: float | None = None
+    ) -> RegisterResult:
+        """Remove a registration: OK, NOT_REGISTERED (the agent had none) or NO_ANSWER."""
+        return self.register_op(RegisterOp.DEREGISTER, modid, cmdid, ip, port, None, timeout)
+
+    def heartbeat(
+        self, modid: int, cmdid: int, ip: str, port: int, *, timeout: float | None = None
+    ) -> RegisterResult:
+        """A sign of life for a `ttl:` check: OK, NOT_REGISTERED or NO_ANSWER."""
+        return self.register_op(RegisterOp.HEARTBEAT, modid, cmdid, ip, port, None, timeout)
+
+    def _handle_call(
+        self, modid: int, cmdid: int, ip: str, port: int, timeout: float | None, op: RegisterOp
+    ) -> RegisterResult:
+        return self.register_op(op, modid, cmdid, ip, port, None, timeout)
+
+    def agent_address(self, modid: int, cmdid: int) -> str:
+        """ "ip:port" of the agent UDP server that owns the module."""
+        ip, port = self._addresses[(modid + cmdid) % SHARDS]
+        return f"{ip}:{port}"
+
+    def register_op(
+        self,
+        op: RegisterOp,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        check: Check | None = None,
+        timeout: float | None = None,
+    ) -> RegisterResult:
+        """One register/deregister/heartbeat, failures as results: the agent's answer or
+        NO_ANSWER. The request is resent (same seq) every quarter of the wait (`timeout`,
+        default REGISTER_TIMEOUT); `check` goes only with REGISTER."""
+        state = self._state()
+        core = state.core
+        request = core.register_request(op, modid, cmdid, ip, port, check)
+        sock = self._socket(state, request.shard)
+        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        resend = wait / REGISTER_RESENDS
+        deadline = time.monotonic() + wait
+        next_send = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                state.timeouts += 1
+                return core.register_failure(request, timed_out=True)
+            if now >= next_send:
+                if not self._send_once(state, sock, request.datagram):
+                    return core.register_failure(request, timed_out=False)
+                next_send = now + resend
+            sock.settimeout(max(0.001, min(deadline, next_send) - now))
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                continue
+            except OSError:  # ConnectionRefusedError: nothing listens on the agent port
+                return core.register_failure(request, timed_out=False)
+            result = core.match_register(request, data)
+            if result is not None:
+                return result
+
+    @staticmethod
+    def _send_once(state: _ThreadState, sock: socket.socket, datagram: bytes) -> bool:
+        try:
+            try:
+                sock.send(datagram)
+            except ConnectionRefusedError:  # an earlier datagram's refusal (see _replies)
+                sock.send(datagram)
+        except OSError:
+            state.send_errors += 1
+            return False
+        return True
 
     # I/O
 
