@@ -13,10 +13,10 @@ from typing import Any
 
 from lars.config import DEFAULT_DB_URL, IniFile, override
 from lars.dns.metrics import dns_metrics_server
-from lars.dns.service import DnsConfig, DnsService
+from lars.dns.service import DEFAULT_SNAPSHOT, DnsConfig, DnsService, snapshot_setting
 from lars.errors import NetworkError, StoreUnavailable
 from lars.obs.listen import MetricsConfig
-from lars.reload import ReloadResult, SignalWaiter, reload_log_level
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level, restart_only
 
 __all__ = ["register"]
 
@@ -51,6 +51,20 @@ def register(subparsers: Any) -> None:
         f"(default {d.max_drop_ratio:g}; 1 = off)",
     )
     p.add_argument(
+        "--guard-window",
+        type=float,
+        metavar="SECONDS",
+        help="hold a table that loses more than max_drop_ratio of the hosts each module had "
+        f"within this many seconds (default {d.guard_window:g}; 0 = only against the "
+        "previous table)",
+    )
+    p.add_argument(
+        "--snapshot",
+        metavar="FILE|off",
+        help="the guard's local snapshot file ([dns] snapshot; default "
+        f"{DEFAULT_SNAPSHOT} in the working directory)",
+    )
+    p.add_argument(
         "--metrics", metavar="ADDR:PORT|off",
         help="metrics/health listener ([metrics] listen; default 127.0.0.1:7781)",
     )  # fmt: skip
@@ -71,6 +85,8 @@ def build_dns_config(args: argparse.Namespace, ini: IniFile) -> DnsConfig:
         poll_interval=args.poll_interval,
         reload_interval=args.reload_interval,
         max_drop_ratio=args.max_drop_ratio,
+        guard_window=args.guard_window,
+        snapshot=None if args.snapshot is None else snapshot_setting(args.snapshot),
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
 
@@ -88,6 +104,8 @@ def run_dns(args: argparse.Namespace) -> int:
     def reload() -> ReloadResult:
         fresh = IniFile.load(args.config)
         result = service.reload(build_dns_config(args, fresh))
+        fresh_listen = MetricsConfig.build("dns", fresh, args.metrics, os.environ)
+        result += restart_only("[metrics] listen", listen.url or "off", fresh_listen.url or "off")
         return result + reload_log_level(fresh, flag_given=getattr(args, "log_level_given", False))
 
     waiter = SignalWaiter(

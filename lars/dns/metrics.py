@@ -14,7 +14,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from lars.dns.service import DnsService, DnsStats
-from lars.obs.families import counter, gauge, histogram, server_families
+from lars.obs.families import counter, gauge, histogram, labelled_counter, server_families
 from lars.obs.hist import Buckets
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness, dns_ready
@@ -95,6 +95,20 @@ def _extra(s: DnsStats) -> Iterator[Metric]:
         yield gauge(f"{P}_held_version", "RouteVersion of the held table.", held.version)
         yield gauge(f"{P}_held_removed_hosts", "Hosts the held table would remove.",
                     held.removed_hosts)  # fmt: skip
+        yield gauge(f"{P}_held_since_seconds", "Unix time the hold began.", held.since)
+        yield gauge(f"{P}_held_hosts", "Hosts in the held table.", held.hosts_after)
+    yield gauge(f"{P}_served_since_seconds",
+                "Unix time the served table (its hosts) began being served.",
+                s.served_since)  # fmt: skip
+    yield gauge(f"{P}_guard_baseline_hosts",
+                "Hosts of the guard window's baseline (each module's peak) at the last load.",
+                s.baseline_hosts)  # fmt: skip
+    yield counter(f"{P}_guard_state_saves", "Guard states saved (database and file).",
+                  s.state_saves)  # fmt: skip
+    yield labelled_counter(f"{P}_guard_state_write_failures",
+                           "Guard state saves that failed, by where.", "target",
+                           {"database": s.state_db_failures,
+                            "file": s.state_file_failures})  # fmt: skip
     yield counter(f"{P}_holds", "Tables held by the drop guard.", s.poller.holds)
     yield counter(f"{P}_sql_audit_rows", "Audit rows written for plain-SQL route edits.",
                   s.poller.sql_audit_rows)  # fmt: skip
@@ -132,6 +146,8 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "last_error": p.last_error if p.in_outage else "",
         "last_poll_age": last,
         "held": _held(s),
+        "served_since": round(s.served_since, 3),
+        "guard_baseline_hosts": s.baseline_hosts,
     }
 
 
@@ -139,7 +155,16 @@ def _held(s: DnsStats) -> dict[str, Any] | None:
     h = s.held
     if h is None:
         return None
-    return {"version": h.version, "reason": h.reason, "removed_hosts": h.removed_hosts}
+    return {
+        "version": h.version,
+        "reason": h.reason,
+        "removed_hosts": h.removed_hosts,
+        "modules": h.modules_after,
+        "hosts": h.hosts_after,
+        "since": round(h.since, 3),
+        "served_version": h.served_version,
+        "detail": h.detail,
+    }
 
 
 def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer | None:

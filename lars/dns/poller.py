@@ -8,29 +8,45 @@ Change detection cannot miss an edit: a poll (one cheap statement) reloads when
 - the newest RouteChange id differs from the one the last load left behind (a second
   edit in the same second keeps `version = UNIX_TIMESTAMP()` equal but adds a row; a
   RouteChange row without a version bump is seen the same way), or
+- the registration mark differs (RouteInstanceMark, raised by any route service that
+  wrote a registration change: lars.dns.registry), or
 - `reload_interval` has passed: then the diff of the old and new table finds edits made
   without a version bump or a RouteChange row.
-Each loaded table passes the push-empty guard (lars.dns.guard) before it is served; a
-held table is not served or pushed until it changes again or an operator releases it.
+Each loaded table passes the push-empty guard (lars.dns.guard: the identity check against
+the served table and the window check against each module's baseline, lars.dns.baseline)
+before it is served; a held table is not served or pushed until it changes again into
+one that passes, an operator releases it, or restores the served table.
 
-A service that starts while RouteAudit says the current version is held (another route
-service held it, or this one before a restart) has no good table to keep serving, so it
+The guard state survives restarts (`state`, lars.dns.guardstore: the database and a local
+snapshot file): after every table served and every hold that begins or ends, the served
+table, the window's past peaks and the hold are saved. A starting service that finds a
+saved state judges its first table against that last good table and baseline exactly as
+a running one would: if held, it serves the last good table (never the held one), and a
+hold saved before the restart is the same hold (same audit row, same start: the baseline
+does not age) when the table is still the held one.
+
+A service that starts with no saved state while RouteAudit says the current version is
+held (an upgrade from a lars without the state) has no good table to keep serving, so it
 holds that table too and serves nothing (`table` stays None: DnsService does not listen,
 agents keep using their other route services and caches) until the release or a change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from lars.dns.guard import GuardPolicy, Hold, Verdict, check
+from lars.dns.baseline import Baseline
+from lars.dns.guard import GuardPolicy, Hold, Verdict, counts, judge
+from lars.dns.served import build_table
 from lars.dns.store import PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
 from lars.routes.audit import AuditEntry
+from lars.routes.guardstate import Drained, GuardState, HeldInfo, HostW, routes_digest
 
 __all__ = ["Poller", "Publish", "Step"]
 
@@ -52,6 +68,13 @@ class Audit(Protocol):
     def release_after(self, hold_id: int) -> AuditEntry | None: ...
     def record_apply(self, version: int, detail: str) -> None: ...
     def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int: ...
+
+
+class StateStore(Protocol):
+    """Where the guard state is kept (lars.dns.guardstore.GuardStateStore)."""
+
+    def load(self) -> GuardState | None: ...
+    def save(self, state: GuardState) -> None: ...
 
 
 class Step(enum.Enum):
@@ -79,6 +102,9 @@ class Poller:
         policy: GuardPolicy | None = None,
         audit: Audit | None = None,
         wall: Callable[[], float] = time.time,
+        state: StateStore | None = None,
+        writer: str = "dns",
+        db: str = "",
     ) -> None:
         self._store = store
         self._publish = publish
@@ -88,20 +114,37 @@ class Poller:
         self._wall = wall
         self._table: RouteTable | None = None  # served
         self._loaded: RouteTable | None = None  # last loaded (served or held)
-        self._mark: tuple[int, int | None] | None = None  # (version, change mark) expected
+        # (version, change mark, registration mark) the next poll expects
+        self._mark: tuple[int, int | None, int | None] | None = None
         self._loaded_at = float("-inf")
         self._held: RouteTable | None = None
         self._pending: set[Key] = set()  # change-row modules not pushed yet (while held)
+        self._state = state
+        self._writer = writer
+        self._db = db
+        self.baseline = Baseline()
+        self._served_since = 0.0
+        self._served_drained: tuple[Drained, ...] = ()  # RouteData rows drained when served
+        self._loaded_drained: tuple[Drained, ...] = ()
+        self._held_drained: tuple[Drained, ...] = ()
+        self._held_digest = ""
         self.hold: Hold | None = None
         self.polls = 0
         self.loads = 0
         self.pushed_modules = 0
         self.holds = 0
         self.sql_audit_rows = 0
+        self.restored_state = False  # the first table was judged against a saved state
+        self.baseline_hosts = 0  # the window's baseline after the last load
 
     @property
     def table(self) -> RouteTable | None:
         return self._table
+
+    @property
+    def served_since(self) -> float:
+        """Unix time the served table (its hosts) began being served (0: nothing yet)."""
+        return self._served_since
 
     def retune(self, *, reload_interval: float, policy: GuardPolicy) -> None:
         """New reload interval and guard policy (SIGHUP), from any thread: two reference
@@ -123,7 +166,7 @@ class Poller:
         self.polls += 1
         if hold is not None and mark.release_id is not None:
             return Step.RELEASE
-        if self._mark != (mark.version, mark.change_max):
+        if self._mark != (mark.version, mark.change_max, mark.instance_mark):
             return Step.LOAD
         if now - self._loaded_at >= self._reload_interval:
             return Step.LOAD
@@ -140,26 +183,31 @@ class Poller:
         audit plain-SQL edits; return the pushed modules."""
         self._mark = None  # a load that fails half-way is redone by the next poll
         snap = self._store.load()
-        new = RouteTable.from_rows(snap.version, snap.routes, snap.meta)
+        new = build_table(snap)  # RouteData + passing registered instances (lars.dns.served)
+        drained = drained_rows(snap)
         self._pending |= {(c.modid, c.cmdid) for c in snap.changes}
         served, previous = self._table, self._loaded
         pushed: set[Key] = set()
         served_diff: set[Key] | None = None  # changed_modules(served, new), once computed
-        if served is None:  # the first load: nothing to compare with, nothing to push
-            active = self._audit.active_hold() if self._audit is not None else None
-            if active is not None and active.version == new.version:
-                self._hold_at_start(new, active)
+        if served is None:  # the first load: nothing to push
+            prior = self._state.load() if self._state is not None else None
+            if prior is not None:
+                self._start_from(prior, new, drained)
             else:
-                self._apply(new, set(), ended="table changed")
-                self._pending.clear()
+                active = self._audit.active_hold() if self._audit is not None else None
+                if active is not None and active.version == new.version:
+                    self._hold_at_start(new, active)
+                else:
+                    self._apply(new, set(), drained, ended="table changed")
+                    self._pending.clear()
         else:
-            verdict = check(served, new, self._policy)
+            verdict = self._judge(served, new)
             if verdict.hold:
-                self._hold(served, new, verdict)
+                self._hold(served, new, verdict, drained)
             else:
                 served_diff = changed_modules(served, new)
                 pushed = served_diff | self._pending
-                self._apply(new, pushed, ended="table changed")
+                self._apply(new, pushed, drained, ended="table changed")
         if snap.changes:
             self._store.delete_changes([c.id for c in snap.changes])
         if previous is not None and self._audit is not None:
@@ -168,10 +216,12 @@ class Poller:
             else:
                 edited = changed_modules(previous, new)
             self.sql_audit_rows += self._audit.record_sql_edits(previous, new, edited)
+        self._measure_baseline()
         self.loads += 1
         self._loaded = new
+        self._loaded_drained = drained
         self._loaded_at = now
-        self._mark = (snap.version, snap.change_mark)
+        self._mark = (snap.version, snap.change_mark, snap.instance_mark)
         return pushed
 
     def release(self) -> None:
@@ -185,18 +235,43 @@ class Poller:
             if entry is not None:
                 actor = entry.actor
         pushed = changed_modules(served, held) | self._pending if served is not None else set()
-        self._apply(held, pushed, ended=f"released by {actor}")
+        self.baseline.reset(counts(held))  # the operator accepted these counts
+        self._apply(held, pushed, self._held_drained, ended=f"released by {actor}")
 
-    def _apply(self, table: RouteTable, pushed: set[Key], ended: str = "") -> None:
+    def _measure_baseline(self) -> None:
+        hold, window = self.hold, self._policy.window
+        at = hold.since if hold is not None else self._wall()
+        peaks = self.baseline.peaks(at, window) if window > 0 else self.baseline.current
+        self.baseline_hosts = sum(peaks.values())
+
+    def _judge(self, served: RouteTable, new: RouteTable) -> Verdict:
+        hold = self.hold
+        at = hold.since if hold is not None else self._wall()  # no ageing while held
+        return judge(served, new, self._policy, self.baseline, at)
+
+    def _apply(
+        self,
+        table: RouteTable,
+        pushed: set[Key],
+        drained: tuple[Drained, ...],
+        ended: str = "",
+    ) -> None:
         first = self._table is None
+        previous = self._table
         self._publish(table, pushed)
         self._table = table
+        self._served_drained = drained
         self._pending.clear()
+        wall = self._wall()
+        if previous is None or not previous.same_routes(table):
+            self._served_since = wall
+        self.baseline.serve(counts(table), wall)
         if not first:
             self.pushed_modules += len(pushed)
         hold = self.hold
         if hold is not None:
             self._held = self.hold = None
+            self._held_drained = ()
             log.warning(
                 "dns: route table hold ended (%s): now serving version %d, %d modules, "
                 "%d hosts (held since version %d)",
@@ -208,6 +283,62 @@ class Poller:
             )
             if self._audit is not None:
                 self._audit.record_apply(table.version, ended)
+        self._save()
+
+    def _start_from(self, prior: GuardState, new: RouteTable, drained: tuple[Drained, ...]) -> None:
+        """The first load of a service that finds a saved guard state: judge `new` against
+        the last good table and the saved baseline, as a running service would."""
+        self.restored_state = True
+        good = table_of(prior)
+        self.baseline = Baseline(counts(good), prior.past)
+        held = prior.held
+        at = held.since if held is not None else self._wall()
+        verdict = judge(good, new, self._policy, self.baseline, at)
+        if not verdict.hold:
+            if not good.same_routes(new):
+                log.info(
+                    "dns: the route table changed while this service was down (last good "
+                    "version %d, %d hosts; now version %d, %d hosts): it passes the guard",
+                    good.version,
+                    good.host_count,
+                    new.version,
+                    new.host_count,
+                )
+            self._apply(new, set(), drained, ended="table changed")
+            if held is not None and self._audit is not None:
+                self._audit.record_apply(new.version, "table changed")
+            return
+        # Held: serve the last good table (nothing pushed: nobody is subscribed yet).
+        self._publish(good, set())
+        self._table = good
+        self._served_drained = prior.drained
+        self._served_since = prior.since
+        digest = routes_digest(routes_of(new))
+        if held is not None and held.digest == digest:  # the same hold, carried over
+            self._held, self._held_digest, self._held_drained = new, digest, drained
+            self.holds += 1
+            self.hold = Hold.from_verdict(
+                verdict,
+                new.version,
+                good.version,
+                since=held.since,
+                audit_id=held.audit_id,
+                detail=held.detail,
+            )
+            log.error(
+                "dns: route table version %d is still HELD (since %s: %s): serving the last "
+                "good table, version %d, %d modules, %d hosts, until it is released (`lars "
+                "route release`), restored (`lars route restore`) or the table changes",
+                new.version,
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(held.since)),
+                held.detail,
+                good.version,
+                len(good),
+                good.host_count,
+            )
+            self._save()
+        else:  # another table held (an edit made while down): the hold goes on
+            self._hold(good, new, verdict, drained, since=held.since if held else None)
 
     def _hold_at_start(self, new: RouteTable, row: AuditEntry) -> None:
         if self._held is not None and self._held.same_routes(new):
@@ -225,26 +356,45 @@ class Poller:
             row.detail,
         )
 
-    def _hold(self, served: RouteTable, new: RouteTable, verdict: Verdict) -> None:
-        held = self._held
-        if held is not None and held.same_routes(new):
-            return  # the same held table reloaded: already logged and recorded
+    def _hold(
+        self,
+        served: RouteTable,
+        new: RouteTable,
+        verdict: Verdict,
+        drained: tuple[Drained, ...],
+        since: float | None = None,
+    ) -> None:
+        held, hold = self._held, self.hold
+        if held is not None and hold is not None and held.same_routes(new):
+            # The same held table reloaded (a version-only bump): already logged and
+            # recorded; only the version it is held at moves.
+            self._held = new
+            if hold.version != new.version:
+                self.hold = dataclasses.replace(hold, version=new.version)
+                self._save()
+            return
         ratio = self._policy.max_drop_ratio
+        detail = verdict.describe(ratio)
         audit_id = None
         if self._audit is not None:
-            audit_id = self._audit.record_hold(new.version, verdict.describe(ratio))
+            audit_id = self._audit.record_hold(new.version, detail)
         self._held = new
+        self._held_drained = drained
+        self._held_digest = routes_digest(routes_of(new))
         self.holds += 1
+        if since is None:  # a held purge that goes on keeps its start: no ageing
+            since = hold.since if hold is not None else self._wall()
         self.hold = Hold.from_verdict(
-            verdict, new.version, served.version, since=self._wall(), audit_id=audit_id
+            verdict, new.version, served.version, since=since, audit_id=audit_id, detail=detail
         )
+        what = {"empty": "empty table", "window": "loss over the guard window"}
         log.error(
             "dns: HOLDING route table version %d (%s): it would remove %d of %d hosts in "
-            "%d modules: modules %d->%d, hosts %d->%d (max_drop_ratio %g). Still serving "
+            "%d modules: modules %d->%d, hosts %d->%d (max_drop_ratio %g%s). Still serving "
             "version %d; it is applied when the table changes again into one that passes, "
-            "or on `lars route release`",
+            "on `lars route release`, or `lars route restore` writes the served table back",
             new.version,
-            "empty table" if verdict.reason == "empty" else "mass removal",
+            what.get(verdict.reason, "mass removal"),
             verdict.removed_hosts,
             verdict.hosts_before,
             verdict.modules_losing,
@@ -253,5 +403,77 @@ class Poller:
             verdict.hosts_before,
             verdict.hosts_after,
             ratio,
+            f"; {verdict.window_loss} of the window's {verdict.baseline_hosts} hosts lost"
+            if verdict.reason == "window"
+            else "",
             served.version,
         )
+        self._save()
+
+    def saved_state(self) -> GuardState | None:
+        """The guard state as it is saved (None before a table is served)."""
+        table = self._table
+        if table is None:
+            return None
+        hold, held = self.hold, self._held
+        info = None
+        if hold is not None and held is not None:
+            info = HeldInfo(
+                version=hold.version,
+                since=hold.since,
+                audit_id=hold.audit_id,
+                reason=hold.reason,
+                detail=hold.detail,
+                digest=self._held_digest or routes_digest(routes_of(held)),
+                modules=len(held),
+                hosts=held.host_count,
+            )
+        return GuardState(
+            saved_at=self._wall(),
+            writer=self._writer,
+            version=table.version,
+            since=self._served_since,
+            routes=routes_of(table),
+            drained=self._served_drained,
+            past={k: tuple(v) for k, v in self.baseline.past().items()},
+            held=info,
+            db=self._db,
+        )
+
+    def _save(self) -> None:
+        if self._state is None:
+            return
+        state = self.saved_state()
+        if state is not None:
+            self._state.save(state)
+
+
+def routes_of(table: RouteTable) -> dict[Key, tuple[HostW, ...]]:
+    """The table's hosts with their weights, as the guard state keeps them."""
+    out: dict[Key, tuple[HostW, ...]] = {}
+    for key in table:
+        weights = table.weights(key)
+        out[key] = tuple((ip, port, weights.get((ip, port), 1)) for ip, port in table.hosts(key))
+    return out
+
+
+def table_of(state: GuardState) -> RouteTable:
+    """The served table a saved state describes."""
+    routes = {
+        key: tuple((ip, port) for ip, port, _ in hosts) for key, hosts in state.routes.items()
+    }
+    weights = {
+        key: {(ip, port): w for ip, port, w in hosts if w != 1}
+        for key, hosts in state.routes.items()
+    }
+    return RouteTable(state.version, routes, weights=weights, drained=len(state.drained))
+
+
+def drained_rows(snap: Snapshot) -> tuple[Drained, ...]:
+    """RouteData rows that a RouteHostMeta row drains (kept with the served table so a
+    restore writes them back drained)."""
+    off = [(m, c, ip, p, w) for m, c, ip, p, w, enabled in snap.meta if not enabled]
+    if not off:
+        return ()
+    present = {(m, c, ip, p) for m, c, ip, p in snap.routes}
+    return tuple(sorted(d for d in off if d[:4] in present))

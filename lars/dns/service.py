@@ -10,20 +10,36 @@ Two engines on MySQL: the reloads, deletes and audit writes use the long default
 timeouts (a large table takes a while); the poll asked every `poll_interval` has its own
 engine with short ones (`poll_timeout`, 1 s by default), so a frozen database is noticed
 in about a second.
+
+Every write of the route service (RouteChange deletes, RouteAudit rows, the guard state
+of lars/dns/guardstore.py) goes through ONE engine, `self._write_engine`, today the
+same as the reads' engine; a separate write URL (issue "scale out") changes only where
+it is built. The guard state is also kept in a local snapshot file (`[dns] snapshot`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import threading
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import sqlalchemy
 
 from lars.config import DEFAULT_DB_URL, IniFile, check_ranges, db_url_from_ini, ranged
-from lars.dbengine import init_schema, is_sqlite, make_engine
-from lars.dns.guard import DEFAULT_MAX_DROP_RATIO, DEFAULT_MIN_DROP_HOSTS, GuardPolicy, Hold
+from lars.dbengine import init_schema, is_sqlite, make_engine, safe_url
+from lars.dns.guard import (
+    DEFAULT_MAX_DROP_RATIO,
+    DEFAULT_MIN_DROP_HOSTS,
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    GuardPolicy,
+    Hold,
+)
+from lars.dns.guardstore import GuardStateStore
 from lars.dns.poller import Poller
 from lars.dns.pollthread import DEFAULT_RELOAD_DEADLINE, PollerStats, PollerThread
 from lars.dns.server import RouteServer, SubscriptionStats
@@ -44,7 +60,11 @@ log = logging.getLogger(__name__)
 # Network
 DEFAULT_PORT = 7778
 # What reload() (SIGHUP) applies to a running service; every other change needs a restart.
-RELOADABLE = frozenset({"poll_interval", "reload_interval", "max_drop_ratio", "min_drop_hosts"})
+RELOADABLE = frozenset(
+    {"poll_interval", "reload_interval", "max_drop_ratio", "min_drop_hosts", "guard_window"}
+)
+# The guard snapshot file `lars dns` keeps by default (DnsConfig() itself keeps none).
+DEFAULT_SNAPSHOT = "lars_dns.guard"
 # Timeouts
 DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RELOAD_INTERVAL = 10.0
@@ -82,16 +102,25 @@ class DnsConfig:
     # Guard (lars.dns.guard): 1.0 turns it off
     max_drop_ratio: float = ranged(DEFAULT_MAX_DROP_RATIO, 0.0, 1.0, name="[dns] max_drop_ratio")
     min_drop_hosts: int = ranged(DEFAULT_MIN_DROP_HOSTS, 1, 10_000_000, name="[dns] min_drop_hosts")
+    guard_window: float = ranged(  # 0 = the identity check only
+        DEFAULT_WINDOW, 1.0, MAX_WINDOW, name="[dns] guard_window", unit="s", zero_ok=True
+    )
+    # The guard's local snapshot file ("": none); `lars dns` defaults to DEFAULT_SNAPSHOT
+    snapshot: str = ""
 
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.retry_max < self.retry_initial:
             raise ConfigError("[dns] retry_max must be >= retry_initial")
-        GuardPolicy(max_drop_ratio=self.max_drop_ratio, min_drop_hosts=self.min_drop_hosts)
+        self.guard_policy  # noqa: B018 (validates the guard's settings together)
 
     @property
     def guard_policy(self) -> GuardPolicy:
-        return GuardPolicy(max_drop_ratio=self.max_drop_ratio, min_drop_hosts=self.min_drop_hosts)
+        return GuardPolicy(
+            max_drop_ratio=self.max_drop_ratio,
+            min_drop_hosts=self.min_drop_hosts,
+            window=self.guard_window,
+        )
 
     @property
     def poll_timeout(self) -> float:
@@ -113,7 +142,15 @@ class DnsConfig:
             max_subscriptions=ini.get("dns", "max_subscriptions", DEFAULT_MAX_PER_CONN),
             max_drop_ratio=ini.get("dns", "max_drop_ratio", DEFAULT_MAX_DROP_RATIO),
             min_drop_hosts=ini.get("dns", "min_drop_hosts", DEFAULT_MIN_DROP_HOSTS),
+            guard_window=ini.get("dns", "guard_window", DEFAULT_WINDOW),
+            snapshot=snapshot_setting(ini.get("dns", "snapshot", DEFAULT_SNAPSHOT)),
         )
+
+
+def snapshot_setting(value: str) -> str:
+    """`[dns] snapshot`: a path, or off/none/empty for no file."""
+    text = str(value).strip()
+    return "" if text.lower() in ("", "off", "none", "no") else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,12 @@ class DnsStats:
     push_seconds: BucketSnapshot | None = None  # duration of each fan-out
     loaded: bool = False  # a table was loaded from the database (start() got past it)
     drained_hosts: int = 0  # RouteData rows left out: drained (RouteHostMeta.enabled = 0)
+    served_since: float = 0.0  # unix time the served table began being served
+    baseline_hosts: int = 0  # the guard window's baseline at the last load
+    state_saves: int = 0  # guard states saved (lars/dns/guardstore.py)
+    state_db_failures: int = 0  # ... that the database refused
+    state_file_failures: int = 0  # ... that the snapshot file refused
+    restored_state: bool = False  # the first table was judged against a saved state
 
 
 class DnsService:
@@ -154,13 +197,25 @@ class DnsService:
                 skip_autocommit_rollback=True,  # no ROLLBACK round trip per poll
                 pool_size=1,
             )
+        # Every write of this service goes through this engine (see the module docstring).
+        self._write_engine = self._engine
+        self._guard_state = GuardStateStore(
+            self._write_engine,
+            Path(config.snapshot) if config.snapshot else None,
+            db=safe_url(config.db_url),
+        )
         self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
         self._poller = Poller(
-            RouteStore(self._engine, poll_engine=self._poll_engine),
+            RouteStore(
+                self._engine, poll_engine=self._poll_engine, write_engine=self._write_engine
+            ),
             self._routes.publish,
             reload_interval=config.reload_interval,
             policy=config.guard_policy,
-            audit=ServiceAudit(self._engine),
+            audit=ServiceAudit(self._write_engine),
+            state=self._guard_state,
+            writer=f"dns {socket.gethostname()}:{config.reactor.port} pid {os.getpid()}",
+            db=self._guard_state.db,
         )
         self._thread = PollerThread(
             self._poller,
@@ -266,4 +321,10 @@ class DnsService:
             push_seconds=self._routes.push_seconds.snapshot(),
             loaded=self._poller.table is not None,
             drained_hosts=table.drained,
+            served_since=self._poller.served_since,
+            baseline_hosts=self._poller.baseline_hosts,
+            state_saves=self._guard_state.saves,
+            state_db_failures=self._guard_state.db_failures,
+            state_file_failures=self._guard_state.file_failures,
+            restored_state=self._poller.restored_state,
         )

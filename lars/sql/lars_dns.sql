@@ -96,3 +96,65 @@ CREATE TABLE IF NOT EXISTS RouteHostMeta (
   updated_by varchar(128) NOT NULL,
   PRIMARY KEY (modid, cmdid, serverip, serverport)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- The route services' guard state (issue 18): one row (id 1) with the table they serve
+-- (the last good one), the window baseline and any hold, written by the route services
+-- after every table served; read at their start, by lars route status/restore and the
+-- console. `state` is zlib-compressed JSON (lars/routes/guardstate.py).
+CREATE TABLE IF NOT EXISTS RouteGuardState (
+  id int(10) unsigned NOT NULL,
+  saved_at bigint(20) NOT NULL,
+  writer varchar(128) NOT NULL,
+  served_version bigint(20) unsigned NOT NULL,
+  served_modules int(10) unsigned NOT NULL,
+  served_hosts int(10) unsigned NOT NULL,
+  served_since bigint(20) NOT NULL,
+  held_version bigint(20) unsigned DEFAULT NULL,
+  held_since bigint(20) DEFAULT NULL,
+  held_detail varchar(1024) NOT NULL,
+  state mediumblob NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Self-registered instances (issue 20): one row per module, host and owning agent
+-- ("<ip>:<udp base port>"), written by the route services that accept registrations.
+-- A passing instance is served beside RouteData; an instance whose agent renews its
+-- lease with no route service for [dns] lease seconds is deleted (expired).
+CREATE TABLE IF NOT EXISTS RouteInstance (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  modid int(10) unsigned NOT NULL,
+  cmdid int(10) unsigned NOT NULL,
+  serverip int(10) unsigned NOT NULL,
+  serverport int(10) unsigned NOT NULL,
+  agent varchar(64) NOT NULL,
+  check_kind varchar(512) NOT NULL,
+  passing tinyint(1) NOT NULL,
+  registered_at bigint(20) NOT NULL,
+  since bigint(20) NOT NULL,
+  last_seen bigint(20) NOT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY RouteInstance_host (modid, cmdid, serverip, serverport, agent),
+  KEY RouteInstance_agent (agent),
+  KEY RouteInstance_seen (last_seen)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- One row: a mark every registration change raises, read by every route service's poll.
+CREATE TABLE IF NOT EXISTS RouteInstanceMark (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  mark bigint(20) unsigned NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Console accounts and API tokens (issue 21): users and tokens share one namespace of
+-- names (the actor in RouteAudit). secret is a user's scrypt hash or a token's SHA-256
+-- digest, never the plain text. `lars console user|token` manage it.
+CREATE TABLE IF NOT EXISTS LarsAccount (
+  name varchar(64) NOT NULL,
+  kind varchar(8) NOT NULL,
+  role varchar(8) NOT NULL,
+  secret varchar(255) NOT NULL,
+  created_at bigint(20) NOT NULL,
+  created_by varchar(128) NOT NULL,
+  PRIMARY KEY (name),
+  KEY LarsAccount_secret (secret)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -115,8 +115,9 @@ def check_push_empty_is_held_then_released(url: str, *, cli: bool = False) -> No
 
 
 def check_restart_during_a_hold_does_not_serve_the_held_table(url: str) -> None:
-    """A route service (re)started while the table is held has no good table: it must
-    neither listen nor serve the emptied table until the release."""
+    """A route service (re)started while the table is held finds the last good table in
+    the guard state the first one saved (RouteGuardState, issue 18): it listens and serves
+    that table, never the emptied one, until the release."""
     engine = make_engine(url)
     init_schema(engine)
     admin = RouteAdmin(engine)
@@ -143,12 +144,14 @@ def check_restart_during_a_hold_does_not_serve_the_held_table(url: str) -> None:
         wait_for(lambda: second.stats().held is not None, what="the second one holding")
         held = second.stats().held
         assert held is not None and held.hosts_before == 3 and held.hosts_after == 0
-        time.sleep(0.3)
-        assert second.port == 0 and starter.is_alive()  # not listening
-        AuditLog(engine).release("cli:ops", admin.current_version())
         starter.join(20)
-        assert not errors and not starter.is_alive()
+        assert not errors and not starter.is_alive()  # listening: it has a good table
+        assert second.stats().restored_state
+        with RouteConn(second.port) as c:
+            assert c.get(1, 1) == [("10.0.0.1", 80)]  # the last good table, not the held one
+        AuditLog(engine).release("cli:ops", admin.current_version())
         wait_for(lambda: first.stats().held is None, what="the first one released")
+        wait_for(lambda: second.stats().held is None, what="the second one released")
         with RouteConn(second.port) as c:
             assert c.get(1, 1) == []
         def applies() -> list[tuple[str, str, int, int, str]]:
