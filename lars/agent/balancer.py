@@ -49,15 +49,21 @@ class RouteState(enum.Enum):
 
 
 class BalancerCounters:
-    """Event counters shared by the modules of one shard (one thread): plain integers,
-    incremented only on the rare paths (state changes, probes) and read by the exporter."""
+    """Event counters and host gauges shared by the modules of one shard (one thread):
+    plain integers, changed only on the rare paths (state changes, probes, route
+    updates) and read by the exporter. The gauges are kept here, where hosts change,
+    so a scrape reads three numbers instead of walking every module on the shard's
+    loop (issue 19: a walk of 30k modules stalled get_host for 7 ms per scrape)."""
 
-    __slots__ = ("probes", "to_idle", "to_overload")
+    __slots__ = ("hosts", "overloaded", "probes", "to_idle", "to_overload", "weighted")
 
     def __init__(self) -> None:
         self.probes = 0  # get_host answers taken from the overload list
         self.to_overload = 0  # idle -> overload transitions
         self.to_idle = 0  # overload -> idle transitions
+        self.hosts = 0  # hosts of the modules (gauge)
+        self.overloaded = 0  # of them on an overload list (gauge)
+        self.weighted = 0  # of them with a weight other than the default (gauge)
 
 
 class Host:
@@ -262,12 +268,14 @@ class ModuleBalancer:
         self.overload.append(host)
         self._idle_changed()
         self.counters.to_overload += 1
+        self.counters.overloaded += 1
 
     def _to_idle(self, host: Host, now: float) -> None:
         self.overload.remove(host)
         host.set_idle(self.config, now)
         self.idle.append(host)
         self.counters.to_idle += 1
+        self.counters.overloaded -= 1
         self._idle_changed()
 
     def _idle_changed(self) -> None:
@@ -292,6 +300,10 @@ class ModuleBalancer:
         """
         wanted = dict.fromkeys(hosts)
         weights = weights or {}
+        counters = self.counters
+        counters.hosts -= len(self.hosts)
+        counters.overloaded -= len(self.overload)
+        counters.weighted -= self.weighted_hosts
         self.waiting = False
         self.updated_at = now
         idle_changed = False
@@ -317,6 +329,9 @@ class ModuleBalancer:
         if idle_changed:
             self._idle_changed()
         self.weighted_hosts = sum(1 for k in weights if k in self.hosts)
+        counters.hosts += len(self.hosts)
+        counters.overloaded += len(self.overload)
+        counters.weighted += self.weighted_hosts
         self.route_state = RouteState.READY if self.hosts else RouteState.EMPTY
         if not self.hosts:
             self.access_cnt = 0

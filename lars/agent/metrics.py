@@ -2,8 +2,10 @@
 
 Counters are read from `AgentService.stats()` (plain integers kept by the shards and
 clients); modules by state, hosts by list and the oldest route come from
-`AgentService.gauges()`, which walks each shard's modules on the shard's own loop.
-Nothing here runs per datagram. Daemon-side only: imports prometheus_client.
+`AgentService.gauges()`, which reads the gauges each shard keeps up to date, on the
+shard's own loop: a scrape costs each shard loop one short task whatever the number of
+modules (lars.agent.view). Nothing here runs per datagram. Daemon-side only: imports
+prometheus_client.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def agent_readiness(agent: AgentService) -> Readiness:
 
 def agent_status(agent: AgentService) -> dict[str, Any]:
     """The summary `lars status` prints (plain JSON values), from ONE stats() and ONE
-    gauges() (each walks every shard on its loop)."""
+    gauges() (consistent with each other)."""
     s = agent.stats()
     g = agent.gauges()
     sh = s.shards

@@ -25,7 +25,7 @@ from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
 from lars.agent.shard import Shard, shard_of
 from lars.agent.stats import AgentStats, StatsLog
-from lars.agent.view import ModuleView, ShardGauges, module_view, shard_gauges
+from lars.agent.view import ModuleView, ShardGauges, module_snapshot, shard_gauges
 from lars.errors import ConfigError, NetworkError
 from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread
@@ -295,20 +295,23 @@ class AgentService:
     # thread-safe views, taken on each shard's own loop
 
     def gauges(self, timeout: float = 2.0) -> tuple[ShardGauges, ...]:
-        """Modules by state and hosts by list, per served shard (empty when stopped)."""
+        """Modules by state and hosts by list, per served shard (empty when stopped);
+        each shard's loop runs one O(1) read of the gauges it keeps (view.shard_gauges)."""
         if not self._started:
             return ()
         futures = [thread.call(shard_gauges, ep.shard) for ep, thread in self._served()]
         return tuple(f.result(timeout) for f in futures)
 
     def module_view(self, modid: int, cmdid: int, timeout: float = 2.0) -> ModuleView | None:
-        """The agent's view of one module (None: not held, or a shard not served here)."""
+        """The agent's view of one module (None: not held, or a shard not served here).
+        The shard's loop only copies the module's numbers; the view is built here."""
         i = shard_of(modid, cmdid)
         if not self._started or i not in self.config.shards:
             return None
         shard = self.shards[i]
-        fn = functools.partial(module_view, shard, modid, cmdid)
-        return self._shard_threads[i].call(lambda: fn(self._clock())).result(timeout)
+        fn = functools.partial(module_snapshot, shard, modid, cmdid)
+        snap = self._shard_threads[i].call(lambda: fn(self._clock())).result(timeout)
+        return None if snap is None else snap.view()
 
     @property
     def clock(self) -> Callable[[], float]:
