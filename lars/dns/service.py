@@ -40,8 +40,12 @@ from lars.dns.guard import (
     Hold,
 )
 from lars.dns.guardstore import GuardStateStore
+from lars.dns.leases import DEFAULT_LEASE
 from lars.dns.poller import Poller
 from lars.dns.pollthread import DEFAULT_RELOAD_DEADLINE, PollerStats, PollerThread
+from lars.dns.registry import Registry, RegistryStats
+from lars.dns.regserver import SyncHandler
+from lars.dns.regstore import InstanceStore
 from lars.dns.server import RouteServer, SubscriptionStats
 from lars.dns.service_audit import ServiceAudit
 from lars.dns.store import RouteStore
@@ -49,6 +53,7 @@ from lars.dns.subscriptions import DEFAULT_MAX_PER_CONN
 from lars.dns.table import RouteTable
 from lars.errors import ConfigError, StoreUnavailable
 from lars.obs.hist import BucketSnapshot
+from lars.protocol import MsgId
 from lars.reactor import ReactorConfig, ServerStats, TcpServer
 from lars.reactor.backoff import backoff
 from lars.reload import ReloadResult, diff, split
@@ -107,6 +112,11 @@ class DnsConfig:
     )
     # The guard's local snapshot file ("": none); `lars dns` defaults to DEFAULT_SNAPSHOT
     snapshot: str = ""
+    # Registrations (issue 20, lars.dns.registry): accept agents' InstanceSync and write
+    # RouteInstance (false: a route service that must not write, e.g. on a replica); an
+    # instance whose agent renewed with no route service for `lease` seconds expires
+    registrations: bool = True
+    lease: float = ranged(DEFAULT_LEASE, 3.0, 3600.0, name="[dns] lease", unit="s")
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -144,6 +154,8 @@ class DnsConfig:
             min_drop_hosts=ini.get("dns", "min_drop_hosts", DEFAULT_MIN_DROP_HOSTS),
             guard_window=ini.get("dns", "guard_window", DEFAULT_WINDOW),
             snapshot=snapshot_setting(ini.get("dns", "snapshot", DEFAULT_SNAPSHOT)),
+            registrations=ini.get("dns", "registrations", True),
+            lease=ini.get("dns", "lease", DEFAULT_LEASE),
         )
 
 
@@ -169,6 +181,8 @@ class DnsStats:
     push_seconds: BucketSnapshot | None = None  # duration of each fan-out
     loaded: bool = False  # a table was loaded from the database (start() got past it)
     drained_hosts: int = 0  # RouteData rows left out: drained (RouteHostMeta.enabled = 0)
+    registry: RegistryStats | None = None  # registrations (lars.dns.registry)
+    registered_hosts: int = 0  # hosts served only because they registered
     served_since: float = 0.0  # unix time the served table began being served
     baseline_hosts: int = 0  # the guard window's baseline at the last load
     state_saves: int = 0  # guard states saved (lars/dns/guardstore.py)
@@ -205,9 +219,18 @@ class DnsService:
             db=safe_url(config.db_url),
         )
         self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
+        # Registrations are written through the same write engine (lars.dns.registry).
+        self._registry = Registry(
+            InstanceStore(self._write_engine),
+            lease=config.lease,
+            writable=config.registrations,
+        )
         self._poller = Poller(
             RouteStore(
-                self._engine, poll_engine=self._poll_engine, write_engine=self._write_engine
+                self._engine,
+                poll_engine=self._poll_engine,
+                write_engine=self._write_engine,
+                advertise=self._registry.accepting,
             ),
             self._routes.publish,
             reload_interval=config.reload_interval,
@@ -251,6 +274,7 @@ class DnsService:
                 init_schema(self._engine)
             except (sqlalchemy.exc.SQLAlchemyError, StoreUnavailable) as exc:  # init_schema
                 log.warning("dns: cannot create the schema yet: %s", exc)
+        self._registry.check_presence()  # before the first load: its replies advertise it
         if not self._thread.first_load():
             raise StoreUnavailable("route service stopped before the first route load")
         table = self._routes.table
@@ -263,9 +287,11 @@ class DnsService:
         with self._lock:
             if self._state != "loading":
                 raise StoreUnavailable("route service stopped during start")
+            router = self._routes.router()
+            router.register(int(MsgId.INSTANCE_SYNC), SyncHandler(self._registry).on_sync)
             self._server = TcpServer(
                 self.config.reactor,
-                self._routes.router(),
+                router,
                 name="dns",
                 on_connect=self._routes.on_connect,
                 on_close=self._routes.on_close,
@@ -273,6 +299,7 @@ class DnsService:
             self._routes.attach(self._server)
             self._server.start()
             self._thread.start()
+            self._registry.start()
             self._state = "running"
 
     def request_stop(self) -> None:
@@ -298,6 +325,7 @@ class DnsService:
         self._thread.stop()
         if state == "running" and self._server is not None:
             self._server.stop()
+        self._registry.stop()
         if self._poll_engine is not self._engine:
             self._poll_engine.dispose()
         if self._own_engine:
@@ -321,6 +349,8 @@ class DnsService:
             push_seconds=self._routes.push_seconds.snapshot(),
             loaded=self._poller.table is not None,
             drained_hosts=table.drained,
+            registry=self._registry.stats(),
+            registered_hosts=len(table.registered),
             served_since=self._poller.served_since,
             baseline_hosts=self._poller.baseline_hosts,
             state_saves=self._guard_state.saves,

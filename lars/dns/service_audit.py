@@ -45,13 +45,18 @@ def sql_change_rows(
     limit: int = MAX_SQL_ROWS,
 ) -> tuple[list[dict[str, object]], int]:
     """actor='sql' add/del rows for the hosts that differ in `modules`, at most `limit`;
-    returns (rows, how many were left out)."""
+    returns (rows, how many were left out). Hosts served only because an agent
+    registered them are not plain-SQL edits (their register, deregister and expire rows
+    are written by the registration writer): they are left out."""
     rows: list[dict[str, object]] = []
     left_out = 0
+    registered = old.registered | new.registered
     for key in sorted(modules):
         before, after = set(old.hosts(key)), set(new.hosts(key))
         for action, hosts in (("del", before - after), ("add", after - before)):
             for ip, port in sorted(hosts):
+                if registered and (key[0], key[1], ip, port) in registered:
+                    continue
                 if len(rows) >= limit:
                     left_out += 1
                     continue

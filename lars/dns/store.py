@@ -16,19 +16,35 @@ or reset round trips, so a frozen database fails a poll within about a second.
 
 The same snapshot reads RouteHostMeta (drain and weights, lars/routes/hostmeta.py) when the
 table exists; without it (an original Lars database) `meta` is empty, logged once.
+
+Registrations (issue 20): where RouteInstance exists, the poll also reads the one
+RouteInstanceMark row (raised by every registration change of any route service), and
+the load reads every instance in the same snapshot, plus, only when failing checks would
+leave a module with no host (lars.dns.instances.endangered), the ServerCallStatus rows of
+those hosts with a success reported in the last EVIDENCE_WINDOW seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_audit, route_change, route_data, route_version
+from lars.db import (
+    route_audit,
+    route_change,
+    route_data,
+    route_instance_mark,
+    route_version,
+    server_call_status,
+)
 from lars.dbengine import is_sqlite
+from lars.dns.instance_reads import InstancePresence, read_instances, read_mark
+from lars.dns.instances import EVIDENCE_WINDOW, HostKey, InstanceRow, endangered
 from lars.errors import StoreUnavailable
 from lars.routes import hostmeta
 
@@ -58,6 +74,13 @@ class Snapshot:
     # RouteHostMeta rows that differ from the defaults (modid, cmdid, ip, port, weight,
     # enabled); empty without the table
     meta: list[hostmeta.MetaRow] = field(default_factory=list)
+    # RouteInstance rows (empty without the table), the mark read with them, the failing
+    # hosts that recent successes keep served, and whether replies advertise
+    # registrations (this route service accepts them)
+    instances: list[InstanceRow] = field(default_factory=list)
+    instance_mark: int | None = None
+    evidence: frozenset[HostKey] = frozenset()
+    registrations: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +90,29 @@ class PollMark:
     version: int
     change_max: int | None  # the newest RouteChange id (None: no rows)
     release_id: int | None = None  # newest 'release' row after the hold row asked about
+    instance_mark: int | None = None  # RouteInstanceMark (None: no row or no table)
 
 
 class RouteStore:
     """Reads for the route service. One instance per service, used by its poller thread."""
 
     def __init__(
-        self, engine: sqlalchemy.Engine, *, poll_engine: sqlalchemy.Engine | None = None
+        self,
+        engine: sqlalchemy.Engine,
+        *,
+        poll_engine: sqlalchemy.Engine | None = None,
+        write_engine: sqlalchemy.Engine | None = None,
+        advertise: Callable[[], bool] = lambda: False,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._poll_engine = poll_engine if poll_engine is not None else engine
+        self._write_engine = write_engine if write_engine is not None else engine  # deletes
         self._sqlite = is_sqlite(engine)
         self._meta = hostmeta.MetaPresence(engine)
+        self._instances = InstancePresence(engine)
+        self._advertise = advertise  # does this service accept registrations (now)?
+        self._wall = wall
 
     @property
     def engine(self) -> sqlalchemy.Engine:
@@ -102,21 +136,32 @@ class RouteStore:
                 .scalar_subquery()
             )
         try:
+            with_mark = self._instances.available()
+            if with_mark:
+                columns.append(
+                    select(route_instance_mark.c.mark)
+                    .where(route_instance_mark.c.id == 1)
+                    .scalar_subquery()
+                )
             with self._poll_engine.connect() as conn:
                 row = conn.execute(select(*columns)).one()
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
         release = row[2] if release_after is not None else None
+        mark = row[-1] if with_mark else None
         return PollMark(
             int(row[0] or 0),
             None if row[1] is None else int(row[1]),
             None if release is None else int(release),
+            None if mark is None else int(mark),
         )
 
     def load(self) -> Snapshot:
         """Version, routes and change rows <= version, in one consistent snapshot."""
         try:
             with_meta = self._meta.available()  # before the snapshot: it may ask the catalog
+            with_instances = self._instances.available()
+            registrations = with_instances and self._advertise()
             with self._engine.connect() as conn:
                 if self._sqlite:
                     conn.exec_driver_sql("BEGIN")  # pysqlite starts none for SELECTs
@@ -152,16 +197,35 @@ class RouteStore:
                     select(func.max(route_change.c.id)).where(route_change.c.version > version)
                 ).scalar()
                 meta = hostmeta.read_all(conn) if with_meta else []
+                instances: list[InstanceRow] = []
+                instance_mark = None
+                evidence: frozenset[HostKey] = frozenset()
+                if with_instances:
+                    instance_mark = read_mark(conn)
+                    instances = read_instances(conn)
+                    at_risk = endangered(routes, instances, meta)
+                    if at_risk:
+                        evidence = _evidence(conn, at_risk, int(self._wall()))
                 conn.rollback()  # read-only: end the snapshot now
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
-        return Snapshot(version, routes, changes, None if mark is None else int(mark), meta=meta)
+        return Snapshot(
+            version,
+            routes,
+            changes,
+            None if mark is None else int(mark),
+            meta=meta,
+            instances=instances,
+            instance_mark=instance_mark,
+            evidence=evidence,
+            registrations=registrations,
+        )
 
     def delete_changes(self, ids: Sequence[int]) -> int:
         """Delete exactly these RouteChange rows; return how many were deleted."""
         deleted = 0
         try:
-            with self._engine.begin() as conn:
+            with self._write_engine.begin() as conn:
                 for start in range(0, len(ids), _DELETE_CHUNK):
                     chunk = list(ids[start : start + _DELETE_CHUNK])
                     result = conn.execute(delete(route_change).where(route_change.c.id.in_(chunk)))
@@ -169,6 +233,31 @@ class RouteStore:
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
         return deleted
+
+
+def _evidence(
+    conn: Connection, at_risk: dict[tuple[int, int], set[tuple[int, int]]], now: int
+) -> frozenset[HostKey]:
+    """The at-risk hosts that any caller reported a success for in the last
+    EVIDENCE_WINDOW seconds (ServerCallStatus, the reporter's table)."""
+    s = server_call_status.c
+    found: set[HostKey] = set()
+    modids = sorted({m for m, _c in at_risk})
+    for start in range(0, len(modids), _DELETE_CHUNK):
+        query = (
+            select(s.modid, s.cmdid, s.ip, s.port)
+            .where(
+                s.modid.in_(modids[start : start + _DELETE_CHUNK]),
+                s.ts >= now - EVIDENCE_WINDOW,
+                s.succ_cnt > 0,
+            )
+            .distinct()
+        )
+        for m, c, ip, p in conn.execute(query):
+            key = (int(m), int(c))
+            if (int(ip), int(p)) in at_risk.get(key, ()):
+                found.add((key[0], key[1], int(ip), int(p)))
+    return frozenset(found)
 
 
 def _version(conn: Connection) -> int:

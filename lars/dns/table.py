@@ -57,14 +57,23 @@ Weights = Mapping[Host, int]  # hosts whose weight is not DEFAULT_WEIGHT
 
 
 def encode_response(
-    modid: int, cmdid: int, hosts: Iterable[Host], weights: Weights | None = None
+    modid: int,
+    cmdid: int,
+    hosts: Iterable[Host],
+    weights: Weights | None = None,
+    *,
+    registrations: bool = False,
 ) -> tuple[bytes, int]:
     """A GetRouteResponse body for the module and how many hosts it holds.
 
     Hosts past the frame limit are left out (the count tells the caller); the body
-    always fits in one frame. HostInfo.weight is set only for `weights`' hosts.
+    always fits in one frame. HostInfo.weight is set only for `weights`' hosts, and
+    `registrations` (lars only: this route service accepts InstanceSync) only when
+    true: without either, the bytes are the original's.
     """
     msg = lars_pb2.GetRouteResponse(modid=modid, cmdid=cmdid)
+    if registrations:
+        msg.registrations = True
     add = msg.host.add
     weights = weights or {}
     for host in hosts:
@@ -77,7 +86,9 @@ def encode_response(
         lo, hi = 0, len(msg.host)  # invariant: lo hosts fit, hi do not
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            trial = lars_pb2.GetRouteResponse(modid=modid, cmdid=cmdid, host=msg.host[:mid])
+            trial = lars_pb2.GetRouteResponse(
+                modid=modid, cmdid=cmdid, host=msg.host[:mid], registrations=registrations
+            )
             if trial.ByteSize() <= MAX_BODY:
                 lo = mid
             else:
@@ -100,6 +111,8 @@ class RouteTable:
         "drained",
         "host_count",
         "invalid_rows",
+        "registered",
+        "registrations",
         "truncated",
         "version",
     )
@@ -112,8 +125,14 @@ class RouteTable:
         invalid_rows: int = 0,
         weights: Mapping[Key, Weights] | None = None,
         drained: int = 0,
+        registrations: bool = False,
+        registered: frozenset[tuple[int, int, int, int]] = frozenset(),
     ) -> None:
         self.version = version
+        self.registrations = registrations  # replies advertise: registrations accepted
+        # (modid, cmdid, ip, port) served only because an agent registered them (not in
+        # RouteData): the route service's audit of plain-SQL edits leaves them out
+        self.registered = registered
         self.invalid_rows = invalid_rows  # RouteData rows left out: not encodable on the wire
         self.drained = drained  # hosts left out: drained (RouteHostMeta.enabled = false)
         self._routes: dict[Key, tuple[Host, ...]] = dict(routes)
@@ -129,7 +148,9 @@ class RouteTable:
         self.truncated: dict[Key, tuple[int, int]] = {}
         for key, hosts in self._routes.items():
             if len(hosts) > MAX_HOSTS_PER_MODULE:
-                body, kept = encode_response(key[0], key[1], hosts, self._weights.get(key))
+                body, kept = encode_response(
+                    key[0], key[1], hosts, self._weights.get(key), registrations=registrations
+                )
                 self._bodies[key] = body
                 if kept < len(hosts):
                     self.truncated[key] = (len(hosts), kept)
@@ -140,6 +161,9 @@ class RouteTable:
         version: int,
         rows: Iterable[tuple[int, int, int, int]],
         meta: Iterable[tuple[int, int, int, int, int, bool]] = (),
+        *,
+        registrations: bool = False,
+        registered: frozenset[tuple[int, int, int, int]] = frozenset(),
     ) -> RouteTable:
         """Build from RouteData rows (modid, cmdid, serverip, serverport); rows the wire
         cannot carry are left out and counted in `invalid_rows`. `meta` are RouteHostMeta
@@ -171,7 +195,15 @@ class RouteTable:
             else:
                 invalid += 1
         routes = {key: tuple(sorted(hosts)) for key, hosts in grouped.items()}
-        return cls(version, routes, invalid_rows=invalid, weights=weights, drained=drained)
+        return cls(
+            version,
+            routes,
+            invalid_rows=invalid,
+            weights=weights,
+            drained=drained,
+            registrations=registrations,
+            registered=registered,
+        )
 
     @classmethod
     def empty(cls, version: int = 0) -> RouteTable:
@@ -206,9 +238,10 @@ class RouteTable:
         if body is not None:
             return body
         hosts = self._routes.get(key)
+        flag = self.registrations
         if hosts is None:  # not cached: unknown keys from peers must not grow memory
-            return encode_response(modid, cmdid, ())[0]
-        body = encode_response(modid, cmdid, hosts, self._weights.get(key))[0]
+            return encode_response(modid, cmdid, (), registrations=flag)[0]
+        body = encode_response(modid, cmdid, hosts, self._weights.get(key), registrations=flag)[0]
         self._bodies[key] = body
         return body
 

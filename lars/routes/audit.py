@@ -8,7 +8,9 @@ and every other part of lars works as before. `lars initdb` creates the table.
 
 Actions: add, del, replace, del-module, drain, undrain, weight (route edits, one row per
 host or module), hold (the route service held a table), release (an operator asked the
-route services to apply a held table), apply (a route service applied a released table).
+route services to apply a held table), apply (a route service applied a released table),
+register, deregister (an agent's registration came or went, actor `agent:<agent id>`)
+and expire (a route service removed an instance whose agent's lease ran out, actor `dns`).
 A table is held while the newest row among 'hold' and 'apply' is a 'hold' (`hold_state`).
 """
 
@@ -55,6 +57,9 @@ ACTIONS = (
     "hold",
     "release",
     "apply",
+    "register",
+    "deregister",
+    "expire",
 )
 TABLE_ACTIONS = ("hold", "release", "apply")  # about the whole table: modid/cmdid are 0
 EDIT_ACTIONS = tuple(a for a in ACTIONS if a not in TABLE_ACTIONS)  # about one module
