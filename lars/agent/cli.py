@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -38,7 +39,7 @@ from lars.agent.service import AgentService
 from lars.config import IniFile, override
 from lars.errors import ConfigError
 from lars.obs.listen import MetricsConfig
-from lars.reload import ReloadResult, SignalWaiter, reload_log_level
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level, restart_only
 
 __all__ = ["build_config", "register", "run"]
 
@@ -86,6 +87,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--cache", metavar="FILE", help="route snapshot file")
     parser.add_argument(
+        "--registrations", metavar="FILE",
+        help="registrations file ([register] path; default: the cache path + "
+        "'.registrations', else ~/.local/state/lars/agent-<base port>.registrations.json)",
+    )  # fmt: skip
+    parser.add_argument(
         "--probe-num", type=int, help=f"[loadbalance] probe_num (default {lb.probe_num})"
     )
     parser.add_argument(
@@ -111,6 +117,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         config.balancer, probe_num=args.probe_num, update_timeout=args.update_timeout
     )
     only = None if args.only_shard is None else (args.only_shard,)
+    if args.registrations:
+        config = replace(config, register=replace(config.register, path=args.registrations))
     return override(
         config,
         udp_ip=args.ip,
@@ -146,12 +154,16 @@ def run(args: argparse.Namespace) -> int:
     if config.mode is ShardMode.PROCESSES:
         return _supervise(config, args)
     service = AgentService(config)
+    listen = _metrics_config(args)
 
     def reload() -> ReloadResult:
         fresh = IniFile.load(args.config)
-        return service.reload(build_config(args)) + reload_log_level(fresh, flag_given=given)
+        result = service.reload(build_config(args))
+        fresh_listen = _metrics_config(args)
+        result += restart_only("[metrics] listen", listen.url or "off", fresh_listen.url or "off")
+        return result + reload_log_level(fresh, flag_given=given)
 
-    metrics = agent_metrics_server(service, _metrics_config(args))
+    metrics = agent_metrics_server(service, listen)
     if metrics is not None:
         metrics.start()  # first: a busy metrics port fails before any UDP port is taken
     try:
@@ -255,6 +267,7 @@ def _agent_argv(args: argparse.Namespace) -> list[str]:
         "--report-interval": args.report_interval,
         "--probe-num": args.probe_num,
         "--update-timeout": args.update_timeout,
+        "--registrations": args.registrations,
     }
     out: list[str] = []
     for flag, value in flags.items():

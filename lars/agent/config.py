@@ -12,6 +12,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
+from lars.agent.regconfig import RegisterConfig
 from lars.config import IniFile, check_ranges, ranged
 from lars.errors import ConfigError
 
@@ -28,6 +29,7 @@ DEFAULT_REPORT_BACKLOG = 100_000
 # Timeouts
 DEFAULT_REPORT_INTERVAL = 1.0
 DEFAULT_CACHE_INTERVAL = 1.0
+DEFAULT_MASS_EMPTY_DELAY = 300.0  # seconds a mass empty is held at most
 DEFAULT_CACHE_KEEP = 24 * 3600.0  # seconds an emptied module keeps its last good hosts in the file
 
 SHARDS = 3
@@ -187,6 +189,14 @@ class AgentConfig:
     cache_keep: float = ranged(  # last good hosts of an emptied module kept this long
         DEFAULT_CACHE_KEEP, 1.0, 31_536_000.0, name="[agent] cache_keep", unit="s"
     )
+    # Defence in depth (lars/agent/emptyguard.py): when more than half of the modules with
+    # hosts are emptied within 10 s, keep serving their hosts this long at most (0: off)
+    mass_empty_delay: float = ranged(
+        DEFAULT_MASS_EMPTY_DELAY, 1.0, 604_800.0, name="[agent] mass_empty_delay",
+        zero_ok=True, unit="s",
+    )  # fmt: skip
+    # Self-registration: the [register] section (lars/agent/regconfig.py)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -231,4 +241,6 @@ class AgentConfig:
             cache_path=cache or None,
             cache_interval=ini.get("agent", "cache_interval", base.cache_interval),
             cache_keep=ini.get("agent", "cache_keep", base.cache_keep),
+            register=RegisterConfig.from_ini(ini),
+            mass_empty_delay=ini.get("agent", "mass_empty_delay", base.mass_empty_delay),
         )

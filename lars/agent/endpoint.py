@@ -51,6 +51,7 @@ _GET_HOST = int(MsgId.GET_HOST_REQUEST)
 _REPORT = int(MsgId.REPORT_REQUEST)
 _API_GET_ROUTE = int(MsgId.API_GET_ROUTE_REQUEST)
 _API_GET_ROUTE_RESPONSE = int(MsgId.API_GET_ROUTE_RESPONSE)
+_REGISTER = int(MsgId.REGISTER_REQUEST)  # lars only: handed to the agent's registrations
 _NOEXIST = int(RetCode.NOEXIST)
 _MODULE_PARTS_LIMIT = 1 << 14  # cached encodings of (modid, cmdid); cleared when full
 _REPORT_CACHE_LIMIT = 1 << 13  # parsed ReportRequest datagrams; cleared when full
@@ -75,8 +76,12 @@ class ShardEndpoint(asyncio.DatagramProtocol):
         caller: int,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        on_register: Callable[[bytes, Any], None] | None = None,
     ) -> None:
         self.shard = shard
+        # (RegisterRequest body, peer): posts to the registrations' loop, which answers
+        # through send_frame on this loop; None: msgid 11 is an unknown msgid here
+        self.on_register = on_register
         self.caller = caller
         self._clock = clock
         self._wall = wall
@@ -140,6 +145,8 @@ class ShardEndpoint(asyncio.DatagramProtocol):
                 self.shard.report(modid, cmdid, ip, port, retcode, self._clock())
             elif msgid == _API_GET_ROUTE:
                 self._get_route(data, addr)
+            elif msgid == _REGISTER and self.on_register is not None:
+                self.on_register(data[8:], addr)
             else:
                 self.unknown_msgids += 1
                 self._log_drop("agent shard %d: msgid %d from %s skipped", self.shard.index,
@@ -209,6 +216,11 @@ class ShardEndpoint(asyncio.DatagramProtocol):
                            self.shard.index, req.modid, req.cmdid)  # fmt: skip
         if self.transport is not None:
             self.transport.sendto(encode(_API_GET_ROUTE_RESPONSE, body), addr)
+
+    def send_frame(self, frame: bytes, addr: Any) -> None:
+        """Send a frame built elsewhere (a RegisterResponse) from this shard's port."""
+        if self.transport is not None:
+            self.transport.sendto(frame, addr)
 
     # from the route client (posted to this loop)
 

@@ -11,20 +11,23 @@ While nothing arrives the client probes the route service (liveness.Heartbeat) a
 a connection that stays silent for `dead_after`: a partition is noticed in about a second
 instead of never, and the agent moves to another route service.
 
-Every answer passes an EmptyGuard first: a route service that answers empty for every
-module at once is logged loudly (once), and after a restart the cached routes stay in
-service while the route service answers empty for all of them (see emptyguard).
+Every answer passes an EmptyGuard first: when a route service empties more than half of
+the modules with hosts within 10 s, the agent keeps serving what it had until a route
+service answers one of them with hosts again or `[agent] mass_empty_delay` passes (see
+emptyguard; one log line per hold and per end). The guard's one timer runs on the client
+loop, armed for `guard.deadline()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 
 from lars.agent.balancer import HostKey
-from lars.agent.emptyguard import EmptyGuard, GuardEvent
+from lars.agent.emptyguard import EmptyGuard, GuardEvent, Outcome
 from lars.agent.liveness import HEARTBEAT_KEY, Heartbeat, HeartbeatTimer
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 Deliver = Callable[[int, int, list[HostKey], dict[HostKey, int]], None]
 
 _GET_ROUTE_REQUEST = int(MsgId.GET_ROUTE_REQUEST)
+_INSTANCE_SYNC = int(MsgId.INSTANCE_SYNC)
 
 
 class RouteClient:
@@ -66,7 +70,12 @@ class RouteClient:
         self._clock = clock
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
-        router = Router({int(MsgId.GET_ROUTE_RESPONSE): self._on_response})
+        router = Router(
+            {
+                int(MsgId.GET_ROUTE_RESPONSE): self._on_response,
+                int(MsgId.INSTANCE_SYNC_ACK): self._on_sync_ack,
+            }
+        )
         self.router = router
         self.client = TcpClient(
             thread,
@@ -90,8 +99,17 @@ class RouteClient:
             modid=HEARTBEAT_KEY[0], cmdid=HEARTBEAT_KEY[1]
         ).SerializeToString()
         self._heartbeat_asked = False  # a shard asked for HEARTBEAT_KEY itself
+        # Self-registration (issue 20): InstanceSync goes only on a connection whose
+        # GetRouteResponse said registrations = true; an original route service never
+        # says so and never receives a new message id.
+        self.registrations_ok = False
+        self.on_registrations: Callable[[], None] | None = None  # the connection became capable
+        self.on_sync_ack: Callable[[int, int], None] | None = None  # (seq, lease)
+        self.syncs_refused = 0  # syncs not sent: no capable connection
         self.responses = 0
-        self.mass_empty_events = 0  # times every module went empty at once
+        self.mass_empty_events = 0  # holds (or, with the hold off, mass empties reported)
+        self._guard_timer: asyncio.TimerHandle | None = None
+        self._guard_deadline: float | None = None
 
     def start(self) -> None:
         self.client.start()
@@ -101,6 +119,8 @@ class RouteClient:
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.stop()
+        if self.client.thread.running:
+            self.client.thread.call(self._disarm).result()
         self.client.stop()
 
     @property
@@ -129,10 +149,28 @@ class RouteClient:
         self._on_connected()
 
     def _disconnected(self, client: TcpClient) -> None:
+        self.registrations_ok = False
         if self.heartbeat is not None:
             self.heartbeat.disconnected()
         if self._on_disconnected is not None:
             self._on_disconnected()
+
+    def send_sync(self, body: bytes) -> bool:
+        """Client loop: send an InstanceSync (msgid 9) on the current connection, only when
+        it advertised registrations; never queued for a later connection (which may be an
+        original route service). False when not sent."""
+        if not self.registrations_ok or not self.client.connected:
+            self.syncs_refused += 1
+            return False
+        self.client.send(_INSTANCE_SYNC, body)
+        return True
+
+    def _on_sync_ack(self, conn: object, msgid: int, body: bytes) -> None:
+        ack = lars_pb2.InstanceSyncAck.FromString(body)
+        if self.heartbeat is not None:
+            self.heartbeat.heard(self.client.thread.loop.time())
+        if self.on_sync_ack is not None:
+            self.on_sync_ack(ack.seq, ack.lease)
 
     def _probe(self) -> None:
         self.client.send_threadsafe(_GET_ROUTE_REQUEST, self._probe_body)
@@ -142,11 +180,15 @@ class RouteClient:
 
     @property
     def held_modules(self) -> int:
-        """Cached modules kept in service while the route service answers them empty."""
-        return len(self.guard.held) if self.guard.holding else 0
+        """Modules kept in service while the route service answers them empty (a hold)."""
+        return len(self.guard.held)
 
     def _on_response(self, conn: object, msgid: int, body: bytes) -> None:
         msg = lars_pb2.GetRouteResponse.FromString(body)
+        if msg.registrations and not self.registrations_ok and self.client.connected:
+            self.registrations_ok = True
+            if self.on_registrations is not None:
+                self.on_registrations()
         if self.heartbeat is not None:
             self.heartbeat.heard(self.client.thread.loop.time())
             if (msg.modid, msg.cmdid) == HEARTBEAT_KEY and not self._heartbeat_asked:
@@ -159,35 +201,73 @@ class RouteClient:
             hosts.append(key)
             if h.weight and h.weight != DEFAULT_WEIGHT:  # lars only: HostInfo.weight
                 weights[key] = wire_weight(h.weight)
-        module = (msg.modid, msg.cmdid)
-        answers, event = self.guard.answer(module, hosts, self._clock())
-        if event is not None:
-            self._log_event(event)
-        for (modid, cmdid), module_hosts in answers:  # released held answers are empty
-            self._deliver(modid, cmdid, module_hosts, weights if (modid, cmdid) == module else {})
+        outcome = self.guard.answer((msg.modid, msg.cmdid), hosts, self._clock(), weights)
+        self._apply(outcome)
+
+    def _apply(self, outcome: Outcome) -> None:
+        if outcome.event is not None:
+            self._log_event(outcome.event)
+        for (modid, cmdid), module_hosts, module_weights in outcome.deliver:
+            self._deliver(modid, cmdid, module_hosts, module_weights)
+        for modid, cmdid in outcome.reask:
+            self.ask(modid, cmdid)
+        self._arm()
+
+    # the guard's timer (client loop)
+
+    def _arm(self) -> None:
+        deadline = self.guard.deadline()
+        if deadline == self._guard_deadline:
+            return
+        self._disarm()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            self._guard_timer = self.client.thread.loop.call_later(delay, self._guard_tick)
+            self._guard_deadline = deadline
+
+    def _disarm(self) -> None:
+        if self._guard_timer is not None:
+            self._guard_timer.cancel()
+        self._guard_timer = None
+        self._guard_deadline = None
+
+    def _guard_tick(self) -> None:
+        self._guard_timer = None
+        self._guard_deadline = None
+        self._apply(self.guard.tick(self._clock()))
 
     def _log_event(self, event: GuardEvent) -> None:
         peer = self.client.current_address
         where = "?" if peer is None else f"{peer[0]}:{peer[1]}"
+        guard = self.guard
         if event is GuardEvent.MASS_EMPTY:
             self.mass_empty_events += 1
             log.error(
-                "route service %s answered EMPTY for every module at once (within %.0fs): "
-                "a push-empty? Serving what it says (NOEXIST); the route cache keeps the last "
-                "good hosts, so a restarted agent serves them",
+                "route service %s EMPTIED more than half of the modules with hosts within "
+                "%.0fs: a push-empty? Serving what it says (NOEXIST: [agent] mass_empty_delay "
+                "is 0); the route cache keeps the last good hosts",
                 where,
-                self.guard.window,
+                guard.window,
             )
         elif event is GuardEvent.HOLD:
+            self.mass_empty_events += 1
             log.error(
-                "route service %s answers EMPTY for all %d cached modules with hosts: looks "
-                "like a push-empty; serving the cached routes (STALE) until it serves hosts "
-                "for any module",
+                "route service %s EMPTIED %d modules with hosts within %.0fs (a push-empty?): "
+                "still serving their last hosts until a route service answers one of them with "
+                "hosts or for %.0fs ([agent] mass_empty_delay)",
                 where,
-                len(self.guard.held),
+                len(guard.held),
+                guard.window,
+                guard.delay,
+            )
+        elif event is GuardEvent.RELEASE:
+            log.warning(
+                "route service %s serves hosts again for a held module: hold ended, the "
+                "other held modules asked again",
+                where,
             )
         else:
             log.warning(
-                "route service %s serves hosts again: stale cached routes replaced by its answers",
-                where,
+                "empty route answers held for %.0fs ([agent] mass_empty_delay) now applied",
+                guard.delay,
             )

@@ -20,7 +20,11 @@ from dataclasses import replace
 from lars.agent.balancer import HostKey
 from lars.agent.cache import CacheWriter, RouteCache
 from lars.agent.config import SHARDS, AgentConfig, BalancerConfig, ShardMode, primary_ipv4
+from lars.agent.emptyguard import EmptyGuard
 from lars.agent.endpoint import ShardEndpoint
+from lars.agent.regconfig import registrations_path
+from lars.agent.regservice import RegistrationService
+from lars.agent.regstore import RegistrationFile
 from lars.agent.report_client import ReportClient
 from lars.agent.route_client import RouteClient
 from lars.agent.shard import Shard, shard_of
@@ -76,6 +80,7 @@ class AgentService:
             heartbeat=config.route_heartbeat,
             dead_after=config.route_dead_after,
             connect_timeout=config.route_connect_timeout,
+            guard=EmptyGuard(delay=config.mass_empty_delay),
         )
         self.report_client = ReportClient(
             self._clients,
@@ -95,8 +100,29 @@ class AgentService:
             )
             for i in range(SHARDS)
         ]
+        # Self-registration (issue 20): one registry on the client loop for the shards
+        # served here (a --mode processes child owns its shard's modules only).
+        child = None if len(config.shards) == SHARDS else config.shards[0]
+        path = registrations_path(config.register, config.cache_path, config.base_port, child)
+        self.registrations = RegistrationService(
+            self._clients,
+            config.register,
+            link=self.route_client,
+            store=None if path is None else RegistrationFile(path),
+            clock=clock,
+            wall=wall,
+        )
+        self.route_client.on_registrations = self.registrations.on_capable
+        self.route_client.on_sync_ack = self.registrations.on_ack
         self.endpoints = [
-            ShardEndpoint(shard, caller=caller, clock=clock, wall=wall) for shard in self.shards
+            ShardEndpoint(
+                shard,
+                caller=caller,
+                clock=clock,
+                wall=wall,
+                on_register=functools.partial(self._on_register, shard.index),
+            )
+            for shard in self.shards
         ]
         self.cache_writer: CacheWriter | None = None
         if config.cache_path:
@@ -124,6 +150,7 @@ class AgentService:
     def start(self) -> None:
         cfg = self.config
         self._load_cache()
+        self.registrations.load()
         self._clients.start()
         try:
             for thread in self._unique_threads():
@@ -146,6 +173,9 @@ class AgentService:
                 self.cache_writer.start()
             if cfg.stats_interval > 0:
                 self._clients.call(self._schedule_stats).result()
+            # the agent's stable id: "<caller ip>:<its first UDP port>" (the base port)
+            self.registrations.agent = f"{self.caller}:{self.endpoints[cfg.shards[0]].port}"
+            self.registrations.start()
             self.report_client.start()
             self.route_client.start()
         except BaseException:
@@ -180,7 +210,7 @@ class AgentService:
         routes = [(e.modid, e.cmdid, e.hosts) for e in entries]
         weights = {e.key: e.weights for e in entries if e.weights}
         loaded = sum(shard.load_cached(routes, now, weights) for shard in self.shards)
-        self.route_client.guard.seed(e.key for e in entries if e.hosts)
+        self.route_client.guard.seed((e.key, e.hosts, e.weights) for e in entries if e.hosts)
         self.cache_writer.saved_at = saved_at
         wall = self._wall()
         age = "unknown age" if saved_at is None else f"{wall - saved_at:.0f}s old"
@@ -202,6 +232,7 @@ class AgentService:
         """Send the last aggregated reports, write the cache, stop every thread."""
         if self._started:
             self._started = False
+            self.registrations.stop()  # written to disk; registrations stay (no deregister)
             self.route_client.stop()  # no more deliveries to the shards
             snapshots = self.cache_writer.update if self.cache_writer is not None else None
             for ep, thread in self._served():
@@ -243,6 +274,15 @@ class AgentService:
         for thread in self._unique_threads():
             thread.call(lambda: None).result(timeout)
 
+    # registrations (a shard's loop posts, the client loop answers through the shard)
+
+    def _on_register(self, index: int, body: bytes, addr: object) -> None:
+        reply = functools.partial(self._register_reply, index, addr)
+        self.registrations.submit(body, addr, reply)
+
+    def _register_reply(self, index: int, addr: object, frame: bytes) -> None:
+        self._shard_threads[index].post(self.endpoints[index].send_frame, frame, addr)
+
     # route client callbacks (client loop)
 
     def _deliver(
@@ -277,6 +317,8 @@ class AgentService:
             route_responses=self.route_client.responses,
             route_held_modules=self.route_client.held_modules,
             route_mass_empty=self.route_client.mass_empty_events,
+            route_holds_released=self.route_client.guard.releases,
+            route_holds_expired=self.route_client.guard.expiries,
             route_connects=self.route_client.client.connects,
             route_connect_failures=self.route_client.client.connect_failures,
             route_silent_drops=self.route_client.silent_drops,
