@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable
 
 import pytest
 import sqlalchemy
 from sqlalchemy import select
 
-from lars.db import route_audit, route_instance
+from lars.db import route_audit, route_instance, server_call_status
 from lars.dbengine import init_schema, make_engine
 from lars.dns.service import DnsConfig, DnsService
 from lars.protocol import MsgId, dotted_to_wire, lars_pb2
@@ -208,6 +209,43 @@ def check_a_storm_of_registrations_is_never_held(url: str) -> None:
         engine.dispose()
 
 
+def check_failing_checks_never_empty_a_module_callers_reach(url: str) -> None:
+    engine = prepared(url)
+    svc = DnsService(reg_config(url))
+    svc.start()
+    a, b = (ip("10.0.0.21"), 80), (ip("10.0.0.22"), 80)
+    try:
+        with ScriptedAgent(svc.port) as agent:
+            agent.sync([(8, 8, "10.0.0.21", 80, True), (8, 8, "10.0.0.22", 80, True)])
+            wait_for(lambda: served(svc, (8, 8)) == {a, b}, 30, "registered")
+            # callers report successes on A (the reporter's table, any caller)
+            with engine.begin() as conn:
+                conn.execute(
+                    server_call_status.insert().values(
+                        modid=8,
+                        cmdid=8,
+                        ip=a[0],
+                        port=80,
+                        caller=ip("10.5.5.5"),
+                        succ_cnt=40,
+                        err_cnt=0,
+                        ts=int(time.time()),
+                        overload="0",
+                    )
+                )
+            # every check of the module fails at once: A stays (callers reach it), B goes
+            agent.sync([(8, 8, "10.0.0.21", 80, False), (8, 8, "10.0.0.22", 80, False)])
+            wait_for(lambda: served(svc, (8, 8)) == {a}, 30, "kept by evidence")
+            # with no success reported for EVIDENCE_WINDOW seconds, the checks win
+            wait_for(lambda: not served(svc, (8, 8)), 60, "emptied once callers stop")
+            # a module with a passing host needs no evidence: the failing one just leaves
+            agent.sync([(8, 8, "10.0.0.21", 80, True), (8, 8, "10.0.0.22", 80, False)])
+            wait_for(lambda: served(svc, (8, 8)) == {a}, 30, "passing one served")
+    finally:
+        svc.stop()
+        engine.dispose()
+
+
 def check_a_service_that_cannot_write_does_not_advertise(url: str) -> None:
     engine = prepared(url)
     svc = DnsService(reg_config(url, registrations=False))
@@ -254,3 +292,7 @@ def test_a_storm_of_registrations_is_never_held(no_leaks: None, sqlite_url: str)
 
 def test_a_service_that_cannot_write_does_not_advertise(no_leaks: None, sqlite_url: str) -> None:
     check_a_service_that_cannot_write_does_not_advertise(sqlite_url)
+
+
+def test_failing_checks_never_empty_a_module_callers_reach(no_leaks: None, sqlite_url: str) -> None:
+    check_failing_checks_never_empty_a_module_callers_reach(sqlite_url)

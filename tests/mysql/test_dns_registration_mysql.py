@@ -11,6 +11,7 @@ from tests.integration.test_dns_registration import (
     check_a_service_that_cannot_write_does_not_advertise,
     check_a_storm_of_registrations_is_never_held,
     check_expiry_and_mass_expiry_held,
+    check_failing_checks_never_empty_a_module_callers_reach,
     check_register_served_pushed_failing_deregistered,
     check_two_route_services_agree_and_a_restart_loses_nothing,
 )
@@ -42,3 +43,9 @@ def test_a_service_that_cannot_write_does_not_advertise_mysql(
     no_leaks: None, mysql_url: str
 ) -> None:
     check_a_service_that_cannot_write_does_not_advertise(mysql_url)
+
+
+def test_failing_checks_never_empty_a_module_callers_reach_mysql(
+    no_leaks: None, mysql_url: str
+) -> None:
+    check_failing_checks_never_empty_a_module_callers_reach(mysql_url)
