@@ -1,7 +1,11 @@
 """The JSON API under /api: the same operations as the pages, for scripts and tests.
 
-Authentication: POST /api/login with the password sets the session cookie and returns
-the CSRF token, which every POST/PUT/DELETE must send in the X-CSRF-Token header.
+Authentication: either `Authorization: Bearer TOKEN` on every call (a token made with
+`lars console token create` or the admin page), or POST /api/login with a user and
+password (the password alone: the bootstrap admin), which sets the session cookie and
+returns the CSRF token every POST/PUT/DELETE on that session must send in X-CSRF-Token.
+Each endpoint needs the role lars/console/policy.py declares: 401 without credentials,
+403 for a smaller role.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from lars.console.context import COOKIE, client_of, get_context, session_of
+from lars.console.context import COOKIE, client_of, get_context, principal_of, service_of
 from lars.console.health import HostState
 from lars.console.models import (
     CmdId,
@@ -40,8 +44,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "the body is not valid JSON"},
     411: {"model": ErrorOut, "description": "a body without Content-Length"},
     413: {"model": ErrorOut, "description": "the body is larger than 64 KiB"},
-    401: {"model": ErrorOut, "description": "not logged in"},
-    403: {"model": ErrorOut, "description": "missing or wrong CSRF token"},
+    401: {"model": ErrorOut, "description": "not logged in, or an invalid or revoked token"},
+    403: {"model": ErrorOut, "description": "the role may not do this, or a missing CSRF token"},
     503: {"model": ErrorOut, "description": "database unavailable"},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "no such"}}
@@ -56,7 +60,7 @@ router = APIRouter(prefix="/api", responses=_ERRORS)
     "/login",
     response_model=SessionOut,
     responses={
-        401: {"model": ErrorOut, "description": "wrong password"},
+        401: {"model": ErrorOut, "description": "wrong user or password"},
         429: {
             "model": ErrorOut,
             "description": "too many failed logins from this address: wait Retry-After seconds",
@@ -74,11 +78,13 @@ def login(body: LoginIn, request: Request, response: Response) -> Any:
             status_code=429,
             headers={"Retry-After": str(wait)},
         )
-    session = ctx.login(body.password, client)
+    session = ctx.login(body.password, client, body.user)
     if session is None:
-        return JSONResponse({"detail": "wrong password"}, status_code=401)
+        return JSONResponse({"detail": "wrong user or password"}, status_code=401)
+    principal = ctx.principal_of_session(session)
     ctx.set_cookie(response, session)
-    return SessionOut(csrf_token=session.csrf)
+    role = principal.role.value if principal else ""
+    return SessionOut(csrf_token=session.csrf, user=session.user, role=role)
 
 
 @router.post("/logout", status_code=204)
@@ -91,7 +97,11 @@ def logout(request: Request) -> Response:
 
 @router.get("/session", response_model=SessionOut)
 def session(request: Request) -> SessionOut:
-    return SessionOut(csrf_token=session_of(request).csrf)
+    """Who the caller is, and the session's CSRF token (empty for a Bearer token)."""
+    session = request.state.session
+    principal = principal_of(request)
+    csrf = session.csrf if session is not None else ""
+    return SessionOut(csrf_token=csrf, user=principal.name, role=principal.role.value)
 
 
 @router.get("/modules", response_model=list[ModuleSummaryOut])
@@ -100,13 +110,13 @@ def list_modules(
     q: Annotated[str, Query(max_length=100)] = "",
     state: HostState | None = None,
 ) -> list[ModuleSummaryOut]:
-    modules = get_context(request).service.modules(q, state)
+    modules = service_of(request).modules(q, state)
     return [ModuleSummaryOut.of(m) for m in modules]
 
 
 @router.post("/modules", status_code=201, response_model=VersionOut, responses=_CONFLICT)
 def add_module(body: ModuleIn, request: Request) -> VersionOut:
-    service = get_context(request).service
+    service = service_of(request)
     version = service.add_module(
         body.modid, body.cmdid, body.ip, body.port, body.mod_desc, body.cmd_desc
     )
@@ -115,19 +125,19 @@ def add_module(body: ModuleIn, request: Request) -> VersionOut:
 
 @router.get("/modules/{modid}/{cmdid}", response_model=ModuleOut, responses=_NOT_FOUND)
 def get_module(modid: ModId, cmdid: CmdId, request: Request) -> ModuleOut:
-    return ModuleOut.of_detail(get_context(request).service.module(modid, cmdid))
+    return ModuleOut.of_detail(service_of(request).module(modid, cmdid))
 
 
 @router.delete("/modules/{modid}/{cmdid}", response_model=VersionOut, responses=_NOT_FOUND)
 def delete_module(modid: ModId, cmdid: CmdId, request: Request) -> VersionOut:
-    return VersionOut(version=get_context(request).service.del_module(modid, cmdid))
+    return VersionOut(version=service_of(request).del_module(modid, cmdid))
 
 
 @router.put("/modules/{modid}/{cmdid}/descriptions", status_code=204)
 def set_descriptions(
     modid: ModId, cmdid: CmdId, body: DescriptionsIn, request: Request
 ) -> Response:
-    get_context(request).service.set_descriptions(modid, cmdid, body.mod_desc, body.cmd_desc)
+    service_of(request).set_descriptions(modid, cmdid, body.mod_desc, body.cmd_desc)
     return Response(status_code=204)
 
 
@@ -138,7 +148,7 @@ def set_descriptions(
     responses=_CONFLICT,
 )
 def add_host(modid: ModId, cmdid: CmdId, body: HostIn, request: Request) -> VersionOut:
-    version = get_context(request).service.add_host(modid, cmdid, body.ip, body.port)
+    version = service_of(request).add_host(modid, cmdid, body.ip, body.port)
     return VersionOut(version=version)
 
 
@@ -150,7 +160,7 @@ def add_host(modid: ModId, cmdid: CmdId, body: HostIn, request: Request) -> Vers
 def replace_host(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: HostIn, request: Request
 ) -> VersionOut:
-    service = get_context(request).service
+    service = service_of(request)
     version = service.replace_host(modid, cmdid, (ip, port), (body.ip, body.port))
     return VersionOut(version=version)
 
@@ -161,7 +171,7 @@ def replace_host(
 def delete_host(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, request: Request
 ) -> VersionOut:
-    return VersionOut(version=get_context(request).service.del_host(modid, cmdid, ip, port))
+    return VersionOut(version=service_of(request).del_host(modid, cmdid, ip, port))
 
 
 _HOST_EDIT: dict[int | str, dict[str, Any]] = {
@@ -179,7 +189,7 @@ def drain_host(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: DrainIn, request: Request
 ) -> VersionOut:
     """Leave the host out of every route reply and push, keeping its RouteData row."""
-    service = get_context(request).service
+    service = service_of(request)
     version = service.drain(modid, cmdid, ip, port, note=body.note, force=body.force)
     return VersionOut(version=version)
 
@@ -193,7 +203,7 @@ def undrain_host(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: NoteIn, request: Request
 ) -> VersionOut:
     """Serve a drained host again; agents start it afresh (idle)."""
-    service = get_context(request).service
+    service = service_of(request)
     return VersionOut(version=service.undrain(modid, cmdid, ip, port, note=body.note))
 
 
@@ -206,14 +216,14 @@ def set_host_weight(
     modid: ModId, cmdid: CmdId, ip: HostIp, port: HostPort, body: WeightIn, request: Request
 ) -> VersionOut:
     """The host's share of a lars agent's answers; original agents ignore weights."""
-    service = get_context(request).service
+    service = service_of(request)
     version = service.set_weight(modid, cmdid, ip, port, body.weight, note=body.note)
     return VersionOut(version=version)
 
 
 @router.get("/versions", response_model=VersionsOut)
 def versions(request: Request) -> VersionsOut:
-    current, pending = get_context(request).service.versions()
+    current, pending = service_of(request).versions()
     return VersionsOut(
         version=current,
         pending=[PendingOut(modid=m, cmdid=c, version=v) for m, c, v in pending],

@@ -1,8 +1,10 @@
 """build_console(engine, password) -> the ASGI app: JSON API, pages, auth, error mapping.
 
-Without a session only the login page, /static, /healthz and POST /api/login answer; API
-calls get 401, pages redirect to /login. Unsafe API methods need the session's CSRF token
-in X-CSRF-Token; forms carry it as a hidden field (checked in pages.py).
+Without credentials only the login page, /static, /healthz, /metrics and POST /api/login
+answer; API calls get 401, pages redirect to /login. Credentials are a session cookie
+(the bootstrap admin or an account) or, for the API, a Bearer token; each route needs the
+role policy.py declares (authorize.py enforces it, 403 below it). Unsafe API methods on a
+session need its CSRF token in X-CSRF-Token; forms carry it as a hidden field.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -25,17 +26,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from lars.console import api, history_routes, login, pages, render
+from lars.accounts import AccountStore
+from lars.console import accounts_routes, api, history_routes, login, pages, render
 from lars.console.auth import LoginThrottle, PasswordHash, SessionStore
-from lars.console.config import DEFAULT_USER
-from lars.console.context import COOKIE, CSRF_HEADER, ConsoleContext, get_context
+from lars.console.authorize import refusal
+from lars.console.config import DEFAULT_USER, PASSWORD_ENV
+from lars.console.context import ConsoleContext, get_context
 from lars.console.counters import CountRequests
 from lars.console.history import RouteHistory
 from lars.console.metrics import ConsoleCollector
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
-from lars.console.validate import FieldErrors
-from lars.errors import StoreUnavailable, ValidationError
+from lars.console.validate import FieldErrors, parse_uint
+from lars.errors import ConfigError, StoreUnavailable, ValidationError
 from lars.routes.admin import RouteAdmin
 
 __all__ = ["build_console"]
@@ -43,7 +46,6 @@ __all__ = ["build_console"]
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-_PUBLIC_EXACT = frozenset({"/login", "/healthz", "/metrics", "/api/login"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 64 * 1024
 _SECURITY_HEADERS = {
@@ -69,18 +71,31 @@ def build_console(
     secure_cookie: bool = False,
     user: str = DEFAULT_USER,
 ) -> FastAPI:
-    """The console app on `engine`; raises ConfigError for a missing or too short password.
+    """The console app on `engine`; raises ConfigError for a too short password, or for
+    none while the database holds no admin account.
 
-    Route edits go through `admin` (default: lars.routes.admin.RouteAdmin on the same engine,
-    auditing them as `user`). The password is hashed here and the plain text dropped.
+    `password` is the bootstrap admin's, named `user` ([console] user); accounts and tokens
+    live in the database (lars.accounts). Route edits go through `admin` (default:
+    lars.routes.admin.RouteAdmin on the same engine), audited with the name of whoever
+    made them. The password is hashed here and the plain text dropped.
     """
-    hashed = PasswordHash(password)
+    accounts = AccountStore(
+        engine, clock=clock, reserved=frozenset({user}) if password else frozenset()
+    )
+    if not password and not accounts.has_admin():
+        raise ConfigError(
+            f"the console needs a password: set {PASSWORD_ENV} or [console] password, or "
+            "create an admin account (lars console user add NAME --role admin)"
+        )
+    hashed = PasswordHash(password) if password else None
     own = admin if isinstance(admin, RouteAdmin) else RouteAdmin(engine, clock=clock, actor=user)
     if admin is None:
         admin = own
     context = ConsoleContext(
         service=ConsoleService(admin, ConsoleStore(engine), stale_after=stale_after, clock=clock),
         password=hashed,
+        accounts=accounts,
+        bootstrap_user=user,
         sessions=SessionStore(session_ttl),
         throttle=LoginThrottle(),
         clock=clock,
@@ -103,6 +118,8 @@ def build_console(
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(history_routes.page_router)
+    app.include_router(accounts_routes.api_router)
+    app.include_router(accounts_routes.page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
@@ -137,10 +154,10 @@ def _body_problem(request: Request) -> JSONResponse | None:
         return None
     if "transfer-encoding" in request.headers:
         return JSONResponse({"detail": "a body needs a Content-Length"}, status_code=411)
-    raw = request.headers.get("content-length", "0")
-    if not raw.isdigit() or len(raw) > 12:
+    length = parse_uint(request.headers.get("content-length", "0"), 0, 10**12)
+    if length is None:
         return JSONResponse({"detail": "invalid Content-Length"}, status_code=400)
-    if int(raw) > MAX_BODY:
+    if length > MAX_BODY:
         return JSONResponse({"detail": f"body larger than {MAX_BODY} bytes"}, status_code=413)
     return None
 
@@ -148,27 +165,11 @@ def _body_problem(request: Request) -> JSONResponse | None:
 async def _require_session(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    refused = _body_problem(request)
+    refused = _body_problem(request) or await refusal(request)
     if refused is not None:
-        return refused
-    path = request.url.path
-    if path in _PUBLIC_EXACT or path.startswith("/static/"):
-        return _secure(await call_next(request), cache=path.startswith("/static/"))
-    ctx = get_context(request)
-    session = ctx.sessions.get(request.cookies.get(COOKIE), ctx.clock())
-    if session is None:
-        if _is_api(path) or path.endswith(".part") or request.method not in _SAFE_METHODS:
-            return JSONResponse({"detail": "not logged in"}, status_code=401)
-        target = path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    if (
-        _is_api(path)
-        and request.method not in _SAFE_METHODS
-        and not session.csrf_ok(request.headers.get(CSRF_HEADER))
-    ):
-        return JSONResponse({"detail": "missing or wrong X-CSRF-Token header"}, status_code=403)
-    request.state.session = session
-    return _secure(await call_next(request))
+        return _secure(refused)
+    static = request.url.path.startswith("/static/")
+    return _secure(await call_next(request), cache=static)
 
 
 def _secure(response: Response, *, cache: bool = False) -> Response:

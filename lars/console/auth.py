@@ -1,67 +1,47 @@
 """Login state without I/O: a hashed password, sessions with CSRF tokens, a login throttle.
 
-Time comes in as `now`; the app passes its clock. The password is kept only as a salted
-scrypt digest; sessions live in memory (a restart logs everyone out, which is fine for one
-operator password).
+Time comes in as `now`; the app passes its clock. The bootstrap admin's password is kept
+only as a salted scrypt digest; sessions live in memory (a restart logs everyone out).
+Which account a session belongs to is kept here; what it may do (its role) is read from
+lars.accounts on every request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from lars.accounts.passwords import PasswordHash as _PasswordHash
 from lars.console.config import check_password
 
 __all__ = ["LoginThrottle", "PasswordHash", "Session", "SessionStore"]
 
-# scrypt cost: ~16 MiB and a few tens of ms per check, so guessing is slow.
-_SCRYPT_N = 2**14
-_SCRYPT_R = 8
-_SCRYPT_P = 1
-_MAX_CANDIDATE = 1024
 
+class PasswordHash(_PasswordHash):
+    """The bootstrap admin's password hash (lars.accounts.passwords, scrypt); a missing or
+    too short configured password is a ConfigError naming where to set it."""
 
-def _derive(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8", "surrogatepass"),
-        salt=salt,
-        n=_SCRYPT_N,
-        r=_SCRYPT_R,
-        p=_SCRYPT_P,
-        dklen=32,
-    )
-
-
-class PasswordHash:
-    """A salted scrypt digest of the console password; the plain text is not kept."""
-
-    __slots__ = ("_digest", "_salt")
+    __slots__ = ()
 
     def __init__(self, password: str) -> None:
         check_password(password)
-        self._salt = secrets.token_bytes(16)
-        self._digest = _derive(password, self._salt)
-
-    def verify(self, candidate: str) -> bool:
-        if not candidate or len(candidate) > _MAX_CANDIDATE:
-            return False
-        return hmac.compare_digest(_derive(candidate, self._salt), self._digest)
-
-    def __repr__(self) -> str:
-        return "PasswordHash(<hidden>)"
+        super().__init__(password)
 
 
 @dataclass(slots=True)
 class Session:
-    """One logged-in browser or API client."""
+    """One logged-in browser or API client: `user` is the account's name, `kind` is
+    "bootstrap" (the configured admin) or "user" (an account in the database, whose role
+    is read again on every request)."""
 
     token: str
     csrf: str
     expires: float
+    user: str = ""
+    kind: str = "bootstrap"
     flash: list[str] = field(default_factory=list)
 
     def csrf_ok(self, candidate: str | None) -> bool:
@@ -80,9 +60,13 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def create(self, now: float) -> Session:
+    def create(self, now: float, user: str = "", kind: str = "bootstrap") -> Session:
         session = Session(
-            token=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), expires=now + self._ttl
+            token=secrets.token_urlsafe(32),
+            csrf=secrets.token_urlsafe(32),
+            expires=now + self._ttl,
+            user=user,
+            kind=kind,
         )
         with self._lock:
             self._prune(now)

@@ -55,9 +55,10 @@ class RouteHistory:
     def hold(self) -> HoldState | None:
         return self.audit.hold_state()
 
-    def release(self) -> Release:
-        """The console user's release of the held table; NothingHeld (409) when none is."""
-        return self._releaser.release_hold(actor=self.user)
+    def release(self, actor: str | None = None) -> Release:
+        """`actor`'s release of the held table (default: the bootstrap admin's name);
+        NothingHeld (409) when none is."""
+        return self._releaser.release_hold(actor=actor or self.user)
 
 
 class HistoryEntryOut(BaseModel):

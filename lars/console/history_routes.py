@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BeforeValidator
 from starlette.responses import Response
 
+from lars.console.context import principal_of
 from lars.console.history import (
     HISTORY_PAGE,
     MAX_LIMIT,
@@ -23,7 +25,7 @@ from lars.console.history import (
 )
 from lars.console.models import ErrorOut
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
-from lars.console.validate import MAX_ID
+from lars.console.validate import MAX_ID, ascii_digits
 from lars.errors import StoreUnavailable
 from lars.routes.audit import MAX_ENTRY_ID, NothingHeld
 
@@ -44,10 +46,14 @@ _UNSAFE: dict[int | str, dict[str, Any]] = {
 api_router = APIRouter(prefix="/api", responses=_ERRORS)
 page_router = APIRouter(include_in_schema=False)
 
-OptId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+# ascii_digits after Query: the strict parser, and the schema keeps its integer range
+OptId = Annotated[int | None, Query(ge=0, le=MAX_ID), BeforeValidator(ascii_digits)]
 Before = Annotated[
-    int | None, Query(ge=1, le=MAX_ENTRY_ID, description="only entries with a smaller id")
+    int | None,
+    Query(ge=1, le=MAX_ENTRY_ID, description="only entries with a smaller id"),
+    BeforeValidator(ascii_digits),
 ]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT), BeforeValidator(ascii_digits)]
 
 
 def get_history(request: Request) -> RouteHistory:
@@ -77,7 +83,7 @@ def api_history(
     request: Request,
     modid: OptId = None,
     cmdid: OptId = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    limit: Limit = 100,
     before: Before = None,
 ) -> list[HistoryEntryOut]:
     """Route changes, holds and releases, newest first (of one modid or module if given)."""
@@ -93,8 +99,8 @@ def api_hold(request: Request) -> HoldOut:
 
 @api_router.post("/hold/release", response_model=ReleaseOut, responses=_UNSAFE)
 def api_release(request: Request) -> ReleaseOut:
-    """Release the held table (audited with the console user); 409 when none is held."""
-    return ReleaseOut.of(get_history(request).release())
+    """Release the held table (admin; audited with the caller's name); 409 when none is."""
+    return ReleaseOut.of(get_history(request).release(principal_of(request).name))
 
 
 # Pages
@@ -132,7 +138,7 @@ async def release(request: Request) -> Response:
     except CsrfRejected:
         return error_page(request, 403, "Your form expired; reload the page and try again.")
     try:
-        done = await call(get_history(request).release)
+        done = await call(get_history(request).release, principal_of(request).name)
     except NothingHeld as exc:
         return redirect(request, "/history", f"Nothing released: {exc}.")
     return redirect(

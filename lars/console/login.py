@@ -39,6 +39,7 @@ async def login_page(request: Request, next: str = "/") -> Response:
 async def login_submit(request: Request) -> Response:
     posted = await request.form()
     password = str(posted.get("password", ""))
+    user = str(posted.get("user", ""))[:64]
     target = _safe_next(str(posted.get("next", "/")))
     token = str(posted.get("csrf", ""))
     ctx = get_context(request)
@@ -54,12 +55,12 @@ async def login_submit(request: Request) -> Response:
         error = "Your login form expired; please try again."
         session = None
     else:
-        session = await call(ctx.login, password, client_of(request))
-        error = "Wrong password."
+        session = await call(ctx.login, password, client_of(request), user)
+        error = "Wrong user or password." if user.strip() else "Wrong password."
     if session is None:
         fresh = _login_token(request)
         response: Response = render(
-            request, "login.html", status, login_csrf=fresh, next=target, error=error
+            request, "login.html", status, login_csrf=fresh, next=target, error=error, user=user
         )
         response.headers.update(headers)
         response.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict", path="/login")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from lars.console.health import HostHealth, ModuleHealth
 from lars.console.service import ModuleDetail, ModuleSummary
-from lars.console.validate import MAX_DESC, MAX_ID, check_text
+from lars.console.validate import MAX_DESC, MAX_ID, ascii_digits, check_text
 from lars.protocol.weight import MAX_WEIGHT
 from lars.routes.hostmeta import NOTE_MAX
 
@@ -47,10 +47,12 @@ def _text(value: str) -> str:
 
 
 Id = Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]
-ModId = Annotated[int, Path(ge=0, le=MAX_ID)]
-CmdId = Annotated[int, Path(ge=0, le=MAX_ID)]
+# Path and query integers: ASCII digits only (lax int would read 3_0, +3 or 3.0), then the
+# range; BeforeValidator after Path keeps minimum/maximum in the OpenAPI schema.
+ModId = Annotated[int, Path(ge=0, le=MAX_ID), BeforeValidator(ascii_digits)]
+CmdId = Annotated[int, Path(ge=0, le=MAX_ID), BeforeValidator(ascii_digits)]
 HostIp = Annotated[str, Path(pattern=IPV4_PATTERN)]
-HostPort = Annotated[int, Path(ge=1, le=65535)]
+HostPort = Annotated[int, Path(ge=1, le=65535), BeforeValidator(ascii_digits)]
 Ip = Annotated[str, Field(pattern=IPV4_PATTERN, examples=["10.0.0.7"])]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Text = Annotated[str, Field(max_length=MAX_DESC), AfterValidator(_text)]
@@ -61,11 +63,18 @@ class _In(BaseModel):
 
 
 class LoginIn(_In):
+    """`user` omitted or empty: the bootstrap admin ([console] user)."""
+
+    user: Annotated[str, Field(max_length=64)] = ""
     password: Annotated[str, Field(max_length=1024)]
 
 
 class SessionOut(BaseModel):
+    """`csrf_token` is empty for a Bearer token (no cookie, so no CSRF to guard)."""
+
     csrf_token: str
+    user: str = ""
+    role: str = ""
 
 
 class HostIn(_In):

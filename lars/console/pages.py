@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from lars.console.context import get_context
+from lars.console.context import service_of
 from lars.console.health import HostState
 from lars.console.history import MODULE_HISTORY
 from lars.console.history_routes import get_history
@@ -45,7 +45,7 @@ async def modules_page(request: Request, q: str = "", state: str = "") -> Respon
 
 @router.get("/modules.part")
 async def modules_part(request: Request, q: str = "", state: str = "") -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     modules = await call(service.modules, q[:100], _state(state))
     return render(request, "_modules.html", modules=modules)
 
@@ -53,7 +53,7 @@ async def modules_part(request: Request, q: str = "", state: str = "") -> Respon
 async def _modules(
     request: Request, q: str, state: str, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     modules = await call(service.modules, q, _state(state))
     return render(
         request,
@@ -73,7 +73,7 @@ async def add_module(request: Request) -> Response:
         request,
         "add",
         _parse_module,
-        lambda f, v: call(get_context(request).service.add_module, *v),
+        lambda f, v: call(service_of(request).add_module, *v),
         lambda v, version: (
             f"/modules/{v[0]}/{v[1]}",
             f"Module {v[0]}:{v[1]} added with host {v[2]}:{v[3]} (version {version}).",
@@ -124,7 +124,7 @@ async def _edit(
 async def _module(
     request: Request, modid: int, cmdid: int, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
-    module = await call(get_context(request).service.module, modid, cmdid)
+    module = await call(service_of(request).module, modid, cmdid)
     history = await call(get_history(request).entries, modid, cmdid, MODULE_HISTORY)
     return render(request, "module.html", status, m=module, forms=forms or {}, history=history)
 
@@ -136,7 +136,7 @@ async def module_page(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 @router.get("/modules/{modid}/{cmdid}/hosts.part")
 async def module_part(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    module = await call(get_context(request).service.module, modid, cmdid)
+    module = await call(service_of(request).module, modid, cmdid)
     return render(request, "_hosts.html", m=module)
 
 
@@ -163,7 +163,7 @@ def _module_edit(
 
 @router.post("/modules/{modid}/{cmdid}/hosts")
 async def add_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     response: Response = await _module_edit(
         request,
         modid,
@@ -178,7 +178,7 @@ async def add_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 @router.post("/modules/{modid}/{cmdid}/hosts/edit")
 async def edit_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     raw_form = await request.form()
     form_id = f"edit-{raw_form.get('old_ip', '')}-{raw_form.get('old_port', '')}"
     response: Response = await _module_edit(
@@ -195,7 +195,7 @@ async def edit_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 @router.post("/modules/{modid}/{cmdid}/hosts/delete")
 async def delete_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     response: Response = await _module_edit(
         request,
         modid,
@@ -215,7 +215,7 @@ def _host_form_id(prefix: str, raw_form: Any) -> str:
 @router.post("/modules/{modid}/{cmdid}/hosts/drain")
 async def drain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
     """The drain toggle; the page's confirmation sets `force` for the last enabled host."""
-    service = get_context(request).service
+    service = service_of(request)
     form_id = _host_form_id("drain", await request.form())
     response: Response = await _module_edit(
         request,
@@ -233,7 +233,7 @@ async def drain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 @router.post("/modules/{modid}/{cmdid}/hosts/undrain")
 async def undrain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     form_id = _host_form_id("drain", await request.form())
     response: Response = await _module_edit(
         request,
@@ -249,7 +249,7 @@ async def undrain_host(request: Request, modid: ModId, cmdid: CmdId) -> Response
 
 @router.post("/modules/{modid}/{cmdid}/hosts/weight")
 async def weight_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     form_id = _host_form_id("weight", await request.form())
     response: Response = await _module_edit(
         request,
@@ -264,16 +264,13 @@ async def weight_host(request: Request, modid: ModId, cmdid: CmdId) -> Response:
 
 
 def _weight(fields: Fields) -> int:
-    raw = fields.raw("weight")
-    if not raw.isdigit() or len(raw) > 6:
-        fields.fail("weight", f"weight must be a whole number 1..{MAX_WEIGHT}")
-        return 0
-    return int(raw)  # 0 and past MAX_WEIGHT: RouteAdmin says why (0: drain instead)
+    # 0 and past MAX_WEIGHT pass here: RouteAdmin says why (0: drain instead)
+    return fields.uint("weight", 0, 999_999, f"weight must be a whole number 1..{MAX_WEIGHT}")
 
 
 @router.post("/modules/{modid}/{cmdid}/descriptions")
 async def set_descriptions(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     response: Response = await _module_edit(
         request,
         modid,
@@ -288,7 +285,7 @@ async def set_descriptions(request: Request, modid: ModId, cmdid: CmdId) -> Resp
 
 @router.post("/modules/{modid}/{cmdid}/delete")
 async def delete_module(request: Request, modid: ModId, cmdid: CmdId) -> Response:
-    service = get_context(request).service
+    service = service_of(request)
     response: Response = await _module_edit(
         request,
         modid,
@@ -307,11 +304,11 @@ async def delete_module(request: Request, modid: ModId, cmdid: CmdId) -> Respons
 
 @router.get("/versions")
 async def versions_page(request: Request) -> Response:
-    current, pending = await call(get_context(request).service.versions)
+    current, pending = await call(service_of(request).versions)
     return render(request, "versions.html", version=current, pending=pending)
 
 
 @router.get("/versions.part")
 async def versions_part(request: Request) -> Response:
-    current, pending = await call(get_context(request).service.versions)
+    current, pending = await call(service_of(request).versions)
     return render(request, "_versions.html", version=current, pending=pending)

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from lars.accounts import Principal, Role
 from lars.console.chart import error_rate_svg
 from lars.console.context import get_context, session_of
 from lars.protocol.weight import MAX_WEIGHT
@@ -45,6 +46,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     if session is not None and not name.startswith("_"):
         flashes, session.flash = session.flash, []
     values.setdefault("forms", {})
+    principal: Principal | None = getattr(request.state, "principal", None)
     return templates.TemplateResponse(
         request,
         name,
@@ -53,6 +55,11 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
             "flashes": flashes,
             "refresh_ms": int(ctx.refresh_interval * 1000),
             "logged_in": session is not None,
+            # What the pages offer: a viewer sees no edit forms, only an admin the
+            # Accounts page and the release of a held table (the server checks anyway).
+            "principal": principal,
+            "can_edit": principal is not None and principal.may(Role.EDITOR),
+            "is_admin": principal is not None and principal.may(Role.ADMIN),
             "hold": getattr(request.state, "hold", None),  # set by history_routes.attach_hold
             **values,
         },

@@ -6,6 +6,7 @@ ConsoleStore. Both faces (HTML and JSON) call this class, so they cannot disagre
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,18 +58,56 @@ class RouteAdminLike(Protocol):
     def list_routes(
         self, modid: int | None = None, cmdid: int | None = None
     ) -> Sequence[RouteLike]: ...
-    def add_host(self, modid: int, cmdid: int, ip: str, port: int) -> int: ...
-    def del_host(self, modid: int, cmdid: int, ip: str, port: int) -> int: ...
+    # Each edit is audited as `actor` (None: the admin's own default actor).
+    def add_host(
+        self, modid: int, cmdid: int, ip: str, port: int, *, actor: str | None = None
+    ) -> int: ...
+    def del_host(
+        self, modid: int, cmdid: int, ip: str, port: int, *, actor: str | None = None
+    ) -> int: ...
     def replace_host(
-        self, modid: int, cmdid: int, old_ip: str, old_port: int, new_ip: str, new_port: int
+        self,
+        modid: int,
+        cmdid: int,
+        old_ip: str,
+        old_port: int,
+        new_ip: str,
+        new_port: int,
+        *,
+        actor: str | None = None,
     ) -> int: ...
-    def del_module(self, modid: int, cmdid: int) -> int: ...
+    def del_module(self, modid: int, cmdid: int, *, actor: str | None = None) -> int: ...
     def drain(
-        self, modid: int, cmdid: int, ip: str, port: int, *, note: str | None, force: bool
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        *,
+        note: str | None,
+        force: bool,
+        actor: str | None = None,
     ) -> int: ...
-    def undrain(self, modid: int, cmdid: int, ip: str, port: int, *, note: str | None) -> int: ...
+    def undrain(
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        *,
+        note: str | None,
+        actor: str | None = None,
+    ) -> int: ...
     def set_weight(
-        self, modid: int, cmdid: int, ip: str, port: int, weight: int, *, note: str | None
+        self,
+        modid: int,
+        cmdid: int,
+        ip: str,
+        port: int,
+        weight: int,
+        *,
+        note: str | None,
+        actor: str | None = None,
     ) -> int: ...
     def current_version(self) -> int: ...
     def pending_changes(self) -> list[tuple[int, int, int]]: ...
@@ -106,6 +145,14 @@ class ConsoleService:
         self.store = store
         self._stale_after = stale_after
         self._clock = clock
+        self._actor: str | None = None  # None: the admin's default actor
+
+    def by(self, actor: str) -> ConsoleService:
+        """This service with its edits recorded in RouteAudit as `actor` (a copy: the
+        shared instance stays unbound; one per request costs a few attributes)."""
+        bound = copy.copy(self)
+        bound._actor = actor
+        return bound
 
     # Reads
 
@@ -155,7 +202,9 @@ class ConsoleService:
     ) -> int:
         if self.admin.list_routes(modid, cmdid):
             raise FieldErrors({"cmdid": f"module {modid}:{cmdid} already exists"})
-        version = _field_on_error("ip", self.admin.add_host, modid, cmdid, ip, port)
+        version = _field_on_error(
+            "ip", self.admin.add_host, modid, cmdid, ip, port, actor=self._actor
+        )
         if mod_desc or cmd_desc:
             self.store.set_descriptions(modid, cmdid, mod_desc, cmd_desc)
         return version
@@ -163,7 +212,7 @@ class ConsoleService:
     def add_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
         if (ip, port) in self._hosts(modid, cmdid):
             raise FieldErrors({"port": f"{ip}:{port} is already a host of {modid}:{cmdid}"})
-        return _field_on_error("ip", self.admin.add_host, modid, cmdid, ip, port)
+        return _field_on_error("ip", self.admin.add_host, modid, cmdid, ip, port, actor=self._actor)
 
     def replace_host(
         self, modid: int, cmdid: int, old: tuple[str, int], new: tuple[str, int]
@@ -174,18 +223,26 @@ class ConsoleService:
         if new != old and new in current:
             raise FieldErrors({"port": f"{new[0]}:{new[1]} is already a host of {modid}:{cmdid}"})
         return _field_on_error(
-            "ip", self.admin.replace_host, modid, cmdid, old[0], old[1], new[0], new[1]
+            "ip",
+            self.admin.replace_host,
+            modid,
+            cmdid,
+            old[0],
+            old[1],
+            new[0],
+            new[1],
+            actor=self._actor,
         )
 
     def del_host(self, modid: int, cmdid: int, ip: str, port: int) -> int:
         if (ip, port) not in self._hosts(modid, cmdid):
             raise NotFound(f"{ip}:{port} is not a host of {modid}:{cmdid}")
-        return self.admin.del_host(modid, cmdid, ip, port)
+        return self.admin.del_host(modid, cmdid, ip, port, actor=self._actor)
 
     def del_module(self, modid: int, cmdid: int) -> int:
         if not self._hosts(modid, cmdid):
             raise NotFound(f"module {modid}:{cmdid} has no hosts")
-        return self.admin.del_module(modid, cmdid)
+        return self.admin.del_module(modid, cmdid, actor=self._actor)
 
     def drain(
         self, modid: int, cmdid: int, ip: str, port: int, *, note: str = "", force: bool = False
@@ -193,13 +250,28 @@ class ConsoleService:
         """Drain a host (RouteAdmin's rules: the last enabled host needs `force`)."""
         self._known(modid, cmdid, ip, port)
         return _field_on_error(
-            "drain", self.admin.drain, modid, cmdid, ip, port, note=note or None, force=force
+            "drain",
+            self.admin.drain,
+            modid,
+            cmdid,
+            ip,
+            port,
+            note=note or None,
+            force=force,
+            actor=self._actor,
         )
 
     def undrain(self, modid: int, cmdid: int, ip: str, port: int, *, note: str = "") -> int:
         self._known(modid, cmdid, ip, port)
         return _field_on_error(
-            "drain", self.admin.undrain, modid, cmdid, ip, port, note=note or None
+            "drain",
+            self.admin.undrain,
+            modid,
+            cmdid,
+            ip,
+            port,
+            note=note or None,
+            actor=self._actor,
         )
 
     def set_weight(
@@ -207,7 +279,15 @@ class ConsoleService:
     ) -> int:
         self._known(modid, cmdid, ip, port)
         return _field_on_error(
-            "weight", self.admin.set_weight, modid, cmdid, ip, port, weight, note=note or None
+            "weight",
+            self.admin.set_weight,
+            modid,
+            cmdid,
+            ip,
+            port,
+            weight,
+            note=note or None,
+            actor=self._actor,
         )
 
     def _known(self, modid: int, cmdid: int, ip: str, port: int) -> None:

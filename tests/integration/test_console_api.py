@@ -145,7 +145,9 @@ def test_wrong_password_is_401(anon: TestClient, body: dict[str, str]) -> None:
     assert anon.get("/api/modules").status_code == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"password": 5}, {"password": "x", "user": "root"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"password": 5}, {"password": "x", "role": "admin"}, {"user": 5, "password": "x"}]
+)
 def test_malformed_login_is_422(anon: TestClient, body: object) -> None:
     assert anon.post("/api/login", json=body).status_code == 422
 
