@@ -176,6 +176,9 @@ class Registry:
         return True
 
     def heartbeat(self, entry: Entry, now: float) -> Transition | None:
+        """A sign of life: it counts only for a ttl check (a probe judges the others)."""
+        if not entry.checker.is_ttl:
+            return None
         transition = entry.checker.heartbeat(now)
         if transition is not None:
             self._moved(transition)
