@@ -14,7 +14,14 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from lars.dns.service import DnsService, DnsStats
-from lars.obs.families import counter, gauge, histogram, labelled_counter, server_families
+from lars.obs.families import (
+    counter,
+    gauge,
+    histogram,
+    labelled_counter,
+    labelled_gauge,
+    server_families,
+)
 from lars.obs.hist import Buckets
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness, dns_ready
@@ -83,6 +90,7 @@ class DnsCollector(Collector):
                         "Duration of one push fan-out to every worker.",
                         [({}, s.push_seconds or _EMPTY)])  # fmt: skip
         yield from _extra(s)
+        yield from _registrations(s)
         yield from server_families(P, s.server)
 
 
@@ -112,6 +120,42 @@ def _extra(s: DnsStats) -> Iterator[Metric]:
     yield counter(f"{P}_holds", "Tables held by the drop guard.", s.poller.holds)
     yield counter(f"{P}_sql_audit_rows", "Audit rows written for plain-SQL route edits.",
                   s.poller.sql_audit_rows)  # fmt: skip
+
+
+def _registrations(s: DnsStats) -> Iterator[Metric]:
+    """Self-registered instances (issue 20; lars.dns.registry)."""
+    r = s.registry
+    yield labelled_gauge(f"{P}_instances", "Registered instances at the last load, by check state.",
+                         "state", {"passing": s.instances_passing,
+                                   "failing": s.instances_failing})  # fmt: skip
+    yield gauge(f"{P}_registered_hosts",
+                "Hosts served only because an agent registered them (not in RouteData).",
+                s.registered_hosts)  # fmt: skip
+    if r is None:
+        return
+    yield gauge(f"{P}_registrations_accepted",
+                "This route service accepts and advertises registrations (0/1).",
+                int(r.accepting))  # fmt: skip
+    yield counter(f"{P}_instance_syncs", "InstanceSync messages taken from agents.", r.syncs)
+    yield counter(f"{P}_instance_syncs_refused",
+                  "InstanceSync messages refused (not accepting, bad agent id, too many "
+                  "agents waiting).", r.refused)  # fmt: skip
+    yield counter(f"{P}_invalid_instances",
+                  "Instances left out of a sync (ids, port or check text).",
+                  r.invalid_instances)  # fmt: skip
+    yield labelled_counter(f"{P}_registration_events",
+                           "Registration changes written by this route service.", "event",
+                           {"register": r.registered, "deregister": r.deregistered,
+                            "expire": r.expired})  # fmt: skip
+    yield counter(f"{P}_leases_expired",
+                  "Instances expired by this route service: no lease renewal for [dns] lease.",
+                  r.expired)  # fmt: skip
+    yield counter(f"{P}_check_flaps", "Check state changes (passing <-> failing) written.",
+                  r.flaps)  # fmt: skip
+    yield counter(f"{P}_registration_writes", "Registration transactions committed.", r.writes)
+    yield counter(f"{P}_registration_write_failures", "Registration transactions that failed.",
+                  r.write_failures)  # fmt: skip
+    yield gauge(f"{P}_registration_pending", "Agents whose sync waits for a write.", r.pending)
 
 
 def _ready(s: DnsStats, poll_interval: float, now: float) -> Readiness:
@@ -148,6 +192,7 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "held": _held(s),
         "served_since": round(s.served_since, 3),
         "guard_baseline_hosts": s.baseline_hosts,
+        "registrations": _registration_status(s),
     }
 
 
@@ -179,3 +224,15 @@ def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer 
         ready=lambda: dns_readiness(dns),
         status=lambda: dns_status(dns),
     )
+
+
+def _registration_status(s: DnsStats) -> dict[str, Any]:
+    r = s.registry
+    return {
+        "accepted": bool(r is not None and r.accepting),
+        "instances_passing": s.instances_passing,
+        "instances_failing": s.instances_failing,
+        "registered_hosts": s.registered_hosts,
+        "leases_expired": r.expired if r is not None else 0,
+        "pending": r.pending if r is not None else 0,
+    }

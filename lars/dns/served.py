@@ -30,10 +30,12 @@ def build_table(snap: Snapshot) -> RouteTable:
     rows = served_rows(snap.routes, snap.instances, snap.evidence)
     static = set(snap.routes)
     registered = frozenset(k for k in rows[len(snap.routes) :] if k not in static)
+    passing = sum(1 for r in snap.instances if r.passing)
     return RouteTable.from_rows(
         snap.version,
         rows,
         snap.meta,
         registrations=snap.registrations,
         registered=registered,
+        instance_states=(passing, len(snap.instances) - passing),
     )

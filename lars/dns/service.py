@@ -183,6 +183,8 @@ class DnsStats:
     drained_hosts: int = 0  # RouteData rows left out: drained (RouteHostMeta.enabled = 0)
     registry: RegistryStats | None = None  # registrations (lars.dns.registry)
     registered_hosts: int = 0  # hosts served only because they registered
+    instances_passing: int = 0  # RouteInstance rows at the last load, by check state
+    instances_failing: int = 0
     served_since: float = 0.0  # unix time the served table began being served
     baseline_hosts: int = 0  # the guard window's baseline at the last load
     state_saves: int = 0  # guard states saved (lars/dns/guardstore.py)
@@ -351,6 +353,8 @@ class DnsService:
             drained_hosts=table.drained,
             registry=self._registry.stats(),
             registered_hosts=len(table.registered),
+            instances_passing=table.instance_states[0],
+            instances_failing=table.instance_states[1],
             served_since=self._poller.served_since,
             baseline_hosts=self._poller.baseline_hosts,
             state_saves=self._guard_state.saves,

@@ -110,6 +110,7 @@ class RouteTable:
         "_weights",
         "drained",
         "host_count",
+        "instance_states",
         "invalid_rows",
         "registered",
         "registrations",
@@ -127,8 +128,10 @@ class RouteTable:
         drained: int = 0,
         registrations: bool = False,
         registered: frozenset[tuple[int, int, int, int]] = frozenset(),
+        instance_states: tuple[int, int] = (0, 0),
     ) -> None:
         self.version = version
+        self.instance_states = instance_states  # RouteInstance rows (passing, failing)
         self.registrations = registrations  # replies advertise: registrations accepted
         # (modid, cmdid, ip, port) served only because an agent registered them (not in
         # RouteData): the route service's audit of plain-SQL edits leaves them out
@@ -164,6 +167,7 @@ class RouteTable:
         *,
         registrations: bool = False,
         registered: frozenset[tuple[int, int, int, int]] = frozenset(),
+        instance_states: tuple[int, int] = (0, 0),
     ) -> RouteTable:
         """Build from RouteData rows (modid, cmdid, serverip, serverport); rows the wire
         cannot carry are left out and counted in `invalid_rows`. `meta` are RouteHostMeta
@@ -203,6 +207,7 @@ class RouteTable:
             drained=drained,
             registrations=registrations,
             registered=registered,
+            instance_states=instance_states,
         )
 
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from lars.db import route_audit, route_instance, server_call_status
 from lars.dbengine import init_schema, make_engine
+from lars.dns.metrics import DnsCollector
 from lars.dns.service import DnsConfig, DnsService
 from lars.protocol import MsgId, dotted_to_wire, lars_pb2
 from lars.routes.admin import RouteAdmin
@@ -126,6 +127,15 @@ def check_register_served_pushed_failing_deregistered(url: str) -> None:
         stats = svc.stats().registry
         assert stats is not None and stats.flaps == 2 and stats.registered == 2
         assert svc.stats().held is None
+        samples = {
+            (x.name, tuple(sorted(x.labels.items()))): x.value
+            for family in DnsCollector(svc).collect()
+            for x in family.samples
+        }
+        assert samples[("lars_dns_registration_events_total", (("event", "register"),))] == 2
+        assert samples[("lars_dns_registration_events_total", (("event", "deregister"),))] == 2
+        assert samples[("lars_dns_registrations_accepted", ())] == 1
+        assert samples[("lars_dns_instances", (("state", "passing"),))] == 0
     finally:
         svc.stop()
         engine.dispose()
