@@ -35,6 +35,7 @@ __all__ = [
     "diff",
     "file_log_level",
     "reload_log_level",
+    "restart_only",
     "split",
 ]
 
@@ -103,6 +104,13 @@ def split(changes: Iterable[Change], reloadable: Callable[[str], bool]) -> Reloa
     for change in changes:
         (applied if reloadable(change.name) else restart).append(change)
     return ReloadResult(tuple(applied), tuple(restart))
+
+
+def restart_only(name: str, old: object, new: object) -> ReloadResult:
+    """A setting read once at start (such as `[metrics] listen`, whose listener is bound
+    before the service starts): a change is reported as waiting for a restart, never
+    ignored silently."""
+    return ReloadResult() if old == new else ReloadResult(restart=(Change(name, old, new),))
 
 
 def file_log_level(ini: IniFile) -> str | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lars.bench.echo_ring import DEFAULT_CONTENT, EchoChecker, EchoRing
+from lars.config import check_ranges, ranged
 from lars.reactor.loop import new_event_loop
 
 __all__ = ["ClientConfig", "EchoClientProtocol", "ParentLink", "main", "run_connections"]
@@ -37,26 +38,21 @@ class ClientConfig:
 
     # Network
     host: str = "127.0.0.1"
-    port: int = 7777
+    port: int = ranged(7777, 1, 65535, name="bench client --port")
     # Load
-    conns: int = 10
-    procs: int = 1
-    depth: int = 1
+    conns: int = ranged(10, 1, 100_000, name="bench client --conns")
+    procs: int = ranged(1, 1, 256, name="bench client --procs")
+    depth: int = ranged(1, 1, MAX_DEPTH, name="bench client --depth")
     content: str = DEFAULT_CONTENT
     use_uvloop: bool = True
     # Timeouts
-    seconds: float = 10.0
-    connect_timeout: float = 5.0
+    seconds: float = ranged(10.0, 0.01, 86400.0, name="bench client --seconds", unit="s")
+    connect_timeout: float = ranged(5.0, 0.01, 300.0, name="bench client connect timeout")
 
     def __post_init__(self) -> None:
-        if self.conns < 1 or self.procs < 1 or self.depth < 1:
-            raise ValueError("conns, procs and depth must be >= 1")
-        if self.depth > MAX_DEPTH:
-            raise ValueError(f"depth {self.depth} above {MAX_DEPTH}")
+        check_ranges(self)  # ConfigError (exit 2) naming the flag and its range
         if self.procs > self.conns:
             raise ValueError(f"procs ({self.procs}) cannot exceed conns ({self.conns})")
-        if self.seconds <= 0:
-            raise ValueError("seconds must be > 0")
 
     def conns_of(self, index: int) -> int:
         """Connections of process `index`: conns spread as evenly as possible."""

@@ -11,7 +11,7 @@ from lars.config import IniFile, override
 from lars.dbengine import parse_db_url
 from lars.errors import NetworkError
 from lars.obs.listen import MetricsConfig
-from lars.reload import ReloadResult, SignalWaiter, reload_log_level
+from lars.reload import ReloadResult, SignalWaiter, reload_log_level, restart_only
 from lars.reporter.metrics import reporter_metrics_server
 from lars.reporter.service import ReporterConfig, ReporterService
 
@@ -87,12 +87,15 @@ def run(args: argparse.Namespace) -> int:
     ini = IniFile.load(args.config)
     reload_log_level(ini, flag_given=given)
     service = ReporterService(config)
+    listen = MetricsConfig.build("reporter", ini, args.metrics, os.environ)
 
     def reload() -> ReloadResult:
         fresh = IniFile.load(args.config)
-        return service.reload(build_config(args)) + reload_log_level(fresh, flag_given=given)
+        result = service.reload(build_config(args))
+        fresh_listen = MetricsConfig.build("reporter", fresh, args.metrics, os.environ)
+        result += restart_only("[metrics] listen", listen.url or "off", fresh_listen.url or "off")
+        return result + reload_log_level(fresh, flag_given=given)
 
-    listen = MetricsConfig.build("reporter", ini, args.metrics, os.environ)
     metrics = reporter_metrics_server(service, listen)
     try:
         with SignalWaiter("reporter", reload=reload, source=args.config) as waiter:

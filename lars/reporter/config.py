@@ -49,9 +49,7 @@ class ReporterConfig:
     batch_interval: float = ranged(  # stored in seconds, written in ms
         DEFAULT_BATCH_MS / 1000, 0.0, 10.0, name=f"[{_SECTION}] batch_ms", scale=1000, unit="ms"
     )
-    max_pending: int = ranged(
-        DEFAULT_MAX_PENDING, 1, 100_000_000, name=f"[{_SECTION}] max_pending"
-    )
+    max_pending: int = ranged(DEFAULT_MAX_PENDING, 1, 100_000_000, name=f"[{_SECTION}] max_pending")
     vnodes: int = ranged(DEFAULT_VNODES, 1, 100_000, name="reporter ring vnodes")
     # Timeouts
     flush_timeout: float = ranged(

@@ -18,7 +18,7 @@ from lars.bench.echo_client import MAX_DEPTH, ClientConfig
 from lars.bench.echo_ring import ID_BASE, ID_LIMIT, EchoChecker, EchoRing
 from lars.bench.echo_run import run_client
 from lars.bench.echo_server import EchoServer
-from lars.errors import NetworkError
+from lars.errors import ConfigError, NetworkError
 from lars.protocol.echo_pb2 import EchoMessage
 from lars.reactor import FrameDecoder, ReactorConfig, encode
 
@@ -86,15 +86,16 @@ def test_ring_rejects_bad_sizes(kwargs: dict[str, int]) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"conns": 0}, "must be >= 1"),
-        ({"depth": 0}, "must be >= 1"),
+        ({"conns": 0}, "--conns = 0: out of range"),
+        ({"depth": 0}, "--depth = 0: out of range"),
         ({"conns": 2, "procs": 3}, "cannot exceed"),
-        ({"depth": MAX_DEPTH + 1}, "above"),
-        ({"seconds": 0}, "seconds"),
+        ({"depth": MAX_DEPTH + 1}, "--depth = 4097: out of range"),
+        ({"seconds": 0}, "--seconds = 0: out of range"),
+        ({"seconds": float("nan")}, "--seconds = nan: out of range"),
     ],
 )
 def test_client_config_rejects_bad_values(kwargs: dict[str, int], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, ConfigError), match=message):
         ClientConfig(**kwargs)
 
 
