@@ -1,9 +1,9 @@
 """MetricsServer: one daemon's metrics, health, readiness and status over HTTP.
 
-One listener per daemon process, on its own thread owned through start()/stop() (not
-prometheus_client.start_http_server, whose thread nobody owns). It serves requests one
-at a time with a socket timeout: scrapes and probes are rare and small, and a single
-thread cannot pile up work beside the daemon's hot loops.
+One listener per daemon process, owned through start()/stop(): an asyncio loop on its
+own thread accepts and reads every connection concurrently, so no client can hold it
+(issue 19: the single-threaded HTTPServer it replaces let one client sending a byte every
+3 s keep /healthz unanswered, and 2,000 concurrent scrapes overran its backlog of 5).
 
   GET /metrics   Prometheus text exposition of the daemon's own CollectorRegistry
   GET /healthz   200 {"status": "ok"} while the process answers
@@ -11,34 +11,73 @@ thread cannot pile up work beside the daemon's hot loops.
   GET /status    a JSON summary for `lars status`
   GET <extra>    handlers the daemon adds (the agent's /debug/module)
 
+Bounds (ListenerLimits; README "Metrics and health"): the request head must arrive
+within 2 s and each read within 2 s, a response must be taken within 10 s, at most 512
+connections are open (more wait in the kernel's queue, whose backlog is set to 2,048),
+a head is at most 16 KiB.
+
+/healthz is answered on the loop itself. Every other path runs on one worker thread the
+server owns, one call at a time as before (collectors and status functions need not be
+thread-safe against each other), and concurrent requests for the same path and query
+share one call: 2,000 simultaneous scrapes cost a few collections, not 2,000. A handler
+slower than 10 s answers 503 and the worker keeps going.
+
+Every error goes through `logging` (rate-limited): nothing is written to stderr raw.
 Daemon-side only: imports prometheus_client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
+import queue
+import socket
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from lars.errors import NetworkError
+from lars.obs.httpwire import (
+    MAX_HEAD,
+    HttpError,
+    Request,
+    head_end,
+    parse_request,
+    render_response,
+)
 from lars.obs.ready import Readiness
 from lars.ratelog import RateLimitedLog
 
-__all__ = ["Handler", "HandlerError", "MetricsServer"]
+__all__ = ["Handler", "HandlerError", "ListenerLimits", "MetricsServer"]
 
 log = logging.getLogger(__name__)
 
 # A handler gets the query parameters and returns (HTTP status, JSON-able body).
 Handler = Callable[[Mapping[str, str]], tuple[int, Any]]
+Answer = tuple[int, str, bytes]
 
-_REQUEST_TIMEOUT = 5.0  # a client that stops sending cannot hold the listener longer
+_JSON = "application/json"
+_STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerLimits:
+    """What one client, or many, may cost the listener."""
+
+    header_deadline: float = 2.0  # the whole request head, from accept
+    read_deadline: float = 2.0  # each read of it
+    write_deadline: float = 10.0  # the whole response, to a client that reads slowly
+    handler_deadline: float = 10.0  # a collector or status call; then 503
+    max_connections: int = 512  # open at once; the rest wait in the listen queue
+    backlog: int = 2048  # listen(2) backlog (the kernel caps it at net.core.somaxconn)
+    max_head: int = MAX_HEAD
 
 
 class HandlerError(Exception):
@@ -47,6 +86,36 @@ class HandlerError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Worker:
+    """The one thread that runs handlers, in order; owned and joined by MetricsServer."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[], Answer], concurrent.futures.Future[Answer]] | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], Answer]) -> concurrent.futures.Future[Answer]:
+        future: concurrent.futures.Future[Answer] = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def stop(self, timeout: float) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue  # its client gave up before its turn
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # respond() catches; this is the last resort
+                future.set_exception(exc)
 
 
 class MetricsServer:
@@ -61,8 +130,10 @@ class MetricsServer:
         ready: Callable[[], Readiness],
         status: Callable[[], dict[str, Any]],
         handlers: Mapping[str, Handler] | None = None,
+        limits: ListenerLimits | None = None,
     ) -> None:
         self.daemon = daemon
+        self.limits = limits or ListenerLimits()
         self._address = address
         self._registry = registry
         self._ready = ready
@@ -72,57 +143,81 @@ class MetricsServer:
             "/status": lambda _q: (200, status()),
             **(handlers or {}),
         }
-        self._httpd: HTTPServer | None = None
+        self._healthz = (json.dumps({"status": "ok", "daemon": daemon}) + "\n").encode()
+        self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._worker: _Worker | None = None
         self._log_error = RateLimitedLog(log, 60.0, level=logging.ERROR)
-        self.requests = 0
-        self.errors = 0
+        self._log_client = RateLimitedLog(log, 60.0, level=logging.INFO)
+        self.requests = 0  # answered by respond() (handlers and /metrics)
+        self.errors = 0  # handlers that raised
+        self.connections = 0  # accepted
+        self.open_connections = 0
+        self.dropped = 0  # closed without an answer: deadline passed, reset, closed early
+        self.refused = 0  # answered 4xx/5xx for the request itself (bad head, method)
 
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1] if self._httpd is not None else 0
+        return self._sock.getsockname()[1] if self._sock is not None else 0
 
     @property
     def url(self) -> str:
         return f"http://{self._address[0]}:{self.port}"
 
     def start(self) -> None:
-        if self._httpd is not None:
+        if self._sock is not None:
             raise RuntimeError("metrics server already started")
         host, port = self._address
         try:
-            httpd = HTTPServer((host, port), _make_handler(self))
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
         except OSError as exc:
             raise NetworkError(
                 f"{self.daemon}: metrics listener cannot bind {host}:{port}: "
                 f"{exc.strerror or exc} (choose another with --metrics ADDR:PORT, "
                 "or --metrics off)"
             ) from exc
-        self._httpd = httpd
+        sock.setblocking(False)
+        self._sock = sock
+        self._worker = _Worker(f"{self.daemon}-metrics-work")
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(self._loop_error)
+        self._loop = loop
+        started = threading.Event()
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-            name=f"{self.daemon}-metrics", daemon=True,
+            target=self._run, args=(loop, sock, started), name=f"{self.daemon}-metrics",
+            daemon=True,
         )  # fmt: skip
         self._thread.start()
+        started.wait(_STOP_TIMEOUT)
         log.debug("%s: metrics and health on %s/metrics", self.daemon, self.url)
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
+        sock, self._sock = self._sock, None
+        if sock is None:
             return
-        httpd.shutdown()
-        httpd.server_close()
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stopping.set)
         if self._thread is not None:
-            self._thread.join(10.0)
+            self._thread.join(_STOP_TIMEOUT)
             self._thread = None
+        if self._worker is not None:
+            self._worker.stop(_STOP_TIMEOUT)
+            self._worker = None
+        sock.close()
+        self._loop = None
 
-    # the listener thread
+    # handlers (the worker thread; callable directly too)
 
     def _readyz(self, _query: Mapping[str, str]) -> tuple[int, Any]:
         verdict = self._ready()
         return (200 if verdict.ready else 503), {"daemon": self.daemon, **verdict.as_dict()}
 
-    def respond(self, path: str, query: Mapping[str, str]) -> tuple[int, str, bytes]:
+    def respond(self, path: str, query: Mapping[str, str]) -> Answer:
         """(status, content type, body) for one GET."""
         self.requests += 1
         route = self._routes.get(path)
@@ -139,28 +234,167 @@ class MetricsServer:
             self.errors += 1
             self._log_error("%s: %s failed", self.daemon, path, exc_info=True)
             code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-        return code, "application/json", (json.dumps(body) + "\n").encode()
+        return code, _JSON, (json.dumps(body) + "\n").encode()
 
     def paths(self) -> list[str]:
         return ["/metrics", *self._routes]
 
+    # the listener thread
 
-def _make_handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        timeout = _REQUEST_TIMEOUT
-        server_version = "lars-metrics"
+    def _run(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, started: threading.Event
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(sock, started))
+        except BaseException:
+            log.exception("%s: metrics listener stopped", self.daemon)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = dict(parse_qsl(parts.query))
-            code, ctype, body = server.respond(parts.path, query)
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    async def _serve(self, sock: socket.socket, started: threading.Event) -> None:
+        self._stopping = asyncio.Event()
+        started.set()
+        shared: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Future[Answer]] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        accepting = asyncio.ensure_future(self._accept(sock, shared, tasks))
+        await self._stopping.wait()
+        accepting.cancel()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(accepting, *tasks, return_exceptions=True)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # one line per scrape is noise; errors are logged by respond()
+    async def _accept(
+        self,
+        sock: socket.socket,
+        shared: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Future[Answer]],
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.limits.max_connections)
+        while True:
+            await slots.acquire()  # at the cap: leave the rest in the listen queue
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: wait, do not spin
+                slots.release()
+                self._log_error("%s: metrics listener cannot accept: %s", self.daemon, exc)
+                await asyncio.sleep(0.1)
+                continue
+            self.connections += 1
+            self.open_connections += 1
+            task = loop.create_task(self._connection(conn, shared))
+            tasks.add(task)
+            task.add_done_callback(lambda t: self._closed(t, tasks, slots))
 
-    return _Handler
+    def _closed(
+        self, task: asyncio.Task[None], tasks: set[asyncio.Task[None]], slots: asyncio.Semaphore
+    ) -> None:
+        tasks.discard(task)
+        self.open_connections -= 1
+        slots.release()
+
+    async def _connection(
+        self,
+        conn: socket.socket,
+        shared: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Future[Answer]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        limits = self.limits
+        try:
+            conn.setblocking(False)
+            try:
+                head = await asyncio.wait_for(self._read_head(conn), limits.header_deadline)
+                if head is None:
+                    self.dropped += 1  # closed before a whole head
+                    return
+                request = parse_request(head)
+            except HttpError as exc:
+                self.refused += 1
+                answer: Answer = exc.status, _JSON, _error_body(str(exc))
+                head_only = False
+            else:
+                answer = await self._answer(request, shared)
+                head_only = request.method == "HEAD"
+            data = render_response(*answer, head_only=head_only)
+            await asyncio.wait_for(loop.sock_sendall(conn, data), limits.write_deadline)
+            if answer[0] >= 400:
+                await self._linger(conn)
+        except (TimeoutError, OSError) as exc:  # deadline, reset, broken pipe
+            self.dropped += 1
+            self._log_client(
+                "%s: metrics client dropped: %s", self.daemon, type(exc).__name__ or exc
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._log_error("%s: metrics connection failed", self.daemon, exc_info=True)
+        finally:
+            conn.close()
+
+    async def _linger(self, conn: socket.socket) -> None:
+        """After refusing a request the client may still be sending (a head too long):
+        closing with unread input would reset the connection and lose the answer, so end
+        our side and discard its input for a moment first."""
+        loop = asyncio.get_running_loop()
+        conn.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(self.limits.read_deadline):
+                for _ in range(64):
+                    if not await loop.sock_recv(conn, 65536):
+                        break
+
+    async def _read_head(self, conn: socket.socket) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        buffer = bytearray()
+        while True:
+            chunk = await asyncio.wait_for(loop.sock_recv(conn, 4096), self.limits.read_deadline)
+            if not chunk:
+                return None
+            buffer += chunk
+            end = head_end(buffer)
+            if end >= 0:
+                return bytes(buffer[:end])
+            if len(buffer) > self.limits.max_head:
+                raise HttpError(431, f"request head larger than {self.limits.max_head} bytes")
+
+    async def _answer(
+        self,
+        request: Request,
+        shared: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Future[Answer]],
+    ) -> Answer:
+        if request.path == "/healthz":  # on the loop: a busy worker cannot delay it
+            self.requests += 1
+            return 200, _JSON, self._healthz
+        key = (request.path, tuple(sorted(request.query.items())))
+        future = shared.get(key)
+        if future is None:
+            worker = self._worker
+            if worker is None:
+                return 503, _JSON, _error_body("stopping")
+            future = asyncio.wrap_future(
+                worker.submit(lambda: self.respond(request.path, request.query))
+            )
+            shared[key] = future
+            future.add_done_callback(
+                lambda f: shared.pop(key, None) if shared.get(key) is f else None
+            )
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.limits.handler_deadline)
+        except TimeoutError:
+            self._log_error("%s: %s took over %.0f s", self.daemon, request.path,
+                            self.limits.handler_deadline)  # fmt: skip
+            return 503, _JSON, _error_body(f"{request.path} took too long")
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        self._log_error(
+            "%s: metrics listener: %s%s", self.daemon, context.get("message", "error"),
+            f": {exc!r}" if exc is not None else "",
+        )  # fmt: skip
+
+
+def _error_body(message: str) -> bytes:
+    return (json.dumps({"error": message}) + "\n").encode()
