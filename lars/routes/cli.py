@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy
@@ -19,6 +21,7 @@ from sqlalchemy import insert, select
 from lars.config import DEFAULT_DB_URL, IniFile, db_url_from_ini
 from lars.db import route_version
 from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, safe_url
+from lars.dbselect import select_admin_db
 from lars.errors import StoreUnavailable
 from lars.jsonout import add_json_flag, print_json
 from lars.routes import audit_cli, hosts_cli
@@ -29,7 +32,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("initdb", help="create the lars_dns tables if missing")
-    _db_args(p)
+    _db_args(p, default=DEFAULT_DB_URL)
     p.add_argument("--demo", action="store_true", help="also add the demo routes")
     p.set_defaults(func=run_initdb)
 
@@ -68,10 +71,14 @@ def register(subparsers: Any) -> None:
     hosts_cli.register(sub, _db_args, _host_args, _engine)  # drain, undrain, weight
 
 
-
-def _db_args(p: argparse.ArgumentParser) -> None:
+def _db_args(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
     p.add_argument("-c", "--config", metavar="FILE", help="a Lars INI file ([mysql] section)")
-    p.add_argument("--db", metavar="URL", help=f"database URL (default {DEFAULT_DB_URL})")
+    where = (
+        f"default {default}"
+        if default
+        else "else -c FILE's [mysql], $LARS_DB, /etc/lars/lars.conf, an existing ./lars.db"
+    )
+    p.add_argument("--db", metavar="URL", help=f"database URL ({where})")
 
 
 def _host_args(p: argparse.ArgumentParser) -> None:
@@ -85,9 +92,18 @@ def _db_url(args: argparse.Namespace) -> str:
     return str(args.db or db_url_from_ini(IniFile.load(args.config)))
 
 
+def _admin_db_url(args: argparse.Namespace) -> str:
+    """`lars route ...` never guesses a database (lars/dbselect.py); it says which it uses
+    when it falls back to an existing ./lars.db."""
+    selection = select_admin_db(args.db, args.config, os.environ, Path.cwd())
+    if selection.announce:
+        print(f"lars route: using {selection.source}", file=sys.stderr)
+    return selection.url
+
+
 @contextmanager
-def _engine(args: argparse.Namespace) -> Iterator[sqlalchemy.Engine]:
-    engine = make_engine(_db_url(args))
+def _engine(args: argparse.Namespace, *, admin: bool = True) -> Iterator[sqlalchemy.Engine]:
+    engine = make_engine(_admin_db_url(args) if admin else _db_url(args))
     try:
         if is_sqlite(engine):
             init_schema(engine)  # the embedded default works from an empty directory
@@ -101,7 +117,7 @@ def _engine(args: argparse.Namespace) -> Iterator[sqlalchemy.Engine]:
 def run_initdb(args: argparse.Namespace) -> int:
     if ensure_database(_db_url(args)):
         print(f"lars initdb: database created at {safe_url(_db_url(args))}")
-    with _engine(args) as engine:
+    with _engine(args, admin=False) as engine:
         init_schema(engine)
         with engine.begin() as conn:
             if conn.execute(select(route_version.c.id).where(route_version.c.id == 1)).first():
@@ -120,7 +136,7 @@ def run_initdb(args: argparse.Namespace) -> int:
 
 def run_route_list(args: argparse.Namespace) -> int:
     with _engine(args) as engine:
-        entries = RouteAdmin(engine).list_routes(args.modid, args.cmdid)
+        entries = RouteAdmin(engine).list_routes(args.modid, args.cmdid, registered=True)
     for e in entries:
         if args.json:
             print(json.dumps(hosts_cli.entry_fields(e)))

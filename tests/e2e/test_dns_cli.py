@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -16,10 +17,13 @@ from tests.integration.dns_wire import RouteConn, hosts_of
 pytestmark = pytest.mark.e2e
 
 
-def lars(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def lars(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lars", *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -73,7 +77,7 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
     ],
 )
 def test_route_input_is_validated(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
-    r = lars("route", *args, cwd=tmp_path)
+    r = lars("route", *args, "--db", f"sqlite:///{tmp_path / 'lars.db'}", cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
@@ -287,3 +291,38 @@ def test_lars_dns_max_drop_ratio_one_turns_the_guard_off(tmp_path: Path) -> None
             assert msgid == 2 and hosts_of(msg) == []
     finally:
         assert dns.stop() == 0
+
+
+def test_route_commands_never_guess_a_database(tmp_path: Path) -> None:
+    """In a folder with no lars.db and nothing configured, `lars route` stops with exit 2
+    and one line saying how to point it at a database, and creates nothing."""
+    env = {k: v for k, v in os.environ.items() if k != "LARS_DB"}
+    for args in (("list",), ("add", "5", "5", "1.2.3.4", "80"), ("version",), ("history",)):
+        r = lars("route", *args, cwd=tmp_path, env=env)
+        assert r.returncode == 2, r
+        assert r.stderr.count("\n") == 1 and "no database selected" in r.stderr
+        assert "LARS_DB" in r.stderr and "--db" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_route_commands_take_lars_db_then_an_existing_local_file(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "data" / "routes.db"
+    elsewhere.parent.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "LARS_DB": f"sqlite:///{elsewhere}"}
+    assert lars("route", "add", "5", "5", "1.2.3.4", "80", cwd=work, env=env).returncode == 0
+    assert elsewhere.exists() and list(work.iterdir()) == []
+    r = lars("route", "list", cwd=work, env=env)
+    assert r.returncode == 0 and "1.2.3.4" in r.stdout
+    # A config file without [mysql] selects nothing: LARS_DB still decides.
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[loadbalance]\nprobeNum = 10\n")
+    r = lars("route", "list", "-c", str(conf), cwd=work, env=env)
+    assert r.returncode == 0 and "1.2.3.4" in r.stdout
+    # Without LARS_DB, an existing ./lars.db is used and named on stderr.
+    (work / "lars.db").write_bytes(elsewhere.read_bytes())
+    env.pop("LARS_DB")
+    r = lars("route", "list", cwd=work, env=env)
+    assert r.returncode == 0 and "1.2.3.4" in r.stdout
+    assert "using ./lars.db" in r.stderr
