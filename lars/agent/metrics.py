@@ -129,11 +129,17 @@ class AgentCollector(Collector):
         yield gauge(f"{P}_route_service_up", "Connected to a route service (0/1).",
                     int(s.route_connected))  # fmt: skip
         yield gauge(f"{P}_route_held_modules",
-                    "Cached modules served while the route service answers them empty.",
+                    "Modules still served their last hosts while a mass-empty hold "
+                    "withholds the route service's empty answers.",
                     s.route_held_modules)  # fmt: skip
         yield counter(f"{P}_route_mass_empty",
-                      "Times the route service answered empty for every module at once.",
+                      "Times route services emptied more than half of the modules with hosts "
+                      "within 10 s (held unless mass_empty_delay is 0).",
                       s.route_mass_empty)  # fmt: skip
+        yield labelled_counter(
+            f"{P}_route_mass_empty_ends", "Mass-empty holds ended, by how.", "how",
+            {"hosts": s.route_holds_released, "delay": s.route_holds_expired},
+        )  # fmt: skip
         yield counter(f"{P}_route_service_connects", "Connections made to a route service.",
                       s.route_connects)  # fmt: skip
         yield counter(f"{P}_route_service_connect_failures",

@@ -32,8 +32,10 @@ class AgentStats:
     handler_errors: int
     route_connected: bool
     route_responses: int
-    route_held_modules: int  # cached modules served while the route service answers empty
-    route_mass_empty: int  # times the route service answered empty for every module at once
+    route_held_modules: int  # modules served while a hold withholds their empty answers
+    route_mass_empty: int  # mass empties held (reported only, with mass_empty_delay 0)
+    route_holds_released: int  # holds ended by hosts for a held module
+    route_holds_expired: int  # holds ended by mass_empty_delay (empty answers applied)
     route_connects: int  # successful (re)connections to a route service
     route_connect_failures: int
     route_silent_drops: int  # route service connections dropped for silence (a partition)

@@ -1,7 +1,8 @@
 """Push-empty against the agent alone (a route service without any guard, like the
-original's): the cache file keeps the last good hosts, the mass-empty is logged once,
-and an agent restarted while the route service still answers empty serves the cached
-routes (stale, logged) until the route service has hosts again."""
+original's): the agent's mass-empty guard keeps serving the hosts it had (logged once,
+counted), the cache file keeps them, an agent restarted while the route service still
+answers empty serves the cached routes until the route service has hosts again for one
+of them, and `[agent] mass_empty_delay` ends a hold by applying the empty answers."""
 
 from __future__ import annotations
 
@@ -31,8 +32,11 @@ def peers(no_leaks: None) -> Iterator[tuple[FakeRouteService, FakeReporter]]:
     rep.stop()
 
 
-def start_agent(dns: FakeRouteService, rep: FakeReporter, cache: Path) -> AgentService:
+def start_agent(
+    dns: FakeRouteService, rep: FakeReporter, cache: Path, mass_empty_delay: float = 300.0
+) -> AgentService:
     cfg = AgentConfig(
+        mass_empty_delay=mass_empty_delay,
         base_port=0,
         dns_addresses=(dns.address,),
         reporter_addresses=(rep.address,),
@@ -54,7 +58,7 @@ def all_succ(peer: UdpPeer) -> bool:
     return all(peer.get_host(*key).retcode == SUCC for key in MODULES)
 
 
-def test_push_empty_then_restart_answers_succ_from_cache(
+def test_push_empty_is_held_then_restart_answers_succ_from_cache(
     peers: tuple[FakeRouteService, FakeReporter],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -75,18 +79,16 @@ def test_push_empty_then_restart_answers_succ_from_cache(
             # DELETE FROM RouteData; UPDATE RouteVersion ...: every module pushed empty
             for key in MODULES:
                 dns.set_route(key, [])
-            wait_until(lambda: all(peer.get_host(*k).retcode == NOEXIST for k in MODULES))
+            wait_until(lambda: agent.stats().route_held_modules == len(MODULES))
             agent.sync()
+            assert all_succ(peer)  # failed before issue 18: 3 of 3 modules NOEXIST
             assert agent.stats().route_mass_empty == 1
             writes = agent.stats().cache_writes
             wait_until(lambda: agent.stats().cache_writes > writes)  # written since
     finally:
         agent.stop()
-    # measured defect: the file was rewritten with empty host lists
     assert cached_hosts(cache) == {(1, 1): 2, (1, 2): 1, (2, 2): 1}
-    doc = json.loads(cache.read_text())
-    assert all("empty_since" in r for r in doc["routes"])
-    mass = [r for r in caplog.records if "EMPTY for every module" in r.getMessage()]
+    mass = [r for r in caplog.records if "EMPTIED" in r.getMessage()]
     assert len(mass) == 1 and mass[0].levelno == logging.ERROR
 
     caplog.clear()
@@ -97,14 +99,15 @@ def test_push_empty_then_restart_answers_succ_from_cache(
             assert all_succ(peer)
             assert peer.get_route(1, 1) == sorted([H1, H2])
             messages = [r.getMessage() for r in caplog.records]
-            assert any("stale until the route service answers" in m and "kept" in m
-                       for m in messages)  # fmt: skip
-            assert any("serving the cached routes (STALE)" in m for m in messages)
-            # the route service has a real table again: its answers win
+            assert any("stale until the route service answers" in m for m in messages)
+            assert any("still serving their last hosts" in m for m in messages)
+            # the route service has a real table again (hosts for a held module): its
+            # answers win, the other held modules are asked again and their empty applied
             dns.set_route((1, 2), [H3])
             wait_until(lambda: agent.stats().route_held_modules == 0)
             wait_until(lambda: peer.get_route(1, 2) == [H3])
-            assert peer.get_host(1, 1).retcode == NOEXIST  # its empty answer is applied now
+            wait_until(lambda: peer.get_host(1, 1).retcode == NOEXIST)
+            assert agent.stats().route_holds_released == 1
     finally:
         agent.stop()
     assert cached_hosts(cache)[(1, 2)] == 1 and cached_hosts(cache)[(1, 1)] == 2
@@ -133,5 +136,32 @@ def test_one_module_deleted_while_the_agent_was_down_is_not_held(
             wait_until(lambda: peer.get_host(1, 1).retcode == NOEXIST)
             assert peer.get_host(1, 2).retcode == SUCC
             assert agent.stats().route_held_modules == 0
+    finally:
+        agent.stop()
+
+
+def test_mass_empty_delay_ends_a_hold_by_applying_the_empty_answers(
+    peers: tuple[FakeRouteService, FakeReporter], tmp_path: Path
+) -> None:
+    dns, rep = peers
+    for key, hosts in MODULES.items():
+        dns.set_route(key, hosts)
+    agent = start_agent(dns, rep, tmp_path / "routes.json", mass_empty_delay=1.0)
+    try:
+        with UdpPeer(agent.ports) as peer:
+            for key in MODULES:
+                peer.get_host(*key)
+            wait_until(lambda: all_succ(peer))
+            dns.set_route((1, 1), [])  # one module emptied: an edit, applied
+            wait_until(lambda: peer.get_host(1, 1).retcode == NOEXIST)
+            assert agent.stats().route_mass_empty == 0
+            dns.set_route((1, 1), [H1])
+            wait_until(lambda: all_succ(peer))
+            for key in MODULES:
+                dns.set_route(key, [])
+            wait_until(lambda: agent.stats().route_mass_empty == 1)
+            wait_until(lambda: all(peer.get_host(*k).retcode == NOEXIST for k in MODULES))
+            stats = agent.stats()
+            assert stats.route_holds_expired == 1 and stats.route_held_modules == 0
     finally:
         agent.stop()
