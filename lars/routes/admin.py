@@ -23,7 +23,7 @@ import sqlalchemy
 from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_change, route_data, route_version
+from lars.db import route_change, route_data, route_instance, route_version
 from lars.errors import ValidationError
 from lars.protocol import uint_to_dotted
 from lars.protocol.limits import MAX_HOSTS_PER_MODULE
@@ -31,6 +31,7 @@ from lars.routes import hostmeta
 from lars.routes.audit import AuditLog, Release, cli_actor
 from lars.routes.hostedit import HostSettingsEdits
 from lars.routes.hostmeta import MetaPresence
+from lars.routes.restore import Restored, restore_served
 from lars.routes.routeedit import (
     MAX_ID,
     Change,
@@ -40,7 +41,13 @@ from lars.routes.routeedit import (
     validate_host,
     validate_ids,
 )
-from lars.routes.routelist import RouteEntry, entry, list_query
+from lars.routes.routelist import (
+    RouteEntry,
+    entry,
+    instance_query,
+    list_query,
+    merge_registered,
+)
 
 __all__ = ["MAX_ID", "Change", "RouteAdmin", "RouteEntry", "validate_host", "validate_ids"]
 
@@ -65,18 +72,36 @@ class RouteAdmin(HostSettingsEdits):
         self.actor = actor if actor is not None else cli_actor()
         self.audit = audit if audit is not None else AuditLog(engine, clock=clock)
         self.meta = MetaPresence(engine, recheck=5.0)
+        self._instances = False  # RouteInstance seen (registrations listed)
 
     # reads
 
-    def list_routes(self, modid: int | None = None, cmdid: int | None = None) -> list[RouteEntry]:
-        """RouteData rows with their RouteHostMeta settings (drained hosts included)."""
+    def list_routes(
+        self, modid: int | None = None, cmdid: int | None = None, *, registered: bool = False
+    ) -> list[RouteEntry]:
+        """RouteData rows with their RouteHostMeta settings (drained hosts included);
+        with `registered`, also the hosts agents registered (RouteInstance: source,
+        owning agent, check and state; lars.routes.routelist)."""
         try:
             with_meta = self.meta.available()
+            with_instances = registered and self._instances_available()
             with self._engine.connect() as conn:
                 rows = conn.execute(list_query(with_meta, modid, cmdid)).all()
+                instances = (
+                    conn.execute(instance_query(with_meta, modid, cmdid)).all()
+                    if with_instances
+                    else []
+                )
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
-        return [entry(row) for row in rows]
+        static = [entry(row) for row in rows]
+        return merge_registered(static, instances) if instances else static
+
+    def _instances_available(self) -> bool:
+        """Does RouteInstance exist (asked until it does, then remembered)?"""
+        if not self._instances:
+            self._instances = sqlalchemy.inspect(self._engine).has_table(route_instance.name)
+        return self._instances
 
     def has_host_meta(self) -> bool:
         """Can hosts be drained and weighted here (the RouteHostMeta table exists)?"""
@@ -112,6 +137,19 @@ class RouteAdmin(HostSettingsEdits):
         version (lars/routes/audit.py). NothingHeld when no table is held, unless `force`."""
         return self.audit.release(
             actor if actor is not None else self.actor, self.current_version(), force=force
+        )
+
+    def restore_served(self, *, actor: str | None = None, force: bool = False) -> Restored:
+        """Write the table the route services serve back into RouteData and RouteHostMeta
+        (lars/routes/restore.py), in the one edit transaction. NothingHeld when no table
+        is held, unless `force`; NoServedTable when no route service saved one."""
+        return restore_served(
+            self._engine,
+            self.audit,
+            actor if actor is not None else self.actor,
+            force=force,
+            clock=self._clock,
+            meta=self.meta,
         )
 
     # edits

@@ -78,10 +78,15 @@ def entry_fields(e: RouteEntry) -> dict[str, object]:
 
 
 def entry_line(e: RouteEntry) -> str:
-    """One host as `lars route list` prints it: the four original columns (a host with
-    the default settings prints exactly as before), then, for a weighted, drained or
-    annotated host, its weight, state and note."""
+    """One host as `lars route list` prints it: the four original columns (a static host
+    with the default settings prints exactly as before), then, for a registered host (or
+    a static one an agent registered too), `registered by AGENT CHECK STATE since WHEN`,
+    and for a weighted, drained or annotated host, its weight, state and note."""
     line = f"{e.modid}\t{e.cmdid}\t{e.ip}\t{e.port}"
+    if e.agent:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.since))
+        line += f"\t{e.source}, registered by {e.agent} check {e.check} {e.state.upper()}"
+        line += f" since {when} UTC"
     if e.weight == 1 and e.enabled and not e.note:
         return line
     state = "enabled"
