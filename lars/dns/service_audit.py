@@ -116,6 +116,27 @@ class ServiceAudit:
             [self._audit.row(actor=ACTOR, action="apply", version=version, detail=detail)]
         )
 
+    def restored_between(self, old_version: int, new_version: int) -> bool:
+        """Is there a 'restore' row with a version in (old_version, new_version]?"""
+        if new_version <= old_version:
+            return False
+        query = (
+            select(route_audit.c.id)
+            .where(
+                and_(
+                    route_audit.c.action == "restore",
+                    route_audit.c.version > old_version,
+                    route_audit.c.version <= new_version,
+                )
+            )
+            .limit(1)
+        )
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(query).first() is not None
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+
     def covered_modules(self, old_version: int, new_version: int) -> set[Key]:
         """Modules a lars tool audited with a version in (old_version, new_version]."""
         if new_version <= old_version or not self._audit.available():
@@ -142,6 +163,8 @@ class ServiceAudit:
         """Write 'sql' rows for `changed` modules no lars row covers; returns rows written."""
         if not changed or not self._audit.available():
             return 0
+        if self.restored_between(old.version, new.version):
+            return 0  # `lars route restore` wrote these rows, audited with one 'restore' row
         modules = changed - self.covered_modules(old.version, new.version)
         rows, left_out = sql_change_rows(self._audit, old, new, modules)
         self._audit.append(rows)

@@ -10,7 +10,8 @@ Actions: add, del, replace, del-module, drain, undrain, weight (route edits, one
 host or module), hold (the route service held a table), release (an operator asked the
 route services to apply a held table), apply (a route service applied a released table),
 register, deregister (an agent's registration came or went, actor `agent:<agent id>`)
-and expire (a route service removed an instance whose agent's lease ran out, actor `dns`).
+and expire (a route service removed an instance whose agent's lease ran out, actor `dns`),
+restore (an operator wrote the served table back over a held one, lars/routes/restore.py).
 A table is held while the newest row among 'hold' and 'apply' is a 'hold' (`hold_state`).
 """
 
@@ -60,8 +61,10 @@ ACTIONS = (
     "register",
     "deregister",
     "expire",
+    "restore",
 )
-TABLE_ACTIONS = ("hold", "release", "apply")  # about the whole table: modid/cmdid are 0
+# about the whole table: modid/cmdid are 0
+TABLE_ACTIONS = ("hold", "release", "apply", "restore")
 EDIT_ACTIONS = tuple(a for a in ACTIONS if a not in TABLE_ACTIONS)  # about one module
 MAX_ENTRY_ID = 2**63 - 1  # the largest id both databases can bind in a query
 _DETAIL_MAX = 1024

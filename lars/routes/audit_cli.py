@@ -1,9 +1,12 @@
-"""`lars route history`, `lars route release` and `lars route status`: the audit log from a shell.
+"""`lars route history`, `release`, `restore` and `status`: the audit log and holds from a shell.
 
 History reads RouteAudit newest first. Release writes the operator's 'release' row (actor
 `cli:<os user>`) that a route service holding a table waits for (lars/routes/audit.py); it
 refuses when nothing is held, so a stray release cannot pre-approve a future hold, unless
---force.
+--force. Restore goes the other way: it writes the table the route services serve back
+into RouteData and RouteHostMeta (lars/routes/restore.py), also refused with nothing held
+unless --force. Status shows the truth the route services saved (RouteGuardState): what
+they serve, what they hold, since when.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lars.routes.audit import (
     NothingHeld,
     cli_actor,
 )
+from lars.routes.guardstate import GuardState, read_state
 
 __all__ = ["format_entry", "register"]
 
@@ -52,6 +56,12 @@ def register(
     db_args(p)
     p.add_argument("--force", action="store_true", help="write a release even if none is held")
     p.set_defaults(func=lambda args: run_release(args, engine_of))
+    p = sub.add_parser(
+        "restore", help="write the table the route services serve back over a held one"
+    )
+    db_args(p)
+    p.add_argument("--force", action="store_true", help="restore even if nothing is held")
+    p.set_defaults(func=lambda args: run_restore(args, engine_of))
     p = sub.add_parser("status", help="route version, pending changes and any held table")
     db_args(p)
     p.set_defaults(func=lambda args: run_status(args, engine_of))
@@ -135,18 +145,65 @@ def run_release(args: argparse.Namespace, engine_of: EngineOf) -> int:
     return 0
 
 
+def run_restore(args: argparse.Namespace, engine_of: EngineOf) -> int:
+    with engine_of(args) as engine:
+        try:
+            done = RouteAdmin(engine, actor=cli_actor()).restore_served(force=args.force)
+        except NothingHeld as exc:
+            raise NothingHeld(f"{exc} (--force restores the served table anyway)") from exc
+    undid = (
+        f"; undid the hold of version {done.held_version}"
+        if done.held_version is not None
+        else "; nothing was held (--force)"
+    )
+    print(
+        f"lars route restore: route version {done.version}: {done.modules} modules, "
+        f"{done.hosts} hosts (the served table of version {done.served_version}"
+        f"{f', {done.drained} drained' if done.drained else ''}){undid}; {done.added} rows "
+        f"added, {done.removed} removed, {done.settings} host settings reset in "
+        f"{done.changed_modules} modules; the route services load it within a poll interval"
+    )
+    return 0
+
+
+def describe_served(state: GuardState) -> list[str]:
+    """What the route services saved: served table, and the held one."""
+    lines = [
+        f"served: version {state.version}, {state.modules} modules, {state.hosts} hosts, "
+        f"since {utc(int(state.since))} (saved {utc(int(state.saved_at))} by {state.writer})"
+    ]
+    held = state.held
+    if held is not None:
+        lines.append(
+            f"held: version {held.version}, {held.modules} modules, {held.hosts} hosts, "
+            f"since {utc(int(held.since))}: {held.detail or held.reason}"
+        )
+    return lines
+
+
 def run_status(args: argparse.Namespace, engine_of: EngineOf) -> int:
     with engine_of(args) as engine:
         admin = RouteAdmin(engine)
         version, pending = admin.current_version(), admin.pending_changes()
         audited = admin.audit.available()
         held = admin.audit.hold_state() if audited else None
+        try:
+            state = read_state(engine)
+        except ValueError:
+            state = None
     print(f"version {version}")
     print(f"pending changes: {len(pending)}")
+    if state is not None:
+        for line in describe_served(state):
+            print(line)
+    else:
+        print("served: not recorded (no route service has saved its guard state here)")
     if not audited:
         print("audit: no RouteAudit table (an original Lars database); holds not recorded")
-    elif held is None:
+    elif held is None and (state is None or state.held is None):
         print("hold: none (the route services serve the current table)")
-    else:
+    elif held is not None:
         print(f"hold: {describe_hold(held)}")
+    else:
+        print("hold: the route services hold a table (see held:)")
     return 0

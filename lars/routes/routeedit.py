@@ -87,10 +87,11 @@ def run_edit(
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock first
             version = _bump(conn, clock)
             changes = edit(conn)
-            conn.execute(
-                insert(route_change),
-                [{"modid": m, "cmdid": c, "version": version} for m, c in modules],
-            )
+            if modules:  # (read after edit(): a restore learns its modules inside it)
+                conn.execute(
+                    insert(route_change),
+                    [{"modid": m, "cmdid": c, "version": version} for m, c in modules],
+                )
             if audited:
                 audit.write(conn, [_audit_row(audit, ch, actor, version) for ch in changes])
     except SQLAlchemyError as exc:
