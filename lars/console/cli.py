@@ -1,7 +1,8 @@
 """`lars console`: the admin console on its own (it is also part of `lars up`).
 
-The password comes from LARS_CONSOLE_PASSWORD or `[console] password` in the -c file, never
-from a flag (flags show up in `ps`); without one the console refuses to start.
+The bootstrap admin's password comes from LARS_CONSOLE_PASSWORD or `[console] password` in
+the -c file, never from a flag (flags show up in `ps`); without one the console starts only
+when the database holds an admin account (`lars console user add NAME --role admin`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import sys
 from typing import Any
 
 from lars.config import IniFile, override
+from lars.console import accounts_cli
 from lars.console.app import build_console
 from lars.console.config import PASSWORD_ENV, ConsoleConfig, check_password
 from lars.console.server import ConsoleServer
-from lars.dbengine import init_schema, is_sqlite, make_engine
+from lars.dbengine import init_schema, is_sqlite, make_engine, safe_url
 from lars.reload import ReloadResult, SignalWaiter, diff, reload_log_level, split
 
 __all__ = ["register", "run_console"]
@@ -25,8 +27,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "console",
         help="run the admin console (HTTP 7780)",
-        description=f"Route administration and host health in a browser. The password "
-        f"comes from ${PASSWORD_ENV} or [console] password in the config file.",
+        description=f"Route administration and host health in a browser. The bootstrap "
+        f"admin's password comes from ${PASSWORD_ENV} or [console] password in the config "
+        "file; accounts and API tokens: `lars console user|token --help`.",
     )
     p.add_argument("-c", "--config", metavar="FILE", help="a Lars INI file ([console], [mysql])")
     p.add_argument("--db", metavar="URL", help="database URL (default sqlite:///lars.db)")
@@ -34,6 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, help="listen port ([console] port; default 7780)")
     p.add_argument("--stale-after", type=float, help="seconds before a report is stale (60)")
     p.set_defaults(func=run_console)
+    accounts_cli.register(p)  # `lars console user|token ...`; no subcommand: the server
 
 
 def _console_config(args: argparse.Namespace, ini: IniFile) -> ConsoleConfig:
@@ -48,7 +52,8 @@ def _console_config(args: argparse.Namespace, ini: IniFile) -> ConsoleConfig:
 
 def run_console(args: argparse.Namespace) -> int:
     config = _console_config(args, IniFile.load(args.config))
-    check_password(config.password)
+    if config.password:  # none: build_console accepts it once an admin account exists
+        check_password(config.password)
     engine = make_engine(config.db_url)
     server: ConsoleServer | None = None
     given = getattr(args, "log_level_given", False)
@@ -75,7 +80,11 @@ def run_console(args: argparse.Namespace) -> int:
         )
         server = ConsoleServer(app, config.ip, config.port)
         server.start()
-        print(f"lars console: listening on {server.url}", file=sys.stderr, flush=True)
+        print(
+            f"lars console: listening on {server.url}, database {safe_url(config.db_url)}",
+            file=sys.stderr,
+            flush=True,
+        )
         waiter.wait()
         return 0
     finally:

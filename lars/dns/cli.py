@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from lars.config import DEFAULT_DB_URL, IniFile, override
+from lars.dbengine import safe_url
 from lars.dns.metrics import dns_metrics_server
 from lars.dns.service import DEFAULT_SNAPSHOT, DnsConfig, DnsService, snapshot_setting
 from lars.errors import NetworkError, StoreUnavailable
@@ -126,7 +127,12 @@ def run_dns(args: argparse.Namespace) -> int:
                     f"cannot listen on {reactor.ip}:{reactor.port}: {cause}"
                 ) from exc
             url = f", metrics {metrics.url}/metrics" if metrics is not None else ""
-            print(f"lars dns: listening on port {service.port}{url}", file=sys.stderr, flush=True)
+            print(
+                f"lars dns: listening on port {service.port}{url}, "
+                f"database {safe_url(config.db_url)}",
+                file=sys.stderr,
+                flush=True,
+            )
             waiter.wait()
             return 0
     finally:

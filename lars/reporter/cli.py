@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from lars.config import IniFile, override
-from lars.dbengine import parse_db_url
+from lars.dbengine import parse_db_url, safe_url
 from lars.errors import NetworkError
 from lars.obs.listen import MetricsConfig
 from lars.reload import ReloadResult, SignalWaiter, reload_log_level, restart_only
@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                 ) from exc
             if metrics is not None:
                 log.info("reporter: metrics on %s/metrics", metrics.url)
+            # Through logging (not print): under --log-format json every line stays JSON.
+            log.info("reporter: database %s", safe_url(config.db_url))
             waiter.wait()
             log.info("reporter: stopping (flushing pending rows)")
     finally:

@@ -30,7 +30,7 @@ from lars.console.app import build_console
 from lars.console.config import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
 from lars.console.config import PASSWORD_ENV, check_password, generate_password
 from lars.console.server import ConsoleServer
-from lars.dbengine import init_schema, make_engine
+from lars.dbengine import ensure_database, init_schema, make_engine
 from lars.dns.service import DnsConfig, DnsService
 from lars.errors import NetworkError
 from lars.obs.listen import DEFAULT_PORTS, MetricsConfig
@@ -96,6 +96,8 @@ class UpStack:
         cfg = self.config
         stage = "database"
         try:
+            if ensure_database(cfg.db_url):  # a new MySQL database, as `lars initdb` does
+                log.info("created the database %s", _safe_url(cfg.db_url))
             init_schema(self.engine)
             if cfg.demo:
                 added = seed_demo(self.engine)

@@ -199,3 +199,30 @@ def test_up_demo_serves_the_console_with_a_generated_password(up: Callable[..., 
         modules = {(m["modid"], m["cmdid"]) for m in json.load(reply)}
     assert (1, 1) in modules
     assert proc.stop(signal.SIGINT) == 0
+
+
+@pytest.mark.mysql
+def test_up_creates_a_missing_mysql_database(mysql_server_url: str) -> None:
+    """`lars up --db mysql+pymysql://.../newdb` creates the database as `lars initdb` does
+    (it failed with only `Unknown database`)."""
+    name = f"lars_up_new_{int(time.time() * 1000) % 10**9}"
+    url = mysql_server_url.rstrip("/") + f"/{name}"
+    server = make_engine(mysql_server_url)
+    up = Up(url, "--no-console")
+    try:
+        match = up.wait_for_line(READY)
+        assert match is not None
+        assert f"/{name}" in up.seen[-1]  # the ready line names the database it uses
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(select(func.count()).select_from(server_call_status))
+                assert rows.scalar() == 0  # the schema is there, empty
+        finally:
+            engine.dispose()
+        assert up.stop(signal.SIGTERM) == 0
+    finally:
+        up.kill()
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
