@@ -35,6 +35,7 @@ from lars.protocol import dotted_to_wire
 from lars.reactor import LoopThread
 from lars.reactor.backoff import BackoffFactory
 from lars.reload import ReloadResult, diff, split
+from lars.threads import ThreadHealth
 
 __all__ = ["AgentConfig", "AgentService", "AgentStats", "BalancerConfig", "primary_ipv4"]
 
@@ -58,15 +59,18 @@ class AgentService:
         self._wall = wall
         self.caller = config.caller or primary_ipv4()
         caller = dotted_to_wire(self.caller)
-        self._clients = LoopThread("agent-clients", use_uvloop=config.use_uvloop)
+        # the agent's loop threads report a death here: readiness names it, main stops
+        self.threads = ThreadHealth()
+        uv, health = config.use_uvloop, self.threads
+        self._clients = LoopThread("agent-clients", use_uvloop=uv, health=health)
         if config.mode is ShardMode.PROCESSES:
             raise ConfigError("ShardMode.PROCESSES is run by `lars agent`, one service per child")
         if config.mode is ShardMode.THREADS:
             threads = [
-                LoopThread(f"agent-udp{i}", use_uvloop=config.use_uvloop) for i in range(SHARDS)
+                LoopThread(f"agent-udp{i}", use_uvloop=uv, health=health) for i in range(SHARDS)
             ]
         else:
-            one = LoopThread("agent-udp", use_uvloop=config.use_uvloop)
+            one = LoopThread("agent-udp", use_uvloop=uv, health=health)
             threads = [one] * SHARDS
         self._shard_threads = threads
         self.route_client = RouteClient(
@@ -354,6 +358,14 @@ class AgentService:
         fn = functools.partial(module_snapshot, shard, modid, cmdid)
         snap = self._shard_threads[i].call(lambda: fn(self._clock())).result(timeout)
         return None if snap is None else snap.view()
+
+    def registrations_view(
+        self, modid: int, cmdid: int, timeout: float = 2.0
+    ) -> list[dict[str, object]]:
+        """The registrations this agent holds for one module, with their check state."""
+        if not self._started:
+            return []
+        return self._clients.call(self.registrations.module_view, modid, cmdid).result(timeout)
 
     @property
     def clock(self) -> Callable[[], float]:
