@@ -101,6 +101,13 @@ class HostHealth:
     changed_by: str = ""  # who last drained, undrained or weighted it
     changed_at: int | None = None  # when (unix seconds)
     calls_while_drained: tuple[str, ...] = ()  # callers reporting calls after the drain
+    # Registration (issue 20): "static" (RouteData) or "registered" (an agent registered
+    # it), the owning agent, its check kind and state (passing/failing) since when
+    source: str = "static"
+    agent: str = ""
+    check: str = ""
+    check_state: str = ""
+    check_since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,13 @@ def _with_settings(host: HostHealth, meta: HostSettings, rows: Sequence[StatusRo
         changed_by=meta.updated_by,
         changed_at=changed_at,
         calls_while_drained=calls,
+        # registration fields: lars.routes.routelist.RouteEntry has them; other
+        # settings objects (no registrations) leave the static defaults
+        source=str(getattr(meta, "source", "static")),
+        agent=str(getattr(meta, "agent", "")),
+        check=str(getattr(meta, "check", "")),
+        check_state=str(getattr(meta, "state", "")),
+        check_since=int(getattr(meta, "since", 0)),
     )
 
 

@@ -168,6 +168,11 @@ class HostOut(BaseModel):
     changed_by: str = ""  # who last drained, undrained or weighted it
     changed_at: int | None = None
     calls_while_drained: list[str] = []  # agents (callers) reporting calls after the drain
+    source: str = "static"  # static (RouteData) or registered (an agent registered it)
+    agent: str = ""  # the owning agent of a registration
+    check: str = ""  # tcp, http://HOST:PORT/PATH or ttl:SECONDS
+    check_state: str = ""  # passing or failing
+    check_since: int = 0  # unix seconds of the last check state change
 
     @classmethod
     def of(cls, h: HostHealth) -> HostOut:
@@ -190,6 +195,11 @@ class HostOut(BaseModel):
             changed_by=h.changed_by,
             changed_at=h.changed_at,
             calls_while_drained=list(h.calls_while_drained),
+            source=h.source,
+            agent=h.agent,
+            check=h.check,
+            check_state=h.check_state,
+            check_since=h.check_since,
         )
 
 

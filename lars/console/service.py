@@ -56,7 +56,7 @@ class RouteAdminLike(Protocol):
     """The RouteAdmin contract (lars/routes/admin.py) as far as the console uses it."""
 
     def list_routes(
-        self, modid: int | None = None, cmdid: int | None = None
+        self, modid: int | None = None, cmdid: int | None = None, *, registered: bool = False
     ) -> Sequence[RouteLike]: ...
     # Each edit is audited as `actor` (None: the admin's own default actor).
     def add_host(
@@ -159,7 +159,7 @@ class ConsoleService:
     def modules(self, query: str = "", state: HostState | None = None) -> list[ModuleSummary]:
         """Every module with hosts, filtered by a search text and/or its health state."""
         hosts: dict[tuple[int, int], dict[tuple[str, int], RouteLike]] = {}
-        for route in self.admin.list_routes():
+        for route in self.admin.list_routes(registered=True):
             hosts.setdefault((route.modid, route.cmdid), {})[(route.ip, route.port)] = route
         rows: dict[tuple[int, int], list[StatusRow]] = {}
         for row in self.store.status_rows():
@@ -180,7 +180,7 @@ class ConsoleService:
 
     def module(self, modid: int, cmdid: int) -> ModuleDetail:
         """A module's hosts with their health; NotFound when it has neither hosts nor reports."""
-        entries = {(r.ip, r.port): r for r in self.admin.list_routes(modid, cmdid)}
+        entries = {(r.ip, r.port): r for r in self.admin.list_routes(modid, cmdid, registered=True)}
         rows = self.store.status_rows(modid, cmdid)
         if not entries and not rows:
             raise NotFound(f"module {modid}:{cmdid} has no hosts")
@@ -291,7 +291,9 @@ class ConsoleService:
         )
 
     def _known(self, modid: int, cmdid: int, ip: str, port: int) -> None:
-        if (ip, port) not in self._hosts(modid, cmdid):
+        """Drain, undrain and weight: RouteData hosts and registered ones alike."""
+        known = {(r.ip, r.port) for r in self.admin.list_routes(modid, cmdid, registered=True)}
+        if (ip, port) not in known:
             raise NotFound(f"{ip}:{port} is not a host of {modid}:{cmdid}")
 
     def set_descriptions(self, modid: int, cmdid: int, mod_desc: str, cmd_desc: str) -> None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import sqlalchemy
 from sqlalchemy import Connection, and_, select
 
-from lars.db import route_data, route_host_meta
+from lars.db import route_data, route_host_meta, route_instance
 from lars.errors import ValidationError
 from lars.protocol import uint_to_dotted
 from lars.protocol.weight import MAX_WEIGHT, validate_weight
@@ -130,11 +131,22 @@ class HostSettingsEdits:
 
 
 def _module_hosts(conn: Connection, modid: int, cmdid: int) -> set[HostId]:
+    """The module's hosts: RouteData's and the registered ones (RouteInstance, where the
+    table exists), since drain and weight apply to both alike."""
     t = route_data.c
     rows = conn.execute(
         select(t.serverip, t.serverport).where(and_(t.modid == modid, t.cmdid == cmdid))
     )
-    return {(int(ip), int(p)) for ip, p in rows}
+    hosts = {(int(ip), int(p)) for ip, p in rows}
+    if sqlalchemy.inspect(conn).has_table(route_instance.name):
+        i = route_instance.c
+        registered = conn.execute(
+            select(i.serverip, i.serverport)
+            .where(and_(i.modid == modid, i.cmdid == cmdid))
+            .distinct()
+        )
+        hosts.update((int(ip), int(p)) for ip, p in registered)
+    return hosts
 
 
 def _name(uip: int, port: int) -> str:

@@ -76,3 +76,15 @@ def test_lars_route_list_prints_and_jsons_the_registration_fields(
     assert lines[0] == "1\t1\t10.0.0.1\t80"  # a plain static host prints as before
     assert "registered by 10.0.0.2:8888 check ttl:5 FAILING since 2023-11-14" in lines[2]
     assert lines[2].startswith("1\t1\t10.0.0.9\t81\tregistered")
+
+
+def test_a_registered_host_can_be_drained_and_weighted(engine: sqlalchemy.Engine) -> None:
+    admin = RouteAdmin(engine)
+    admin.set_weight(1, 1, "10.0.0.9", 81, 4)
+    admin.drain(2, 2, "10.0.0.3", 90, force=True)  # the module's only host
+    entries = {(e.ip, e.port): e for e in admin.list_routes(registered=True)}
+    assert entries[("10.0.0.9", 81)].weight == 4
+    assert not entries[("10.0.0.3", 90)].enabled
+    with pytest.raises(Exception, match="not in module"):
+        admin.drain(2, 2, "10.0.0.4", 90)
+    engine.dispose()
