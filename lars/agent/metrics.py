@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -23,7 +22,8 @@ from lars.agent.service import AgentService, AgentStats
 from lars.agent.view import ShardGauges
 from lars.obs.families import counter, gauge, labelled_counter, labelled_gauge
 from lars.obs.listen import MetricsConfig
-from lars.obs.ready import Readiness, agent_ready
+from lars.obs.ready import Readiness, agent_ready, with_threads
+from lars.obs.registry import new_registry
 from lars.obs.server import Handler, HandlerError, MetricsServer
 
 __all__ = ["AgentCollector", "agent_metrics_server", "agent_readiness", "agent_status"]
@@ -194,6 +194,8 @@ def _ready(s: AgentStats, g: Sequence[ShardGauges]) -> Readiness:
 
 
 def agent_readiness(agent: AgentService) -> Readiness:
+    if agent.threads.reasons():  # a dead loop thread: gauges() would wait on it
+        return with_threads(Readiness(True), agent.threads.reasons())
     return _ready(agent.stats(), agent.gauges())
 
 
@@ -201,11 +203,13 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
     """The summary `lars status` prints (plain JSON values), from ONE stats() and ONE
     gauges() (consistent with each other)."""
     s = agent.stats()
-    g = agent.gauges()
+    dead = agent.threads.reasons()
+    g = agent.gauges() if not dead else ()  # a dead shard loop would not answer
     sh = s.shards
     return {
         "daemon": "agent",
-        "ready": _ready(s, g).as_dict(),
+        "ready": with_threads(_ready(s, g), dead).as_dict(),
+        "threads": [f.as_dict() for f in agent.threads.failures()],
         "ports": list(agent.ports),
         "mode": agent.config.mode.value,
         "route_service": {"connected": s.route_connected, "connects": s.route_connects},
@@ -242,7 +246,7 @@ def agent_metrics_server(agent: AgentService, config: MetricsConfig) -> MetricsS
     """The agent's listener (not started), or None when metrics are off."""
     if config.listen is None:
         return None
-    registry = CollectorRegistry()
+    registry = new_registry("agent")
     registry.register(AgentCollector(agent))
     return MetricsServer(
         config.listen,

@@ -19,7 +19,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +37,8 @@ from lars.console.metrics import ConsoleCollector
 from lars.console.service import ConsoleService, NotFound, RouteAdminLike
 from lars.console.store import ConsoleStore
 from lars.console.validate import FieldErrors, parse_uint
-from lars.errors import ConfigError, StoreUnavailable, ValidationError
+from lars.errors import ConfigError, EditConflict, StoreUnavailable, ValidationError
+from lars.obs.registry import new_registry
 from lars.routes.admin import RouteAdmin
 
 __all__ = ["build_console"]
@@ -129,7 +129,7 @@ def build_console(
             {"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503
         )
 
-    registry = CollectorRegistry()
+    registry = new_registry("console")
     registry.register(ConsoleCollector(context.counters))
 
     @app.get("/metrics", include_in_schema=False)
@@ -196,6 +196,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def unavailable(request: Request, exc: StoreUnavailable) -> Response:
         log.warning("console request %s failed: %s", request.url.path, exc)
+        if isinstance(exc, EditConflict):  # says what happened; names no server
+            if _is_api(request.url.path):
+                return JSONResponse({"detail": str(exc)}, status_code=503)
+            return render.error_page(request, 503, str(exc))
         if _is_api(request.url.path):
             return JSONResponse({"detail": "database unavailable"}, status_code=503)
         return render.error_page(request, 503, "The database is unavailable; try again shortly.")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -24,7 +23,8 @@ from lars.obs.families import (
 )
 from lars.obs.hist import Buckets
 from lars.obs.listen import MetricsConfig
-from lars.obs.ready import Readiness, dns_ready
+from lars.obs.ready import Readiness, dns_ready, with_threads
+from lars.obs.registry import new_registry
 from lars.obs.server import MetricsServer
 
 __all__ = ["DnsCollector", "dns_metrics_server", "dns_readiness", "dns_status"]
@@ -159,9 +159,15 @@ def _registrations(s: DnsStats) -> Iterator[Metric]:
 
 
 def _ready(s: DnsStats, poll_interval: float, now: float) -> Readiness:
-    return dns_ready(
-        loaded=s.loaded, last_success=s.poller.last_success, poll_interval=poll_interval, now=now
+    p = s.poller
+    verdict = dns_ready(
+        loaded=s.loaded,
+        last_success=p.last_success,
+        poll_interval=poll_interval,
+        now=now,
+        last_error=p.last_error if p.in_outage else "",
     )
+    return with_threads(verdict, [f.describe() for f in s.threads if f.dead])
 
 
 def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:
@@ -193,6 +199,7 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "served_since": round(s.served_since, 3),
         "guard_baseline_hosts": s.baseline_hosts,
         "registrations": _registration_status(s),
+        "threads": [f.as_dict() for f in s.threads],
     }
 
 
@@ -215,7 +222,7 @@ def _held(s: DnsStats) -> dict[str, Any] | None:
 def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer | None:
     if config.listen is None:
         return None
-    registry = CollectorRegistry()
+    registry = new_registry("dns")
     registry.register(DnsCollector(dns))
     return MetricsServer(
         config.listen,

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -23,7 +22,8 @@ from lars.obs.families import (
 )
 from lars.obs.hist import SIZE_BUCKETS, Buckets
 from lars.obs.listen import MetricsConfig
-from lars.obs.ready import Readiness, reporter_ready
+from lars.obs.ready import Readiness, reporter_ready, with_threads
+from lars.obs.registry import new_registry
 from lars.obs.server import MetricsServer
 from lars.reporter.service import ReporterService, ReporterStats
 
@@ -89,7 +89,14 @@ class ReporterCollector(Collector):
 
 
 def _ready(s: ReporterStats, max_pending: int) -> Readiness:
-    return reporter_ready(db_up=_db_up(s), queue_depth=s.queue_depth, max_pending=max_pending)
+    verdict = reporter_ready(
+        db_up=_db_up(s),
+        queue_depth=s.queue_depth,
+        max_pending=max_pending,
+        db_reached=s.db_reached,
+        db_cause=s.db_cause,
+    )
+    return with_threads(verdict, [f.describe() for f in s.threads if f.dead])
 
 
 def reporter_readiness(reporter: ReporterService) -> Readiness:
@@ -109,7 +116,9 @@ def reporter_status(reporter: ReporterService, *, clock: Clock = time.monotonic)
         "dropped": s.dropped,
         "queue_depth": list(s.queue_depth),
         "database_up": _db_up(s),
+        "database_error": s.db_cause,
         "last_commit_age": None if age is None else round(age, 3),
+        "threads": [f.as_dict() for f in s.threads],
     }
 
 
@@ -118,7 +127,7 @@ def reporter_metrics_server(
 ) -> MetricsServer | None:
     if config.listen is None:
         return None
-    registry = CollectorRegistry()
+    registry = new_registry("reporter")
     registry.register(ReporterCollector(reporter))
     return MetricsServer(
         config.listen,

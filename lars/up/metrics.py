@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from lars.agent.metrics import AgentCollector, agent_readiness, agent_status, module_handler
 from lars.agent.service import AgentService
 from lars.console.counters import ConsoleCounters
@@ -19,6 +17,7 @@ from lars.dns.metrics import DnsCollector, dns_readiness, dns_status
 from lars.dns.service import DnsService
 from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness
+from lars.obs.registry import new_registry
 from lars.obs.server import MetricsServer
 from lars.reporter.metrics import ReporterCollector, reporter_readiness, reporter_status
 from lars.reporter.service import ReporterService
@@ -35,7 +34,7 @@ def up_metrics_server(
 ) -> MetricsServer | None:
     if config.listen is None:
         return None
-    registry = CollectorRegistry()
+    registry = new_registry("up")
     registry.register(DnsCollector(dns))
     registry.register(ReporterCollector(reporter))
     registry.register(AgentCollector(agent))

@@ -136,3 +136,17 @@ def test_readme_table_lists_every_exported_family(up: tuple[UpStack, Samples]) -
     families = {re.sub(r"_(bucket|sum|count|created)$", "", n) for n in names(samples)}
     missing = sorted(f for f in families if f.startswith("lars_") and f not in documented)
     assert not missing, f"exported but not in the README metric table: {missing}"
+
+
+def test_standard_process_python_and_build_families(up: tuple[UpStack, Samples]) -> None:
+    import lars
+
+    _, samples = up
+    present = {name for name, _ in samples}
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                   "process_open_fds", "process_start_time_seconds", "python_info",
+                   "python_gc_collections_total"):  # fmt: skip
+        assert family in present, family
+    builds = [dict(labels) for name, labels in samples if name == "lars_build_info"]
+    assert len(builds) == 1
+    assert builds[0]["version"] == lars.__version__ and builds[0]["daemon"] == "up"
