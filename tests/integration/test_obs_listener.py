@@ -270,3 +270,15 @@ def wait_until(cond: object, timeout: float = 30.0) -> None:
     while not cond():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.05)
+
+
+def test_the_cap_is_at_most_half_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from lars.obs import server as server_module
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 4096))
+    assert server_module._fd_cap(4096) == 512
+    assert server_module._fd_cap(100) == 100
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (10, 4096))
+    assert server_module._fd_cap(4096) == 16
