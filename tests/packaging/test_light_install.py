@@ -20,12 +20,16 @@ HEAVY = ["sqlalchemy", "uvloop", "mmh3", "pymysql", "prometheus_client", "fastap
          "starlette", "uvicorn", "jinja2"]  # fmt: skip
 
 CLIENT_MODULES = ["lars", "lars.client", "lars.client.cli", "lars.client.qps", "lars.protocol",
-                  "lars.cli", "lars.errors", "lars.config", "lars.extras"]  # fmt: skip
+                  "lars.cli", "lars.errors", "lars.config", "lars.extras",
+                  "lars.client.regcli", "lars.client.registration",
+                  "lars.protocol.checks"]  # fmt: skip
 
 CLIENT_COMMANDS = [["gethost", "1", "1"], ["getroute", "1", "1"],
                    ["report", "1", "1", "10.0.0.1", "80", "0"], ["simulator", "1", "1"],
                    ["qps", "1"], ["bench", "agent", "1"], ["sql", "schema"],
-                   ["status"]]  # fmt: skip
+                   ["status"], ["register", "1", "1", "10.0.0.1", "80", "--check", "ttl:5"],
+                   ["deregister", "1", "1", "10.0.0.1", "80"],
+                   ["heartbeat", "1", "1", "10.0.0.1", "80"]]  # fmt: skip
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -120,3 +124,17 @@ def test_an_unrelated_missing_module_is_still_a_bug() -> None:
     """Only the extras' packages are excused: a missing lars module is not hidden."""
     out = python("import sys\nsys.modules['lars.dns.service'] = None\n" + RUN.format(argv=["dns"]))
     assert out.returncode == 1 and "ModuleNotFoundError" in out.stderr
+
+
+def test_register_help_and_runs_without_the_extras() -> None:
+    """`lars register --help` and a register against a closed agent port (exit 3): the
+    self-registration commands ship in the client-only install."""
+    hidden = ["sqlalchemy", "uvloop", "mmh3", "pymysql", "prometheus_client", "fastapi"]
+    out = lars_without(hidden, ["register", "--help"])
+    assert out.returncode == 0, out.stderr
+    assert "MODID CMDID IP PORT" in out.stdout and "--check" in out.stdout
+    for command in ("register", "deregister", "heartbeat"):
+        out = lars_without(hidden, [command, "1", "1", "10.0.0.1", "80", "--agent-port", "1",
+                                    "--timeout", "0.2"])  # fmt: skip
+        assert out.returncode == 3, out.stderr
+        assert out.stderr.startswith(f"lars {command}: agent 127.0.0.1:"), out.stderr
