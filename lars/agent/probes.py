@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 __all__ = ["probe_http", "probe_tcp"]
 
@@ -22,7 +23,7 @@ async def probe_tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
     except TimeoutError:
         return False, f"tcp connect timed out after {timeout:g} s"
     except OSError as exc:
-        return False, f"tcp connect: {exc.strerror or exc}"
+        return False, f"tcp connect: {_why(exc)}"
     _close(writer)
     return True, ""
 
@@ -40,7 +41,7 @@ async def probe_http(host: str, port: int, path: str, timeout: float) -> tuple[b
     except TimeoutError:
         return False, f"http check timed out after {timeout:g} s"
     except (OSError, ValueError) as exc:  # ValueError: a status line over the limit
-        return False, f"http check: {getattr(exc, 'strerror', None) or exc}"
+        return False, f"http check: {_why(exc)}"
     finally:
         if writer is not None:
             _close(writer)
@@ -51,6 +52,12 @@ async def probe_http(host: str, port: int, path: str, timeout: float) -> tuple[b
     if 200 <= status <= 299:
         return True, ""
     return False, f"http status {status}"
+
+
+def _why(exc: Exception) -> str:
+    """The OS's words for a socket error (asyncio's own loop words refusals its way)."""
+    number = getattr(exc, "errno", None)
+    return os.strerror(number) if isinstance(number, int) and number > 0 else str(exc)
 
 
 def _close(writer: asyncio.StreamWriter) -> None:
