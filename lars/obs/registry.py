@@ -10,6 +10,7 @@ tell versions apart across a fleet.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,10 +19,12 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from lars import __version__
+from lars.obs.ready import Readiness
 
-__all__ = ["new_registry"]
+__all__ = ["ReadinessCollector", "new_registry"]
 
 
 def new_registry(daemon: str) -> CollectorRegistry:
@@ -34,3 +37,19 @@ def new_registry(daemon: str) -> CollectorRegistry:
     build = Info("lars_build", "Version of lars and Python this daemon runs", registry=registry)
     build.info({"version": __version__, "python": platform.python_version(), "daemon": daemon})
     return registry
+
+
+class ReadinessCollector:
+    """`lars_ready` 1/0: what /readyz answers, as a series an alert rule can watch."""
+
+    def __init__(self, ready: Callable[[], Readiness]) -> None:
+        self._ready = ready
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            ready = self._ready().ready
+        except Exception:  # a readiness that cannot be computed is not ready
+            ready = False
+        yield GaugeMetricFamily(
+            "lars_ready", "1 when /readyz answers 200, else 0 (reasons in /readyz)", int(ready)
+        )

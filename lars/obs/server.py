@@ -54,6 +54,7 @@ from lars.obs.httpwire import (
     render_response,
 )
 from lars.obs.ready import Readiness
+from lars.obs.registry import ReadinessCollector
 from lars.ratelog import RateLimitedLog
 from lars.reactor.loop import new_event_loop
 
@@ -143,6 +144,7 @@ class MetricsServer:
         self._address = address
         self._registry = registry
         self._ready = ready
+        registry.register(ReadinessCollector(ready))
         self._routes: dict[str, Handler] = {
             "/healthz": lambda _q: (200, {"status": "ok", "daemon": daemon}),
             "/readyz": self._readyz,
