@@ -11,7 +11,9 @@ LarsError
 ├── LarsTimeout              (also a builtin TimeoutError) no reply in time
 ├── NoHost                   the agent answered without a host (NOEXIST, OVERLOAD)
 ├── LoopClosed               a task was posted to a loop thread that has stopped
+├── DaemonFailed             a daemon cannot go on (one of its threads died): exit 1
 ├── StoreUnavailable         the database cannot be reached
+│   └── EditConflict         an edit kept failing on concurrent edits (deadlock, lock wait)
 └── ValidationError          user input (ids, addresses, ports) is invalid
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DaemonFailed",
+    "EditConflict",
     "FrameLengthError",
     "LarsError",
     "LarsTimeout",
@@ -87,8 +91,17 @@ class LoopClosed(LarsError):
     """A task was posted to a loop thread that is not running."""
 
 
+class DaemonFailed(LarsError):
+    """A daemon stops because it cannot go on: one of its threads died (lars.threads)."""
+
+
 class StoreUnavailable(LarsError):
     """The database cannot be reached or refused the operation."""
+
+
+class EditConflict(StoreUnavailable):
+    """A route edit kept hitting serialisation failures (deadlock, lock wait timeout)
+    after its retries; nothing was changed. Its message is safe to show to users."""
 
 
 class ValidationError(LarsError, ValueError):

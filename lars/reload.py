@@ -25,7 +25,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from lars.config import IniFile
-from lars.errors import ConfigError
+from lars.errors import ConfigError, DaemonFailed
 
 __all__ = [
     "LOG_LEVELS",
@@ -163,6 +163,7 @@ class SignalWaiter:
         self._wake = threading.Event()
         self._hup = False
         self.stopping = threading.Event()
+        self.failure = ""  # set by fail(): why the daemon stops
         self.reloads = 0
         self._previous: dict[int, Any] = {}
 
@@ -195,14 +196,28 @@ class SignalWaiter:
                 self._on_stop()
         self._wake.set()
 
+    def fail(self, reason: str) -> None:
+        """Stop the daemon loudly from any thread (a thread of it died, lars.threads):
+        `wait()` raises DaemonFailed(reason), which the command line's error boundary
+        prints as its one line with exit 1. Only sets events: safe anywhere."""
+        if not self.failure:
+            self.failure = reason
+        self.stopping.set()
+        if self._on_stop is not None:
+            self._on_stop()
+        self._wake.set()
+
     def wait(self) -> None:
-        """Block until SIGINT/SIGTERM, running a reload for every SIGHUP meanwhile."""
+        """Block until SIGINT/SIGTERM, running a reload for every SIGHUP meanwhile;
+        raise DaemonFailed after `fail()`."""
         while not self.stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
             if self._hup and not self.stopping.is_set():
                 self._hup = False
                 self.reload_now()
+        if self.failure:
+            raise DaemonFailed(f"{self.name} stops: {self.failure}")
 
     def reload_now(self) -> ReloadResult | None:
         """One reload, logged; a failure is logged and the running settings kept."""

@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.start()  # first: a busy metrics port fails before any UDP port is taken
     try:
         with SignalWaiter("agent", reload=reload, source=args.config) as waiter:
+            service.threads.on_fatal(lambda failure: waiter.fail(failure.describe()))  # exit 1
             service.start()
             if metrics is not None:
                 log.info("agent: metrics on %s/metrics", metrics.url)

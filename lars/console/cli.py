@@ -79,6 +79,7 @@ def run_console(args: argparse.Namespace) -> int:
             user=config.user,
         )
         server = ConsoleServer(app, config.ip, config.port)
+        server.threads.on_fatal(lambda failure: waiter.fail(failure.describe()))  # exit 1
         server.start()
         print(
             f"lars console: listening on {server.url}, database {safe_url(config.db_url)}",

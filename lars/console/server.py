@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from lars.errors import LarsError, NetworkError
+from lars.threads import ThreadHealth
 
 __all__ = ["ConsoleServer"]
 
@@ -34,6 +35,7 @@ class ConsoleServer:
         self._port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.threads = ThreadHealth()  # the serving thread ending on its own: dead, reported
 
     @property
     def port(self) -> int:
@@ -82,9 +84,13 @@ class ConsoleServer:
             raise LarsError("console server already started")
         sock = self._bind()
         server = self._make_server()
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="lars-console", daemon=True
+        target = self.threads.target(
+            "lars-console",
+            lambda: server.run(sockets=[sock]),
+            stopping=lambda: bool(server.should_exit),
+            restart=False,
         )
+        self._thread = threading.Thread(target=target, name="lars-console", daemon=True)
         self._thread.start()
         deadline = threading.Event()
         for _ in range(int(START_TIMEOUT / 0.02)):

@@ -112,6 +112,7 @@ def run_dns(args: argparse.Namespace) -> int:
     waiter = SignalWaiter(
         "dns", reload=reload, on_stop=service.request_stop, source=args.config
     )  # on_stop only sets an event: safe inside a signal handler
+    service.threads.on_fatal(lambda failure: waiter.fail(failure.describe()))  # exit 1
     try:
         with waiter:
             try:

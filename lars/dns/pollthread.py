@@ -25,6 +25,7 @@ from lars.errors import StoreUnavailable
 from lars.obs.hist import Buckets, BucketSnapshot
 from lars.ratelog import RateLimitedLog
 from lars.reactor.backoff import BackoffFactory, backoff
+from lars.threads import ThreadHealth
 
 __all__ = ["PollerStats", "PollerThread"]
 
@@ -64,7 +65,9 @@ class PollerThread:
         backoff_factory: BackoffFactory = backoff,
         clock: Callable[[], float] = time.monotonic,
         name: str = "dns-poller",
+        health: ThreadHealth | None = None,
     ) -> None:
+        self.health = health or ThreadHealth()
         self._poller = poller
         self._interval = interval
         self._poll_deadline = poll_deadline
@@ -82,6 +85,7 @@ class PollerThread:
             interval=min(interval, poll_deadline / 4),
             clock=clock,
             name=f"{name}-watchdog",
+            health=self.health,
         )
         self._log_bug = RateLimitedLog(log, 60.0, level=logging.ERROR)
         self.poll_failures = 0
@@ -105,7 +109,10 @@ class PollerThread:
         if self._thread is not None:
             raise RuntimeError("poller already started")
         self._watchdog.start()
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        # supervised: an exception outside a poll attempt (the cadence arithmetic, the
+        # wait) is logged and the loop restarted, never a silently dead poller
+        target = self.health.target(self._name, self._run, stopping=self._stop.is_set, restart=True)
+        self._thread = threading.Thread(target=target, name=self._name, daemon=True)
         self._thread.start()
 
     def set_interval(self, interval: float) -> None:

@@ -57,6 +57,7 @@ from lars.protocol import MsgId
 from lars.reactor import ReactorConfig, ServerStats, TcpServer
 from lars.reactor.backoff import backoff
 from lars.reload import ReloadResult, diff, split
+from lars.threads import ThreadFailure, ThreadHealth
 
 __all__ = ["DEFAULT_PORT", "DnsConfig", "DnsService", "DnsStats"]
 
@@ -191,6 +192,7 @@ class DnsStats:
     state_db_failures: int = 0  # ... that the database refused
     state_file_failures: int = 0  # ... that the snapshot file refused
     restored_state: bool = False  # the first table was judged against a saved state
+    threads: tuple[ThreadFailure, ...] = ()  # failed threads: dead or restarted (lars.threads)
 
 
 class DnsService:
@@ -242,8 +244,11 @@ class DnsService:
             writer=f"dns {socket.gethostname()}:{config.reactor.port} pid {os.getpid()}",
             db=self._guard_state.db,
         )
+        # the daemon's threads report failures here: readiness names a dead one
+        self.threads = ThreadHealth()
         self._thread = PollerThread(
             self._poller,
+            health=self.threads,
             interval=config.poll_interval,
             poll_deadline=config.poll_timeout,
             reload_deadline=config.reload_deadline,
@@ -297,6 +302,7 @@ class DnsService:
                 name="dns",
                 on_connect=self._routes.on_connect,
                 on_close=self._routes.on_close,
+                health=self.threads,
             )
             self._routes.attach(self._server)
             self._server.start()
@@ -361,4 +367,5 @@ class DnsService:
             state_db_failures=self._guard_state.db_failures,
             state_file_failures=self._guard_state.file_failures,
             restored_state=self._poller.restored_state,
+            threads=self.threads.failures(),
         )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from lars.dns.outage import OutageLog
+from lars.threads import ThreadHealth
 
 __all__ = ["Overdue", "Watch", "Watchdog"]
 
@@ -80,6 +81,7 @@ class Watchdog:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
         name: str = "dns-watchdog",
+        health: ThreadHealth | None = None,
     ) -> None:
         self._watch = watch
         self._outage = outage
@@ -88,11 +90,14 @@ class Watchdog:
         self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.health = health or ThreadHealth()
 
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        # supervised: a failure is logged and the loop restarted (lars.threads)
+        target = self.health.target(self._name, self._run, stopping=self._stop.is_set, restart=True)
+        self._thread = threading.Thread(target=target, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

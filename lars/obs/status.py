@@ -130,6 +130,11 @@ def render_status(doc: dict[str, Any]) -> str:
     """A few lines for a person; the daemon's own keys decide what is shown."""
     daemon = doc.get("daemon", "?")
     lines = [f"lars {daemon}: {_ready_line(doc)}"]
+    for t in doc.get("threads", []):  # dead ones are in the reasons already
+        if not t.get("dead"):
+            lines.append(
+                f"  thread {t['thread']} restarted {t['restarts']}x, last error: {t['error']}"
+            )
     if daemon == "agent":
         m, h = doc["modules"], doc["hosts"]
         lines += [
@@ -165,6 +170,7 @@ def render_status(doc: dict[str, Any]) -> str:
             f"  port {doc['port']}: {doc['connections']} connections; rows received "
             f"{doc['received']}, written {doc['written']}, dropped {doc['dropped']}",
             f"  database {_updown(doc['database_up'])}"
+            + (f" ({doc['database_error']})" if doc.get("database_error") else "")
             + (f", last commit {age:.1f}s ago" if age is not None else ", no commit yet")
             + f"; queue per writer {doc['queue_depth']}",
         ]

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from lars.errors import LoopClosed
 from lars.reactor.taskqueue import TaskQueue
+from lars.threads import ThreadHealth
 
 __all__ = ["LoopThread", "new_event_loop"]
 
@@ -38,11 +39,20 @@ class LoopThread:
     `start()` returns once the loop runs. `stop()` runs the registered stop hooks on the
     loop, cancels leftover tasks, closes the loop and joins the thread; afterwards no
     thread or file descriptor of it is left.
+
+    A loop that ends any other way (SystemExit or KeyboardInterrupt raised by a callback,
+    which asyncio lets through, or a stray `loop.stop()`) is a dead thread: it cannot be
+    restarted (the loop is its state), so it is reported to `health` (lars.threads), which
+    stops the daemon loudly.
     """
 
-    def __init__(self, name: str, *, use_uvloop: bool = True) -> None:
+    def __init__(
+        self, name: str, *, use_uvloop: bool = True, health: ThreadHealth | None = None
+    ) -> None:
         self.name = name
         self._use_uvloop = use_uvloop
+        self.health = health or ThreadHealth()
+        self._stopping = False
         self.queue = TaskQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -83,10 +93,17 @@ class LoopThread:
             return
         self._loop = loop
         self._ready.set()
+        error: BaseException | str = "its loop stopped unexpectedly"
         try:
             loop.run_forever()
+        except BaseException as exc:  # reported below, never silent
+            error = exc
         finally:
             self._shutdown(loop)
+        if not self._stopping:
+            if isinstance(error, BaseException):
+                log.error("loop thread %s failed", self.name, exc_info=error)
+            self.health.died(self.name, error)
 
     def _shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -134,6 +151,7 @@ class LoopThread:
             return
         if thread is threading.current_thread():
             raise RuntimeError("a loop thread cannot join itself")
+        self._stopping = True
         loop = self._loop
         if loop is not None:
             try:

@@ -24,6 +24,7 @@ from lars.reactor.connection import Counters
 from lars.reactor.loop import LoopThread
 from lars.reactor.router import Router
 from lars.reactor.worker import ConnHook, Worker, WorkerHooks
+from lars.threads import ThreadHealth
 
 __all__ = ["ServerStats", "TcpServer"]
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 ACCEPT_BATCH = 64
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,7 @@ class TcpServer:
         on_connect: ConnHook | None = None,
         on_close: ConnHook | None = None,
         master: LoopThread | None = None,
+        health: ThreadHealth | None = None,
     ) -> None:
         self.config = config
         self.router = router
@@ -73,9 +74,10 @@ class TcpServer:
         self.on_connect = on_connect
         self.on_close = on_close
         self._own_master = master is None
-        self._master = master or LoopThread(f"{name}-master", use_uvloop=config.use_uvloop)
-        self._threads: list[LoopThread] = [
-            LoopThread(f"{name}-worker{i}", use_uvloop=config.use_uvloop)
+        uv = config.use_uvloop
+        self._master = master or LoopThread(f"{name}-master", use_uvloop=uv, health=health)
+        self._threads: list[LoopThread] = [  # a dead loop thread is reported to `health`
+            LoopThread(f"{name}-worker{i}", use_uvloop=uv, health=health)
             for i in range(config.threads)
         ]
         self.workers: list[Worker] = []

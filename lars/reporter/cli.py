@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = reporter_metrics_server(service, listen)
     try:
         with SignalWaiter("reporter", reload=reload, source=args.config) as waiter:
+            service.threads.on_fatal(lambda failure: waiter.fail(failure.describe()))  # exit 1
             if metrics is not None:
                 metrics.start()
             try:

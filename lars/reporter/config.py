@@ -47,7 +47,7 @@ class ReporterConfig:
     writers: int = ranged(DEFAULT_WRITERS, 1, 256, name=f"[{_SECTION}] db_thread_cnt")
     batch_rows: int = ranged(DEFAULT_BATCH_ROWS, 1, 1_000_000, name=f"[{_SECTION}] batch_rows")
     batch_interval: float = ranged(  # stored in seconds, written in ms
-        DEFAULT_BATCH_MS / 1000, 0.0, 10.0, name=f"[{_SECTION}] batch_ms", scale=1000, unit="ms"
+        DEFAULT_BATCH_MS / 1000, 0.0, 3600.0, name=f"[{_SECTION}] batch_ms", scale=1000, unit="ms"
     )
     max_pending: int = ranged(DEFAULT_MAX_PENDING, 1, 100_000_000, name=f"[{_SECTION}] max_pending")
     vnodes: int = ranged(DEFAULT_VNODES, 1, 100_000, name="reporter ring vnodes")

@@ -40,10 +40,18 @@ class DbHealth:
         self.down_since: float | None = None
         self.cause = ""
         self.outages = 0
+        self.reached = True  # False from down_at_start() until a write or probe succeeds
 
     @property
     def available(self) -> bool:
         return self.down_since is None
+
+    def down_at_start(self, now: float, cause: str) -> None:
+        """The database did not answer at start (the service logged it): down, and not
+        reached yet, until a writer's write or probe succeeds."""
+        with self._lock:
+            self.reached = False
+            self._down(now, cause)
 
     def begin(self, index: int, now: float) -> None:
         with self._lock:
@@ -58,6 +66,7 @@ class DbHealth:
                 self._failing.add(index)
                 return self._down(now, f"writer {index}: {error}")
             self._failing.discard(index)
+            self.reached = True
             if self.down_since is None or self._failing or self._stalled(now):
                 return None
             duration = now - self.down_since

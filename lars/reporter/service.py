@@ -31,6 +31,7 @@ from lars.reporter.health import DbHealth, log_event
 from lars.reporter.intake import parse_report, rows_from_report
 from lars.reporter.ring import HashRing
 from lars.reporter.writer import Writer, WriterStats
+from lars.threads import ThreadFailure, ThreadHealth
 
 __all__ = ["DEFAULT_PORT", "ReporterConfig", "ReporterService", "ReporterStats"]
 
@@ -59,6 +60,9 @@ class ReporterStats:
     queue_depth: tuple[int, ...]  # pending rows per writer
     writers: tuple[WriterStats, ...]
     server: ServerStats | None = None  # the reactor's counters (None before start)
+    threads: tuple[ThreadFailure, ...] = ()  # failed threads: dead or restarted (lars.threads)
+    db_reached: bool = True  # False while the database has not answered once since start
+    db_cause: str = ""  # why it is down (empty while up)
 
 
 class ReporterService:
@@ -69,10 +73,16 @@ class ReporterService:
         self._engine: Engine | None = None
         self._writers: list[Writer] = []
         self._ring = HashRing(range(config.writers), vnodes=config.vnodes)
-        self._master = LoopThread("reporter-master", use_uvloop=config.reactor.use_uvloop)
+        # the daemon's threads report failures here: readiness names a dead one
+        self.threads = ThreadHealth()
+        self._master = LoopThread(
+            "reporter-master", use_uvloop=config.reactor.use_uvloop, health=self.threads
+        )
         router = Router()
         router.register(MsgId.REPORT_STATUS_REQUEST, self._on_report)
-        self._server = TcpServer(config.reactor, router, name="reporter", master=self._master)
+        self._server = TcpServer(
+            config.reactor, router, name="reporter", master=self._master, health=self.threads
+        )
         self._lock = threading.Lock()
         self._reports = 0
         self._invalid = 0
@@ -112,6 +122,8 @@ class ReporterService:
         except (SQLAlchemyError, StoreUnavailable) as exc:
             schema_ready = False
             log.warning("database unavailable at start (%s); writers will retry", exc)
+            # down until a writer reaches it: /readyz and `lars status` say so
+            self.health.down_at_start(time.monotonic(), _first_line(exc))
         self._writers = [
             Writer(
                 i,
@@ -122,6 +134,7 @@ class ReporterService:
                 flush_timeout=cfg.flush_timeout,
                 schema_ready=schema_ready,
                 health=self.health,
+                threads=self.threads,
             )
             for i in range(cfg.writers)
         ]
@@ -196,6 +209,9 @@ class ReporterService:
             queue_depth=tuple(w.pending for w in writers),
             writers=writers,
             server=server,
+            threads=self.threads.failures(),
+            db_reached=self.health.reached,
+            db_cause="" if self.health.available else self.health.cause,
         )
 
     # reactor loops
@@ -274,3 +290,9 @@ def _counters(s: ReporterStats) -> tuple[object, ...]:
     """What the periodic line reports, minus what moves without traffic."""
     return (s.received, s.written, s.batches, s.coalesced, s.dropped, s.db_errors,
             s.queue_depth)  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error's first line (SQLAlchemy appends SQL and a link), at most 200 chars."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -29,10 +29,13 @@ from lars.reactor.backoff import BackoffFactory, backoff
 from lars.reporter.health import DbHealth, log_event
 from lars.reporter.pending import PendingRows, Row
 from lars.reporter.upsert import BatchUpsert
+from lars.threads import ThreadHealth
 
 __all__ = ["Writer", "WriterStats"]
 
 log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 1.0  # seconds between an idle writer's looks at a database not reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Writer:
         backoff_factory: BackoffFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         health: DbHealth | None = None,
+        threads: ThreadHealth | None = None,
     ) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
@@ -80,6 +84,7 @@ class Writer:
         self._backoff_factory = backoff_factory or (lambda: backoff(0.05, 2.0))
         self._clock = clock
         self.health = health or DbHealth(index + 1)
+        self.threads = threads or ThreadHealth()
         self._cond = threading.Condition(threading.Lock())
         self._pending = PendingRows(max_pending)
         self._stopping = False
@@ -140,9 +145,11 @@ class Writer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"writer {self.index} already started")
-        self._thread = threading.Thread(
-            target=self._run, name=f"reporter-writer{self.index}", daemon=True
-        )
+        name = f"reporter-writer{self.index}"
+        # supervised: a failure outside a transaction is logged and the loop restarted
+        # with its pending rows (lars.threads), never a silently dead writer
+        target = self.threads.target(name, self._run, stopping=self._stopped, restart=True)
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -159,6 +166,10 @@ class Writer:
         if thread.is_alive():  # pragma: no cover - a database call hung past its timeouts
             log.error("writer %d did not stop in time", self.index)
 
+    def _stopped(self) -> bool:
+        with self._cond:
+            return self._stopping
+
     # the writer thread
 
     def _run(self) -> None:
@@ -168,7 +179,16 @@ class Writer:
                 batch = self._next_batch()
                 if batch is None:
                     return
-                if self._write(batch):
+                if not batch:  # idle while the database has not answered: look at it
+                    self._probe()
+                    continue
+                try:
+                    written = self._write(batch)
+                except BaseException:  # the thread restarts: keep the rows for it
+                    with self._cond:
+                        self._pending.restore(batch)
+                    raise
+                if written:
                     with self._cond:
                         self._pending.done(len(batch))
                     delays = None
@@ -191,7 +211,12 @@ class Writer:
             while not pending:
                 if self._stopping:
                     return None
-                cond.wait()
+                if self._schema_ready:
+                    cond.wait()
+                    continue
+                cond.wait(PROBE_INTERVAL)  # not reached since start or the last failure
+                if not pending and not self._stopping:
+                    return []
             if len(pending) < self._batch_rows and not self._stopping:
                 deadline = self._clock() + self._batch_interval
                 while len(pending) < self._batch_rows and not self._stopping:
@@ -200,6 +225,20 @@ class Writer:
                         break
                     cond.wait(remaining)
             return pending.take(self._batch_rows)
+
+    def _probe(self) -> None:
+        """No rows to write and the database has not answered since start (or since the
+        last failure): connect (creating missing tables), so readiness and `lars status`
+        follow the database back without waiting for a report."""
+        self.health.begin(self.index, self._clock())
+        error: str | None = None
+        try:
+            self._connection()
+        except (SQLAlchemyError, OSError, StoreUnavailable) as exc:
+            self._close_connection()
+            error = _short(exc)
+            self._log_db("writer %d: database probe failed: %s", self.index, error)
+        log_event(self.health.end(self.index, self._clock(), error))
 
     def _sleep(self, delay: float) -> None:
         """Back off before a retry. Only stop() cuts it short: submit() also notifies,

@@ -259,6 +259,9 @@ def _up(args: argparse.Namespace) -> int:
     # SIGINT/SIGTERM stop; SIGHUP is logged (lars up has no -c file) and never kills it.
     with SignalWaiter("up", on_stop=stack.request_stop) as waiter:
         stack.start()
+        for part in (stack.dns, stack.reporter, stack.agent, stack.console):
+            if part is not None:  # a dead thread of any part stops `lars up` (exit 1)
+                part.threads.on_fatal(lambda failure: waiter.fail(failure.describe()))
         try:
             print(stack.describe(), flush=True)
             if generated:

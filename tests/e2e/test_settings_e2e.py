@@ -99,7 +99,7 @@ def run_once(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         ("agent", "", ["--report-interval", "nan"],
          "lars agent: [agent] report_interval = nan: out of range, expected 0.01..3600 s"),
         ("reporter", "[repoter]\nbatch_ms = -5\n", [],
-         "lars reporter: [repoter] batch_ms = -5: out of range, expected 0..10000 ms"),
+         "lars reporter: [repoter] batch_ms = -5: out of range, expected 0..3600000 ms"),
         ("console", "[console]\nstale_after = inf\n", [],
          "lars console: [console] stale_after = inf: out of range, expected 0.1..86400 s"),
     ],
