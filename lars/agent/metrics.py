@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from lars.agent.regmetrics import registration_families
 from lars.agent.service import AgentService, AgentStats
 from lars.agent.view import ShardGauges
 from lars.obs.families import counter, gauge, labelled_counter, labelled_gauge
@@ -174,6 +175,7 @@ class AgentCollector(Collector):
             yield gauge(f"{P}_oldest_route_age_seconds",
                         "Seconds since the route service last confirmed the least recent "
                         "route held.", max(0.0, agent.clock() - min(oldest)))  # fmt: skip
+        yield from registration_families(agent.registrations.stats())
 
 
 def _modules(g: Sequence[ShardGauges]) -> dict[str, int]:
@@ -223,11 +225,13 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
         "get_host": sum(x.get_host for x in sh),
         "reports": sum(x.reports for x in sh),
         "dropped_datagrams": s.dropped_datagrams + s.unknown_msgids + s.bad_bodies,
+        "registrations": agent.registrations.stats().instances,
     }
 
 
 def module_handler(agent: AgentService) -> Handler:
-    """GET /debug/module?modid=M&cmdid=C: the agent's view of one module."""
+    """GET /debug/module?modid=M&cmdid=C: the agent's view of one module, with the
+    instances of it registered here and their check state ("registrations")."""
 
     def handle(query: Mapping[str, str]) -> tuple[int, Any]:
         try:
@@ -235,11 +239,27 @@ def module_handler(agent: AgentService) -> Handler:
         except (KeyError, ValueError):
             raise HandlerError(400, "give modid and cmdid as integers") from None
         view = agent.module_view(modid, cmdid)
-        if view is None:
+        registrations = agent.registrations_view(modid, cmdid)
+        if view is None and not registrations:
             raise HandlerError(404, f"module {modid}:{cmdid} is not held by this agent")
-        return 200, dataclasses.asdict(view)
+        doc = dataclasses.asdict(view) if view is not None else _unheld(modid, cmdid)
+        doc["registrations"] = registrations
+        return 200, doc
 
     return handle
+
+
+def _unheld(modid: int, cmdid: int) -> dict[str, Any]:
+    """The module part of /debug/module for a module registered here but never asked for."""
+    return {
+        "modid": modid,
+        "cmdid": cmdid,
+        "shard": (modid + cmdid) % 3,
+        "route_state": "not asked for on this agent",
+        "waiting": False,
+        "route_age": None,
+        "hosts": [],
+    }
 
 
 def agent_metrics_server(agent: AgentService, config: MetricsConfig) -> MetricsServer | None:

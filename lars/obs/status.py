@@ -206,4 +206,13 @@ def render_module(doc: dict[str, Any]) -> str:
             f"{h['vsucc']:>6} {h['verr']:>5} {h['rsucc']:>6} {h['rerr']:>5} {contin:>7} "
             f"{h['window_age']:>6.0f}s"
         )
+    registered = doc.get("registrations") or []
+    if registered:
+        lines.append("  registered with this agent (check state):")
+    for r in registered:
+        why = f"  ({r['detail']})" if r.get("detail") else ""
+        lines.append(
+            f"  {r['ip'] + ':' + str(r['port']):<21} {r['check']:<8} {r['state']:<8} "
+            f"for {r['since']:.1f}s{why}"
+        )
     return "\n".join(lines)
