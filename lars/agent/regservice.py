@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between looks for due checks
 DEFAULT_LEASE = 10.0  # seconds, until a route service's ack says otherwise
+UNSERVED_AFTER = 5.0  # seconds connected to a route service that does not take them
 _REPLY = int(MsgId.REGISTER_RESPONSE)
 
 Reply = Callable[[bytes], None]
@@ -54,6 +55,9 @@ class SyncLink(Protocol):
     def registrations_ok(self) -> bool:
         """The current connection advertised GetRouteResponse.registrations."""
         ...
+
+    @property
+    def connected(self) -> bool: ...
 
     def send_sync(self, body: bytes) -> bool:
         """Send an InstanceSync body on a capable connection; False otherwise."""
@@ -114,6 +118,8 @@ class RegistrationService:
         self._failing = RateLimitedLog(log, level=logging.WARNING)  # flaps: one line per 5 s
         self._passing = RateLimitedLog(log, level=logging.INFO)
         self._changes = RateLimitedLog(log, level=logging.INFO)
+        self._unserved = RateLimitedLog(log, 300.0, level=logging.WARNING)
+        self._incapable_since: float | None = None
 
     # lifecycle
 
@@ -233,6 +239,23 @@ class RegistrationService:
             self._judged(entry, transition)
         if self.registry.version != self._synced_version or self._clock() >= self._renew_at:
             self._sync_now()
+        self._warn_unserved(now)
+
+    def _warn_unserved(self, now: float) -> None:
+        """Registrations held while the connected route service does not take them (an
+        original lars_dns, or [dns] registrations = false) are checked but not served."""
+        link = self.link
+        if not self.registry.entries or not link.connected or link.registrations_ok:
+            self._incapable_since = None
+            return
+        if self._incapable_since is None:
+            self._incapable_since = now
+        elif now - self._incapable_since >= UNSERVED_AFTER:
+            self._unserved(
+                "registrations: %d held, but the route service does not accept registrations "
+                "(an original lars_dns, or [dns] registrations = false): they are not served",
+                len(self.registry.entries),
+            )
 
     async def _probe(self, entry: Entry) -> None:
         _modid, _cmdid, ip, port = entry.key

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lars.agent import regservice
 from lars.agent.config import AgentConfig
 from lars.agent.regconfig import RegisterConfig
 from lars.agent.service import AgentService
@@ -245,8 +246,13 @@ def test_syncs_go_only_after_the_capability_and_follow_every_change(
 
 
 def test_an_original_route_service_never_receives_a_new_message_id(
-    reporter: FakeReporter, original_dns: RouteServiceDouble, listener: Listener
+    reporter: FakeReporter,
+    original_dns: RouteServiceDouble,
+    listener: Listener,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    monkeypatch.setattr(regservice, "UNSERVED_AFTER", 0.3)
     agent = make_agent([original_dns.address], reporter, None)
     try:
         with LarsClient(ports=agent.ports) as client:
@@ -257,6 +263,7 @@ def test_an_original_route_service_never_receives_a_new_message_id(
                 c2.get_route(3, 4)  # a real module: requests and replies on the connection
             wait_until(lambda: agent.stats().route_responses >= 1)
             wait_until(lambda: agent.registrations.stats().checks_run >= 5)
+            wait_until(lambda: "does not accept registrations" in caplog.text)
             client.deregister(3, 4, IP, listener.port)
             agent.sync()
         assert original_dns.router.unknown_msgids == 0
