@@ -27,6 +27,7 @@ from lars.agent.regconfig import RegisterConfig
 from lars.errors import ValidationError
 from lars.protocol import lars_pb2, wire_to_dotted
 from lars.protocol.checks import Check, CheckKind, parse_check
+from lars.reactor.frame import MAX_BODY
 
 __all__ = ["Entry", "InstanceKey", "Outcome", "Registry"]
 
@@ -36,6 +37,10 @@ OK, REFUSED, NOT_REGISTERED = 0, 2, 3
 OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT = 1, 2, 3
 _MAX_ID = 0x7FFFFFFF
 _RECENT_REPLIES = 1024
+# The agent's full set travels in ONE InstanceSync frame (the contract): a registration
+# that would make it larger than a frame body, minus room for the agent id and seq, is
+# refused (about 1,800 tcp registrations; fewer with long http URLs).
+SYNC_BODY_LIMIT = MAX_BODY - 512
 
 
 @dataclass(slots=True)
@@ -44,6 +49,7 @@ class Entry:
     check: Check
     checker: Checker
     registered_at: float  # unix seconds
+    size: int = 0  # bytes it adds to an InstanceSync body
 
     @property
     def name(self) -> str:
@@ -76,12 +82,16 @@ class Registry:
         self.refused = 0
         self.bad = 0
         self.ttl_runs = 0  # ttl checks judged by due()
+        self.sync_bytes = 0  # the size of an InstanceSync body's instances
         self.ttl_failed = 0
 
     # requests (UDP, from business processes)
 
-    def handle(self, body: bytes, peer: Hashable, now: float, wall: float) -> Outcome:
-        """Apply one RegisterRequest body from `peer`; always returns a reply to send."""
+    def handle(
+        self, body: bytes, peer: Hashable, now: float, wall: float, shard: int | None = None
+    ) -> Outcome:
+        """Apply one RegisterRequest body from `peer`, received on the port of `shard`
+        (None: not checked); always returns a reply to send."""
         try:
             req = lars_pb2.RegisterRequest.FromString(body)
         except DecodeError:
@@ -91,19 +101,27 @@ class Registry:
         seen = self._recent.get(token)
         if seen is not None:  # a resend: same answer, nothing applied twice
             return Outcome(seen.reply, seen.op, seen.retcode, seen.key)
-        outcome = self._apply(req, now, wall)
+        outcome = self._apply(req, now, wall, shard)
         self._recent[token] = outcome
         if len(self._recent) > _RECENT_REPLIES:
             self._recent.popitem(last=False)
         return outcome
 
-    def _apply(self, req: lars_pb2.RegisterRequest, now: float, wall: float) -> Outcome:
+    def _apply(
+        self, req: lars_pb2.RegisterRequest, now: float, wall: float, shard: int | None
+    ) -> Outcome:
         inst = req.instance
         key = (inst.modid, inst.cmdid, inst.ip, inst.port)
         try:
             if req.op not in (OP_REGISTER, OP_DEREGISTER, OP_HEARTBEAT):
                 raise ValidationError(f"unknown op {req.op}")
             _check_key(key)
+            if shard is not None and (inst.modid + inst.cmdid) % 3 != shard:
+                # the port of another shard (process): it owns the module's registrations
+                raise ValidationError(
+                    "sent to the wrong agent port for this module ((modid + cmdid) % 3 "
+                    "picks the port)"
+                )
             if req.op == OP_REGISTER:
                 return self._register(req, key, now, wall)
         except ValidationError as exc:
@@ -154,24 +172,34 @@ class Registry:
     ) -> bool:
         """Register (or re-register) an instance; True when the route service's view
         changes. A re-registration keeps the instance's state (a restarted process that
-        registers again does not leave and come back) with the new check and settings."""
+        registers again does not leave and come back) with the new check and settings.
+        Raises ValidationError when the agent's set would not fit one InstanceSync."""
         old = self.entries.get(key)
         if old is not None and old.check == check:
             if check.kind is CheckKind.TTL:  # registering again is a sign of life
                 return self.heartbeat(old, now) is not None
             return False
+        size = _sync_size(key, check)
+        total = self.sync_bytes - (old.size if old is not None else 0) + size
+        if total > SYNC_BODY_LIMIT:
+            raise ValidationError(
+                f"the agent's registrations would not fit one InstanceSync ({MAX_BODY} bytes)"
+            )
+        self.sync_bytes = total
         settings = self.config.settings_for(check)
         keep = state or (old.checker.state if old is not None else CheckState.PENDING)
         checker = Checker(settings, now, state=keep)
         registered_at = old.registered_at if old is not None else wall
-        self.entries[key] = Entry(key, check, checker, registered_at)
+        self.entries[key] = Entry(key, check, checker, registered_at, size)
         heapq.heappush(self._heap, (checker.next_at, key))
         self.version += 1
         return True
 
     def deregister(self, key: InstanceKey) -> bool:
-        if self.entries.pop(key, None) is None:
+        entry = self.entries.pop(key, None)
+        if entry is None:
             return False
+        self.sync_bytes -= entry.size
         self.version += 1
         return True
 
@@ -246,8 +274,9 @@ class Registry:
     # views
 
     def counts(self) -> dict[CheckState, int]:
+        """Instances by state; safe from another thread (a snapshot taken under the GIL)."""
         out = dict.fromkeys(CheckState, 0)
-        for entry in self.entries.values():
+        for entry in list(self.entries.values()):
             out[entry.checker.state] += 1
         return out
 
@@ -273,6 +302,14 @@ def _check_key(key: InstanceKey) -> None:
         raise ValidationError(f"modid and cmdid must be in 0..{_MAX_ID}")
     if not 1 <= port <= 65535:
         raise ValidationError(f"port must be in 1..65535, got {port}")
+
+
+def _sync_size(key: InstanceKey, check: Check) -> int:
+    modid, cmdid, ip, port = key
+    inst = lars_pb2.Instance(
+        modid=modid, cmdid=cmdid, ip=ip, port=port, check=check.text, passing=True
+    )
+    return len(inst.SerializeToString()) + 3  # the field's tag and length prefix
 
 
 def _reply(seq: int, retcode: int, detail: str = "") -> bytes:

@@ -30,6 +30,7 @@ from lars.agent.probes import probe_http, probe_tcp
 from lars.agent.regconfig import RegisterConfig
 from lars.agent.registry import OP_DEREGISTER, OP_REGISTER, Entry, Registry
 from lars.agent.regstore import RegistrationFile
+from lars.errors import ValidationError
 from lars.protocol import MsgId, wire_to_dotted
 from lars.protocol.checks import CheckKind
 from lars.ratelog import RateLimitedLog
@@ -129,8 +130,16 @@ class RegistrationService:
             return 0
         now, wall = self._clock(), self._wall()
         saved = self.store.load()
+        skipped = 0
         for item in saved[: self.config.max_instances]:
-            self.registry.add(item.key, item.check, now, item.registered_at or wall, item.state)
+            try:
+                self.registry.add(item.key, item.check, now, item.registered_at or wall, item.state)
+            except ValidationError:  # the set would not fit one InstanceSync
+                skipped += 1
+        skipped += max(0, len(saved) - self.config.max_instances)
+        if skipped:
+            log.error("registrations: %d of %s not restored (over the limits)", skipped,
+                      self.store.path)  # fmt: skip
         self._ever_held = bool(self.registry.entries)
         self._persisted_version = self.registry.version
         if saved:
@@ -165,13 +174,14 @@ class RegistrationService:
 
     # requests (posted from the shards' loops)
 
-    def submit(self, body: bytes, peer: Hashable, reply: Reply) -> None:
-        """Any thread: handle one RegisterRequest body; `reply(frame)` sends the answer."""
-        self.thread.post(self._on_request, body, peer, reply)
+    def submit(self, body: bytes, peer: Hashable, reply: Reply, shard: int | None = None) -> None:
+        """Any thread: handle one RegisterRequest body received on `shard`'s port;
+        `reply(frame)` sends the answer."""
+        self.thread.post(self._on_request, body, peer, reply, shard)
 
-    def _on_request(self, body: bytes, peer: Hashable, reply: Reply) -> None:
+    def _on_request(self, body: bytes, peer: Hashable, reply: Reply, shard: int | None) -> None:
         self.requests += 1
-        outcome = self.registry.handle(body, peer, self._clock(), self._wall())
+        outcome = self.registry.handle(body, peer, self._clock(), self._wall(), shard)
         frame = encode(_REPLY, outcome.reply)
         if outcome.transition is not None:
             self._log_transition(outcome.key, outcome.transition, "")

@@ -282,7 +282,7 @@ class AgentService:
 
     def _on_register(self, index: int, body: bytes, addr: object) -> None:
         reply = functools.partial(self._register_reply, index, addr)
-        self.registrations.submit(body, addr, reply)
+        self.registrations.submit(body, addr, reply, index)
 
     def _register_reply(self, index: int, addr: object, frame: bytes) -> None:
         self._shard_threads[index].post(self.endpoints[index].send_frame, frame, addr)

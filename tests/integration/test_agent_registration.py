@@ -17,6 +17,8 @@ from lars.agent.config import AgentConfig
 from lars.agent.regconfig import RegisterConfig
 from lars.agent.service import AgentService
 from lars.client import AsyncLarsClient, LarsClient, RegisterStatus, RegistrationRefused
+from lars.client.core import ClientCore
+from lars.client.registration import RegisterOp
 from lars.protocol import MsgId, dotted_to_wire, lars_pb2
 from lars.protocol.checks import Check
 from lars.reactor import Connection, ReactorConfig, Router, TcpServer, backoff
@@ -330,5 +332,23 @@ def test_registrations_survive_an_agent_restart(
         assert entry.checker.settings.fail_after == 3
         key = (6, 6, WIRE_IP, listener.port)
         wait_until(lambda: lars_dns.instances().get(key) is True and len(lars_dns.instances()) == 2)
+    finally:
+        agent.stop()
+
+
+def test_a_register_on_the_wrong_port_is_refused(
+    reporter: FakeReporter, original_dns: RouteServiceDouble
+) -> None:
+    agent = make_agent([original_dns.address], reporter, None)
+    try:
+        core = ClientCore()
+        req = core.register_request(RegisterOp.REGISTER, 1, 1, IP, 80, "ttl:30")  # shard 2
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.sendto(req.datagram, ("127.0.0.1", agent.ports[0]))
+            result = core.match_register(req, sock.recv(65536))
+        assert result is not None and result.status is RegisterStatus.REFUSED
+        assert "wrong agent port" in result.detail
+        assert agent.registrations_view(1, 1) == []
     finally:
         agent.stop()

@@ -190,3 +190,32 @@ def test_the_set_follows_register_and_deregister(ops: list[tuple[RegisterOp, int
             assert code == (OK if port in model else NOT_REGISTERED)
         assert (reg.version != before) == out.changed
     assert {k[3] for k in reg.entries} == model
+
+
+def test_a_request_on_another_shards_port_is_refused() -> None:
+    reg = Registry(RegisterConfig())
+    right = (1 + 2) % 3
+    out = reg.handle(body(RegisterOp.REGISTER), PEER, 0.0, 0.0, shard=(right + 1) % 3)
+    assert answer(out.reply).retcode == REFUSED and "wrong agent port" in answer(out.reply).detail
+    out = reg.handle(body(RegisterOp.REGISTER, 9001), PEER, 0.0, 0.0, shard=right)
+    assert answer(out.reply).retcode == OK
+
+
+def test_the_set_must_fit_one_instance_sync() -> None:
+    reg = Registry(RegisterConfig(max_instances=1_000_000))
+    url = "http://127.0.0.1:8080/" + "p" * 400
+    added = 0
+    refused = None
+    for port in range(1, 2000):
+        out = reg.handle(body(RegisterOp.REGISTER, port, Check.http(url)), PEER, 0.0, 0.0)
+        if answer(out.reply).retcode != OK:
+            refused = answer(out.reply).detail
+            break
+        added += 1
+    assert refused is not None and "would not fit one InstanceSync" in refused
+    assert 100 < added < 200
+    sync = reg.sync_body("10.0.0.1:8888", 2**32 - 1)
+    assert len(sync) <= 65527 and len(lars_pb2.InstanceSync.FromString(sync).instances) == added
+    assert reg.sync_bytes == sum(e.size for e in reg.entries.values())
+    reg.deregister(next(iter(reg.entries)))
+    assert reg.sync_bytes == sum(e.size for e in reg.entries.values())
