@@ -4,6 +4,9 @@ Each talks to the agent through LarsClient. Flags shared by all: --agent-ip,
 --agent-port (base port; the module's port is base + (modid + cmdid) % 3) or
 --agent-ports P0,P1,P2, and --timeout per call; `--json` prints one JSON object.
 
+Each command stops on SIGINT and SIGTERM (exit 130) even when started with SIGINT
+ignored (lars.client.signals); qps prints its summary first.
+
 Answers say what happened (lars.client.answers): an agent that does not answer is
 NotAnswering (exit 3), a module without a host NoHost (exit 4), with the reason a lars
 agent gives (GetHostResponse field 6: e.g. it cannot reach the route service).
@@ -28,6 +31,7 @@ from lars.client.answers import (
 from lars.client.config import DEFAULT_AGENT_IP, DEFAULT_BASE_PORT, DEFAULT_TIMEOUT
 from lars.client.core import FAILURE_RETCODE
 from lars.client.qps import add_qps_arguments, run_qps
+from lars.client.signals import tool
 from lars.client.sync import LarsClient
 from lars.jsonout import add_json_flag, print_json
 from lars.protocol import RetCode
@@ -43,13 +47,13 @@ def register(subparsers: Any) -> None:
     _module_args(p)
     _init_args(p)
     add_json_flag(p)
-    p.set_defaults(func=_gethost)
+    p.set_defaults(func=tool(_gethost))
 
     p = subparsers.add_parser("getroute", help="list the hosts the agent holds for a module")
     _module_args(p)
     _init_args(p)
     add_json_flag(p)
-    p.set_defaults(func=_getroute)
+    p.set_defaults(func=tool(_getroute))
 
     p = subparsers.add_parser("report", help="report one call result to the agent")
     _module_args(p)
@@ -60,7 +64,7 @@ def register(subparsers: Any) -> None:
         "--no-check", action="store_true",
         help="do not ask the agent afterwards whether it holds the host (fire and forget)",
     )  # fmt: skip
-    p.set_defaults(func=_report)
+    p.set_defaults(func=tool(_report))
 
     p = subparsers.add_parser("simulator", help="call with random failures; print per-host counts")
     _module_args(p)
@@ -75,18 +79,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
     _init_args(p)
     add_json_flag(p)
-    p.set_defaults(func=_simulator)
+    p.set_defaults(func=tool(_simulator))
 
     p = subparsers.add_parser("qps", help="agent load test, N processes (= lars bench agent)")
     add_qps_arguments(p)
     _agent_args(p)
-    p.set_defaults(func=_qps)
+    p.set_defaults(func=tool(_qps))
 
     bench = _bench_subparsers(subparsers)
     p = bench.add_parser("agent", help="agent get_host+report QPS (= lars qps)")
     add_qps_arguments(p)
     _agent_args(p)
-    p.set_defaults(func=_qps)
+    p.set_defaults(func=tool(_qps))
 
 
 def _bench_subparsers(subparsers: Any) -> Any:

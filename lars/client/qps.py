@@ -3,21 +3,24 @@
 Worker i (1..N) loops get_host(i, CMDID) and reports a success for every host it gets,
 for at most --duration seconds. Each worker publishes its counters in shared memory
 (one writer per slot, so no lock); the parent prints the total QPS every second and a
-summary at the end. Ctrl-C or SIGTERM stops early and still prints the summary.
+summary at the end. Ctrl-C or SIGTERM stops early and still prints the summary, even
+when the process inherited SIGINT ignored (lars.client.signals). Workers never outlive
+the parent: the kernel kills them when it dies (PR_SET_PDEATHSIG, kill -9 included), and
+each also stops when it finds itself re-parented.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
-import signal
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
-from types import FrameType
 from typing import Any
 
+from lars.client.signals import die_with_parent, parent_gone, stop_on_signals
 from lars.client.sync import LarsClient
 from lars.errors import ConfigError, NotAnswering
 from lars.jsonout import add_json_flag, print_json
@@ -100,17 +103,10 @@ def run_qps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSummary:
     """Run the workers; SIGINT or SIGTERM stops them early and still gives the summary."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with stop_on_signals():
         return _measure(args, report)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSummary:
@@ -121,7 +117,7 @@ def _measure(args: argparse.Namespace, report: Callable[[str], None]) -> QpsSumm
     procs = [
         ctx.Process(
             target=_worker,
-            args=(i, i + 1, args.cmdid, client_args, args.duration, counters, stop),
+            args=(i, i + 1, args.cmdid, client_args, args.duration, counters, stop, os.getpid()),
             name=f"lars-qps-{i + 1}",
         )
         for i in range(args.workers)
@@ -168,12 +164,14 @@ def _worker(
     duration: float,
     counters: Any,
     stop: Event,
+    parent_pid: int,
 ) -> None:
+    die_with_parent(parent_pid)
     ip, base_port, ports, timeout = client_args
     slot = index * _FIELDS
     calls = hosts = timeouts = 0
     try:
-        with LarsClient(ip, base_port, ports=ports, timeout=timeout) as client:
+        with stop_on_signals(), LarsClient(ip, base_port, ports=ports, timeout=timeout) as client:
             client.reg_init(modid, cmdid)
             deadline = time.monotonic() + duration
             get_host, report, now = client.get_host, client.report, time.monotonic
@@ -188,7 +186,7 @@ def _worker(
                 # After a timeout too: 64 of them in a row would hide `stop` for seconds.
                 if calls % _PUBLISH_EVERY == 0 or result.timed_out or result.refused:
                     counters[slot], counters[slot + 1], counters[slot + 2] = calls, hosts, timeouts
-                    if stop.is_set():
+                    if stop.is_set() or parent_gone(parent_pid):
                         break
     except KeyboardInterrupt:
         pass  # the parent prints the summary
