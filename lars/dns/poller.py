@@ -42,7 +42,7 @@ from typing import Protocol
 
 from lars.dns.baseline import Baseline
 from lars.dns.guard import GuardPolicy, Hold, Verdict, counts, judge
-from lars.dns.served import build_table
+from lars.dns.served import build_table, with_additions
 from lars.dns.store import PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
 from lars.routes.audit import AuditEntry
@@ -204,6 +204,9 @@ class Poller:
             verdict = self._judge(served, new)
             if verdict.hold:
                 self._hold(served, new, verdict, drained)
+                grown = with_additions(served, new)
+                if grown is not None:  # registrations are never held (lars.dns.served)
+                    pushed = self._serve_additions(served, grown)
             else:
                 served_diff = changed_modules(served, new)
                 pushed = served_diff | self._pending
@@ -284,6 +287,23 @@ class Poller:
             if self._audit is not None:
                 self._audit.record_apply(table.version, ended)
         self._save()
+
+    def _serve_additions(self, served: RouteTable, grown: RouteTable) -> set[Key]:
+        """While a table is held, serve and push the hosts it adds (nothing it removes):
+        the hold goes on, judged against the grown table from now on."""
+        pushed = changed_modules(served, grown)
+        self._publish(grown, pushed)
+        self._table = grown
+        self.baseline.serve(counts(grown), self._wall())
+        self.pushed_modules += len(pushed)
+        log.info(
+            "dns: the held table adds %d registered host(s) in %d module(s): serving them "
+            "(registrations are never held); the rest stays held",
+            grown.host_count - served.host_count,
+            len(pushed),
+        )
+        self._save()
+        return pushed
 
     def _start_from(self, prior: GuardState, new: RouteTable, drained: tuple[Drained, ...]) -> None:
         """The first load of a service that finds a saved guard state: judge `new` against

@@ -193,6 +193,10 @@ def check_expiry_and_mass_expiry_held(url: str, caplog: pytest.LogCaptureFixture
                 wait_for(lambda: svc.stats().held is not None, 30, "mass expiry held")
             assert len(served(svc, (5, 5))) == 10 and len(served(svc, (6, 6))) == 10
             assert any("HOLDING" in r.getMessage() for r in caplog.records)
+            # additions are never held: a new registration is served during the hold
+            agent.sync([(5, 5, "10.1.1.1", 81, True)], agent="10.1.1.1:8888")
+            wait_for(lambda: (ip("10.1.1.1"), 81) in served(svc, (5, 5)), 30, "added")
+            assert svc.stats().held is not None and len(served(svc, (6, 6))) == 10
         actions = audit_actions(engine)
         assert actions.count("expire") == 21 and "hold" in actions
         stats = svc.stats().registry

@@ -15,7 +15,7 @@ from lars.dns.instances import (
     plan_sync,
     served_rows,
 )
-from lars.dns.served import build_table
+from lars.dns.served import build_table, with_additions
 from lars.dns.service_audit import sql_change_rows
 from lars.dns.store import Snapshot
 from lars.dns.table import MAX_HOSTS_PER_MODULE, RouteTable
@@ -231,3 +231,28 @@ def test_replies_advertise_registrations_only_when_accepted() -> None:
     original = lars_pb2.GetRouteResponse(modid=1, cmdid=1)
     original.host.add(ip=10, port=80)
     assert plain.response(1, 1) == original.SerializeToString()
+
+
+# additions through a hold
+
+
+def test_with_additions_keeps_every_served_host_and_adds_the_new_ones() -> None:
+    served = RouteTable(1, {(1, 1): ((10, 80), (11, 80)), (2, 2): ((20, 80),)},
+                        weights={(1, 1): {(11, 80): 3}})  # fmt: skip
+    new = RouteTable(
+        2,
+        {(1, 1): ((12, 80),), (3, 3): ((30, 80),)},
+        weights={(1, 1): {(12, 80): 5}},
+        registered=frozenset({(1, 1, 12, 80), (3, 3, 30, 80)}),
+        registrations=True,
+    )
+    grown = with_additions(served, new)
+    assert grown is not None and grown.version == 1 and grown.registrations
+    assert grown.hosts((1, 1)) == ((10, 80), (11, 80), (12, 80))
+    assert grown.hosts((2, 2)) == ((20, 80),) and grown.hosts((3, 3)) == ((30, 80),)
+    assert grown.weights((1, 1)) == {(11, 80): 3, (12, 80): 5}
+    assert grown.registered == frozenset({(1, 1, 12, 80), (3, 3, 30, 80)})
+    only_removals = RouteTable(3, {(1, 1): ((10, 80),)})
+    assert with_additions(served, only_removals) is None
+    static_add = RouteTable(3, {(1, 1): ((10, 80), (11, 81))})  # e.g. a mass port UPDATE
+    assert with_additions(served, static_add) is None  # static additions stay held
