@@ -55,7 +55,7 @@ class ConsoleServer:
         except OSError as exc:
             sock.close()
             raise NetworkError(  # a failure (exit 1), not a usage error
-                f"console cannot listen on {self._ip}:{self._requested_port}: {exc.strerror}"
+                f"cannot listen on {self._ip}:{self._requested_port}: {exc.strerror}"
             ) from exc
         sock.listen(128)
         sock.setblocking(False)

@@ -132,7 +132,12 @@ def test_console_and_bench_busy_ports_are_failures_not_usage(tmp_path: Path) -> 
         console = lars("console", "--port", str(port), "--db", db, cwd=tmp_path)
         bench = lars("bench", "echo", "server", "--ip", "127.0.0.1", "--port", str(port),
                      cwd=tmp_path)  # fmt: skip
-    check(console, 1, f"lars console: console cannot listen on 127.0.0.1:{port}: "
+        up = lars("up", "--db", db, "--dns-port", "0", "--reporter-port", "0",
+                  "--agent-port", "0", "--metrics", "off", "--console-port", str(port),
+                  cwd=tmp_path)  # fmt: skip
+    # The stage is named once ("lars up: console: console cannot listen" repeated it).
+    check(up, 1, f"lars up: console: cannot listen on 127.0.0.1:{port}: Address already in use")
+    check(console, 1, f"lars console: cannot listen on 127.0.0.1:{port}: "
                       "Address already in use")  # fmt: skip
     check(bench, 1, f"lars bench echo server: cannot listen on 127.0.0.1:{port}: "
                     "Address already in use")  # fmt: skip
