@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from lars.console.health import HostHealth, ModuleHealth
 from lars.console.service import ModuleDetail, ModuleSummary
 from lars.console.validate import MAX_DESC, MAX_ID, ascii_digits, check_text
+from lars.errors import ValidationError as LarsValidationError
+from lars.protocol.ipv4 import dotted_to_uint
 from lars.protocol.weight import MAX_WEIGHT
 from lars.routes.hostmeta import NOTE_MAX
 
@@ -39,6 +41,14 @@ __all__ = [
 IPV4_PATTERN = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"  # noqa: E501
 
 
+def _ipv4(value: str) -> str:
+    try:
+        dotted_to_uint(value)
+    except LarsValidationError:
+        raise ValueError("must be a dotted IPv4 address such as 10.0.0.7") from None
+    return value
+
+
 def _text(value: str) -> str:
     problem = check_text(value)
     if problem:
@@ -51,9 +61,18 @@ Id = Annotated[int, Field(ge=0, le=MAX_ID, strict=True)]
 # range; BeforeValidator after Path keeps minimum/maximum in the OpenAPI schema.
 ModId = Annotated[int, Path(ge=0, le=MAX_ID), BeforeValidator(ascii_digits)]
 CmdId = Annotated[int, Path(ge=0, le=MAX_ID), BeforeValidator(ascii_digits)]
-HostIp = Annotated[str, Path(pattern=IPV4_PATTERN)]
+# IPv4 by lars.protocol.ipv4 (one rule everywhere) with a message a person can read; the
+# pattern stays in the OpenAPI schema as documentation only (a failed `pattern` answered
+# the raw regex).
+HostIp = Annotated[
+    str, Path(json_schema_extra={"pattern": IPV4_PATTERN}), AfterValidator(_ipv4)
+]
 HostPort = Annotated[int, Path(ge=1, le=65535), BeforeValidator(ascii_digits)]
-Ip = Annotated[str, Field(pattern=IPV4_PATTERN, examples=["10.0.0.7"])]
+Ip = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": IPV4_PATTERN}, examples=["10.0.0.7"]),
+    AfterValidator(_ipv4),
+]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Text = Annotated[str, Field(max_length=MAX_DESC), AfterValidator(_text)]
 

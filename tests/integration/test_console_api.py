@@ -527,3 +527,15 @@ def test_mariadb_outage_is_503_and_the_console_recovers(mysql_url: str) -> None:
         finally:
             engine.dispose()
     direct.dispose()
+
+
+@pytest.mark.parametrize("ip", ["10.0.0", "010.0.0.1", "300.0.0.1", "a.b.c.d"])
+def test_a_bad_ip_is_explained_not_a_regex(client: TestClient, ip: str) -> None:
+    body = {"modid": 1, "cmdid": 1, "ip": ip, "port": 80}
+    response = client.post("/api/modules", json=body)
+    assert response.status_code == 422
+    [error] = [e for e in response.json()["detail"] if e["loc"][-1] == "ip"]
+    assert "dotted IPv4 address such as 10.0.0.7" in error["msg"]
+    assert "[0-9]" not in response.text and "pattern" not in error["msg"]
+    path = client.delete(f"/api/modules/1/1/hosts/{ip}/80")
+    assert path.status_code == 422 and "[0-9]" not in path.text
