@@ -76,6 +76,7 @@ class PollerThread:
         self._clock = clock
         self._name = name
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop and by nudge: the wait ends at once
         self._thread: threading.Thread | None = None
         self.outage = OutageLog(name)
         self._watch = Watch(clock)
@@ -122,9 +123,16 @@ class PollerThread:
     def request_stop(self) -> None:
         """Ask the thread (and a pending first_load) to end; only sets an event."""
         self._stop.set()
+        self._wake.set()
+
+    def nudge(self) -> None:
+        """Poll now instead of at the next tick (this service just wrote a registration
+        change: its own agents get it without waiting for the tick); any thread."""
+        self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -183,7 +191,11 @@ class PollerThread:
         # poll: an edit waits at most one interval plus the poll itself.
         delays = self._backoff_factory()
         delay = self._interval
-        while not self._stop.wait(delay):
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             started = self._clock()
             if self._attempt(self._poll_step):
                 delays = self._backoff_factory()

@@ -31,6 +31,7 @@ from lars.dns.leases import Batch, LeaseBook
 from lars.dns.regstore import InstanceStore, WriteResult
 from lars.errors import StoreUnavailable
 from lars.ratelog import RateLimitedLog
+from lars.threads import ThreadHealth
 
 __all__ = ["Registry", "RegistryStats"]
 
@@ -68,8 +69,10 @@ class Registry:
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         book: LeaseBook | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_change = on_change  # after a write that changed something (poll now)
         self.lease = lease
         self._writable = writable
         self._wall = wall
@@ -140,15 +143,21 @@ class Registry:
         self._present_checked = self._clock()
         return self._present
 
-    def start(self) -> None:
+    def start(self, health: ThreadHealth | None = None) -> None:
+        """Start the writer thread (supervised by `health`: a bug restarts it, logged)."""
         if self._thread is not None:
             raise RuntimeError("registry already started")
         if not self._writable:
-            log.info("dns: read-only: registrations are not accepted or advertised")
+            log.info("dns: registrations = false: registrations are not accepted or advertised")
             return
         self.check_presence()
-        self._thread = threading.Thread(target=self._run, name="dns-registry", daemon=True)
+        health = health if health is not None else ThreadHealth()
+        target = health.target("dns-registry", self._run, stopping=self._stopping, restart=True)
+        self._thread = threading.Thread(target=target, name="dns-registry", daemon=True)
         self._thread.start()
+
+    def _stopping(self) -> bool:
+        return self._stop
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread after one last attempt to write what is pending."""
@@ -187,6 +196,8 @@ class Registry:
             log.info("dns: registrations written again")
             self._failing = False
         self._done(batch, result)
+        if result.changed and self._on_change is not None:
+            self._on_change()
         return result
 
     def _done(self, batch: Batch, result: WriteResult) -> None:

@@ -228,6 +228,7 @@ class DnsService:
             InstanceStore(self._write_engine),
             lease=config.lease,
             writable=config.registrations,
+            on_change=self._nudge_poller,
         )
         self._poller = Poller(
             RouteStore(
@@ -307,8 +308,12 @@ class DnsService:
             self._routes.attach(self._server)
             self._server.start()
             self._thread.start()
-            self._registry.start()
+            self._registry.start(self.threads)
             self._state = "running"
+
+    def _nudge_poller(self) -> None:
+        """A registration change was written here: poll at once (registry thread)."""
+        self._thread.nudge()
 
     def request_stop(self) -> None:
         """Make a pending start() give up; safe in a signal handler (sets an event)."""
