@@ -99,4 +99,14 @@ def test_drain_toggle_confirms_greys_and_undrains(page: Page, stack: Stack) -> N
     page.click(f"tr[data-host='{B}:80'] form.weight-form button")
     page.locator(".flash:has-text('weight 5')").wait_for()
     assert served(stack).weights((1, 1)) == {(dotted_to_uint(B), 80): 5}
+    # Weight 0 reaches the server (the field's min is 0), which points to drain instead.
+    field = page.locator(f"tr[data-host='{B}:80'] input[name=weight]")
+    field.fill("0")
+    page.click(f"tr[data-host='{B}:80'] form.weight-form button")
+    page.locator(f"tr[data-host='{B}:80'] >> text=weight 0 is not allowed").wait_for()
+    assert "drain it" in row(page, B).inner_text()  # type: ignore[attr-defined]
+    assert served(stack).weights((1, 1)) == {(dotted_to_uint(B), 80): 5}
+    # The refresh stamp is UTC, like every other time on the page.
+    stamp = page.locator("[data-updated]").first
+    wait_until(lambda: stamp.inner_text().endswith(" UTC"), "a UTC refresh stamp")
     assert not answers

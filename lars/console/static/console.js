@@ -22,7 +22,7 @@ async function refresh(region) {
     if (busy(region)) return;
     region.innerHTML = html;
     applyFilter();
-    markUpdated(region, "updated " + new Date().toLocaleTimeString());
+    markUpdated(region, "updated " + new Date().toISOString().slice(11, 19) + " UTC");
     region.dispatchEvent(new CustomEvent("lars:refreshed", { bubbles: true }));
   } catch (err) {
     markUpdated(region, "offline, retrying");
