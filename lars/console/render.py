@@ -54,6 +54,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
             "csrf": session.csrf if session else "",
             "flashes": flashes,
             "refresh_ms": int(ctx.refresh_interval * 1000),
+            "stale_after": ctx.service.stale_after,
             "logged_in": session is not None,
             # What the pages offer: a viewer sees no edit forms, only an admin the
             # Accounts page and the release of a held table (the server checks anyway).
@@ -61,6 +62,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
             "can_edit": principal is not None and principal.may(Role.EDITOR),
             "is_admin": principal is not None and principal.may(Role.ADMIN),
             "hold": getattr(request.state, "hold", None),  # set by history_routes.attach_hold
+            "guard": getattr(request.state, "guard", None),  # what the route services serve
             **values,
         },
         status_code=status,

@@ -147,6 +147,11 @@ class ConsoleService:
         self._clock = clock
         self._actor: str | None = None  # None: the admin's default actor
 
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which a host's newest report makes it read stale."""
+        return self._stale_after
+
     def by(self, actor: str) -> ConsoleService:
         """This service with its edits recorded in RouteAudit as `actor` (a copy: the
         shared instance stays unbound; one per request costs a few attributes)."""
@@ -156,10 +161,17 @@ class ConsoleService:
 
     # Reads
 
-    def modules(self, query: str = "", state: HostState | None = None) -> list[ModuleSummary]:
-        """Every module with hosts, filtered by a search text and/or its health state."""
+    def modules(
+        self,
+        query: str = "",
+        state: HostState | None = None,
+        routes: Sequence[RouteLike] | None = None,
+    ) -> list[ModuleSummary]:
+        """Every module with hosts, filtered by a search text and/or its health state;
+        of `routes` when given (the served table while one is held), else the database's."""
         hosts: dict[tuple[int, int], dict[tuple[str, int], RouteLike]] = {}
-        for route in self.admin.list_routes(registered=True):
+        listed = routes if routes is not None else self.admin.list_routes(registered=True)
+        for route in listed:
             hosts.setdefault((route.modid, route.cmdid), {})[(route.ip, route.port)] = route
         rows: dict[tuple[int, int], list[StatusRow]] = {}
         for row in self.store.status_rows():

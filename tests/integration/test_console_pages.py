@@ -262,3 +262,12 @@ def test_logout(client: TestClient) -> None:
     response = post(client, "/logout")
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_module_page_says_which_period_its_health_figures_cover(client: TestClient) -> None:
+    post(client, "/modules", modid=3, cmdid=4, ip="10.0.0.1", port=80)
+    page = client.get("/modules/3/4").text
+    assert "data-window-note" in page
+    assert "idle_timeout" in page and "15 s by default" in page
+    assert "older than 60 s reads stale" in page  # the console's stale_after
+    assert "over each caller's current window" in page
