@@ -5,9 +5,9 @@ with 30k modules), so get_host stalled behind it. This starts the real `lars dns
 `lars reporter` (SQLite, 10 modules of 5 hosts) and one `lars agent` per tree measured
 (this work tree or the git revision `--after REV`, and with `--before REV` also the
 code of git revision REV; a revision is extracted with `git archive` and run from its
-own directory), makes each agent hold `--empty` extra
-known-empty modules (a get_host for each unknown module: the route service answers
-empty; empty_module_ttl is raised so none expires during the run), then runs
+own directory; REV may also be a directory holding a `lars` package), makes each agent
+hold `--empty` extra known-empty modules (a get_host for each unknown module: the route
+service answers empty; empty_module_ttl is raised so none expires during the run), runs
 `--rounds` rounds per agent of (get_host load without a scraper, the same load while a
 scraper GETs /metrics every `--interval` seconds), the order flipped every round so
 drift hits both alike, agents interleaved round by round.
@@ -56,13 +56,42 @@ EMPTY_BASE = 100_000  # modids of the known-empty modules start here (none in th
 
 
 def extract(rev: str, dest: Path) -> Path:
-    """The `lars` package of git revision `rev`, under dest (run with cwd=dest)."""
+    """The `lars` package of git revision `rev`, under dest (run with cwd=dest); `rev`
+    may also name a directory holding a `lars` package (a revision with patches)."""
+    if (Path(rev) / "lars").is_dir():
+        return Path(rev).resolve()
     dest.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", rev, "lars"], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
+
+
+def daemon(work: Path, log: str, *args: str) -> subprocess.Popen[bytes]:
+    """`lars ARGS` run in `work` (files a daemon writes to its directory stay there)."""
+    with open(work / log, "w", encoding="utf-8") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lars", "--log-level", "WARNING", *args],
+            cwd=work, stdout=subprocess.DEVNULL, stderr=fh,
+        )  # fmt: skip
+
+
+def stack(work: Path, url: str, dns_port: int, rep_port: int) -> list[subprocess.Popen[bytes]]:
+    """The route service and the reporter on SQLite."""
+    return [
+        daemon(work, "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
+               "--port", str(dns_port), "--metrics", "127.0.0.1:0"),
+        daemon(work, "rep.log", "reporter", "--db", url, "--ip", "127.0.0.1",
+               "--port", str(rep_port), "--metrics", "127.0.0.1:0"),
+    ]  # fmt: skip
+
+
+def show_logs(work: Path) -> None:
+    """The last lines of every daemon log (after a failure)."""
+    for log in sorted(work.glob("*.log")):
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        print(f"--- {log.name}", *lines, sep="\n", file=sys.stderr)
 
 
 class Agent:
@@ -252,12 +281,7 @@ def main() -> None:
         url = f"sqlite:///{work / 'lars.db'}"
         agent_bench.fill_routes(url, 10, 5)
         dns_port, rep_port = free_port(), free_port()
-        procs = [
-            agent_bench.lars(work / "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
-                             "--port", str(dns_port), "--metrics", "127.0.0.1:0"),
-            agent_bench.lars(work / "rep.log", "reporter", "--db", url, "--ip", "127.0.0.1",
-                             "--port", str(rep_port), "--metrics", "127.0.0.1:0"),
-        ]  # fmt: skip
+        procs = stack(work, url, dns_port, rep_port)
         trees = [("after", extract(args.after, work / "after") if args.after else REPO)]
         if args.before:
             trees.insert(0, ("before", extract(args.before, work / "before")))
@@ -280,6 +304,9 @@ def main() -> None:
             for agent in agents:
                 modules = metric(agent.url, "lars_agent_modules", state="empty")
                 print(json.dumps({"agent": agent.name, "empty_modules_at_end": modules}))
+        except BaseException:
+            show_logs(work)
+            raise
         finally:
             for agent in agents:
                 agent.close()

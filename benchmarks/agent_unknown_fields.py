@@ -4,7 +4,9 @@ costs the hot path (issue 19, item 1), before and after, in one run.
 Starts the real `lars dns` and `lars reporter` (SQLite, 10 modules of 5 hosts) and two
 `lars agent` processes: "before" runs the code of git revision `--before` (extracted with
 `git archive`, run from its own directory: it parsed into reused messages) and "after"
-runs this work tree or the git revision `--after` (a fresh message per datagram).
+runs this work tree or the git revision `--after` (a fresh message per datagram); either
+revision may also be a directory holding a `lars` package (a revision with a patch, to
+measure one change alone).
 Then:
 
 1. hot path: `--rounds` rounds of benchmarks/agent_load.py (get_host + report pairs, one
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import agent_bench
 import agent_load
 from agent_rss import rss_mb
-from agent_scrape import REPO, Agent, extract
+from agent_scrape import REPO, Agent, extract, show_logs, stack
 from dns_common import free_port
 
 from lars.protocol import MsgId, lars_pb2
@@ -133,12 +135,7 @@ def main() -> None:
         url = f"sqlite:///{work / 'lars.db'}"
         agent_bench.fill_routes(url, 10, 5)
         dns_port, rep_port = free_port(), free_port()
-        procs = [
-            agent_bench.lars(work / "dns.log", "dns", "--db", url, "--ip", "127.0.0.1",
-                             "--port", str(dns_port), "--metrics", "127.0.0.1:0"),
-            agent_bench.lars(work / "rep.log", "reporter", "--db", url, "--ip", "127.0.0.1",
-                             "--port", str(rep_port), "--metrics", "127.0.0.1:0"),
-        ]  # fmt: skip
+        procs = stack(work, url, dns_port, rep_port)
         after = extract(args.after, work / "after") if args.after else REPO
         trees = [("before", extract(args.before, work / "before")), ("after", after)]
         agents = [Agent(name, tree, work, dns_port, rep_port) for name, tree in trees]
@@ -156,6 +153,9 @@ def main() -> None:
             storms = [storm_rss(agent) for agent in agents]
             for s in storms:
                 print(json.dumps(s), flush=True)
+        except BaseException:
+            show_logs(work)
+            raise
         finally:
             for agent in agents:
                 agent.close()
