@@ -105,6 +105,7 @@ class RegistrationService:
         self._synced_version = -1
         self._ever_held = False
         self._empty_unacked = False
+        self._empty_seq: int | None = None  # the seq of the last sync sent with no instance
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._renew_at = 0.0
@@ -314,6 +315,7 @@ class RegistrationService:
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         body = self.registry.sync_body(self.agent, self.seq)
         if self.link.send_sync(body):
+            self._empty_seq = None if self.registry.entries else self.seq
             self.syncs_sent += 1
             self._synced_version = self.registry.version
             self._renew_at = self._clock() + self.lease / 3
@@ -328,8 +330,8 @@ class RegistrationService:
         self.last_ack = seq
         if lease > 0:
             self.lease = float(min(lease, 3600))
-        if seq == self.seq and not self.registry.entries:
-            self._empty_unacked = False
+        if seq == self._empty_seq and not self.registry.entries:
+            self._empty_unacked = False  # a route service knows the set is empty
 
     # views (any thread: plain reads, may be a moment apart)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -350,5 +351,33 @@ def test_a_register_on_the_wrong_port_is_refused(
         assert result is not None and result.status is RegisterStatus.REFUSED
         assert "wrong agent port" in result.detail
         assert agent.registrations_view(1, 1) == []
+    finally:
+        agent.stop()
+
+
+def test_an_agent_without_registrations_sends_no_sync(
+    reporter: FakeReporter, lars_dns: RouteServiceDouble
+) -> None:
+    agent = make_agent([lars_dns.address], reporter, None)
+    try:
+        with LarsClient(ports=agent.ports) as client:
+            client.get_route(2, 2)  # a reply advertising registrations arrives
+            wait_until(lambda: agent.route_client.registrations_ok)
+            assert client.heartbeat(2, 2, IP, 9).status is RegisterStatus.NOT_REGISTERED
+        ticks = agent.registrations.stats()
+        agent.sync()
+        assert lars_dns.syncs == [] and ticks.syncs_sent == 0
+        # one registration, then none: the empty set is sent (and acknowledged), then quiet
+        with LarsClient(ports=agent.ports) as client:
+            client.register(2, 2, IP, 9, check="ttl:30")
+            wait_until(lambda: len(lars_dns.instances()) == 1)
+            client.deregister(2, 2, IP, 9)
+        wait_until(lambda: (s := lars_dns.last()) is not None and not s.instances)
+        wait_until(lambda: agent.registrations.syncs_acked == len(lars_dns.syncs))
+        sent = agent.registrations.syncs_sent
+        agent.registrations.lease = 0.3  # renewals every 0.1 s from now, were there any
+        time.sleep(1.0)  # an observation window: ten renewal periods
+        agent.sync()
+        assert agent.registrations.syncs_sent == sent
     finally:
         agent.stop()
