@@ -161,6 +161,7 @@ class AgentService:
                 thread.start()
             for ep, thread in self._served():
                 port = cfg.base_port + ep.shard.index if cfg.base_port else 0
+                thread.at_exit(ep.close)  # the socket closes even if the loop dies
                 try:
                     thread.submit(ep.open(cfg.udp_ip, port)).result()
                 except OSError as exc:

@@ -167,7 +167,8 @@ def _ready(s: DnsStats, poll_interval: float, now: float) -> Readiness:
         now=now,
         last_error=p.last_error if p.in_outage else "",
     )
-    return with_threads(verdict, [f.describe() for f in s.threads if f.dead])
+    dead = [f.describe() for f in s.threads if f.dead]
+    return with_threads(verdict, dead, [f.describe() for f in s.threads if not f.dead])
 
 
 def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:

@@ -40,12 +40,18 @@ def _verdict(reasons: list[str]) -> Readiness:
     return Readiness(not reasons, tuple(reasons))
 
 
-def with_threads(readiness: Readiness, dead: Sequence[str]) -> Readiness:
+def with_threads(
+    readiness: Readiness, dead: Sequence[str], restarted: Sequence[str] = ()
+) -> Readiness:
     """Not ready while one of the daemon's threads is dead (lars.threads names it and its
-    error); those reasons come first."""
-    if not dead:
-        return readiness
-    return Readiness(False, (*dead, *readiness.reasons))
+    error); those reasons come first. Restarted threads are named too when the daemon is
+    not ready anyway: a poller failing and restarting explains stale polls better than
+    the database does."""
+    if dead:
+        return Readiness(False, (*dead, *restarted, *readiness.reasons))
+    if not readiness.ready and restarted:
+        return Readiness(False, (*restarted, *readiness.reasons))
+    return readiness
 
 
 # The database answered, but a table or column the service reads is not there:

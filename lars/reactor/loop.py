@@ -58,6 +58,7 @@ class LoopThread:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup_error: BaseException | None = None
+        self._exit_hooks: list[Callable[[], None]] = []
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -101,13 +102,24 @@ class LoopThread:
         finally:
             self._shutdown(loop)
         if not self._stopping:
+            self._loop = None  # closed: `loop` and post() say LoopClosed from now on
             if isinstance(error, BaseException):
                 log.error("loop thread %s failed", self.name, exc_info=error)
             self.health.died(self.name, error)
 
+    def at_exit(self, fn: Callable[[], None]) -> None:
+        """Run fn() on this thread when its loop ends, however it ends (before the
+        loop closes): what owns transports on the loop closes them even after a death."""
+        self._exit_hooks.append(fn)
+
     def _shutdown(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             self.queue.close()
+            for hook in self._exit_hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("loop thread %s: exit hook failed", self.name)
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in pending:
                 task.cancel()

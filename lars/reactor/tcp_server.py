@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import functools
 import itertools
 import logging
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lars.errors import LoopClosed
 from lars.ratelog import RateLimitedLog
 from lars.reactor.config import ReactorConfig
 from lars.reactor.connection import Counters
@@ -130,6 +132,10 @@ class TcpServer:
             on_close=self.on_close,
         )
         self.workers = [Worker(hooks, i, t) for i, t in enumerate(loops)]
+        # however a loop ends (a death included, lars.threads), its sockets are closed on it
+        self._master.at_exit(self._stop_accepting)
+        for worker in self.workers:
+            worker.thread.at_exit(functools.partial(_abort_all, worker))
         for worker in self.workers:
             worker.thread.call(worker.start_sweeper).result()
         self._master.call(self._master.loop.add_reader, lsock.fileno(), self._on_accept).result()
@@ -247,7 +253,13 @@ class TcpServer:
             self._master.call(self._stop_accepting).result()
         except Exception:  # pragma: no cover - master already stopping
             log.debug("stop_accepting failed", exc_info=True)
-        futures = [w.thread.submit(w.drain(self.config.drain_timeout)) for w in self.workers]
+        futures = []
+        for w in self.workers:
+            drain = w.drain(self.config.drain_timeout)
+            try:
+                futures.append(w.thread.submit(drain))
+            except (LoopClosed, RuntimeError):  # its loop died (lars.threads): nothing to drain
+                drain.close()
         for future in futures:
             try:
                 future.result(self.config.drain_timeout + 5)
@@ -258,3 +270,9 @@ class TcpServer:
         if self._own_master:
             self._master.stop()
         log.info("%s stopped", self.name)
+
+
+def _abort_all(worker: Worker) -> None:
+    """A worker loop's exit hook: abort the connections left on it."""
+    for conn in list(worker.connections.values()):
+        conn.abort()

@@ -96,7 +96,8 @@ def _ready(s: ReporterStats, max_pending: int) -> Readiness:
         db_reached=s.db_reached,
         db_cause=s.db_cause,
     )
-    return with_threads(verdict, [f.describe() for f in s.threads if f.dead])
+    dead = [f.describe() for f in s.threads if f.dead]
+    return with_threads(verdict, dead, [f.describe() for f in s.threads if not f.dead])
 
 
 def reporter_readiness(reporter: ReporterService) -> Readiness:

@@ -1,0 +1,247 @@
+"""No silent thread death (issue 19, item 3): each thread the daemons start has its work
+killed by an injected exception; a restartable one comes back and keeps working, the
+others are reported dead, and `/readyz` and `/status` (what `lars status` prints) name the
+thread and the error. Real services on loopback sockets and SQLite."""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lars.agent.config import AgentConfig
+from lars.agent.metrics import agent_metrics_server
+from lars.agent.service import AgentService
+from lars.dbengine import init_schema, make_engine
+from lars.dns.metrics import dns_metrics_server
+from lars.dns.service import DnsConfig, DnsService
+from lars.obs.listen import MetricsConfig
+from lars.obs.server import MetricsServer
+from lars.obs.status import render_status
+from lars.reactor import ReactorConfig, backoff
+from lars.reporter.metrics import reporter_metrics_server
+from lars.reporter.service import ReporterConfig, ReporterService
+from lars.routes.admin import RouteAdmin
+from lars.threads import ThreadFailure
+from tests.integration.agent_fakes import FakeReporter, FakeRouteService
+from tests.integration.dns_wire import RouteConn, wait_for
+from tests.integration.test_obs_reporter import frame
+from tests.obs_util import get_json
+
+LISTEN = MetricsConfig(listen=("127.0.0.1", 0))
+
+
+def once(exc: BaseException, then: Callable[..., Any]) -> Callable[..., Any]:
+    """A stand-in that raises `exc` on its first call and behaves like `then` afterwards."""
+    calls = [0]
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise exc
+        return then(*args, **kwargs)
+
+    return fake
+
+
+def raise_(exc: BaseException) -> Callable[[], None]:
+    def fn() -> None:
+        raise exc
+
+    return fn
+
+
+def not_ready_because(metrics: MetricsServer, needle: str) -> None:
+    """/readyz answers 503 naming `needle`, and /status renders it for `lars status`."""
+
+    def named() -> bool:
+        code, body = get_json(metrics.url + "/readyz")
+        return code == 503 and any(needle in r for r in body["reasons"])
+
+    wait_for(named, timeout=30, what=f"/readyz naming {needle!r}")
+    code, body = get_json(metrics.url + "/readyz")
+    assert code == 503 and any(needle in r for r in body["reasons"]), body
+    code, doc = get_json(metrics.url + "/status")
+    assert code == 200
+    assert needle in render_status(doc).splitlines()[0]
+    dead = [f"thread {t['thread']} died: {t['error']}" for t in doc["threads"] if t["dead"]]
+    assert any(line.startswith(needle) for line in dead), doc["threads"]
+
+
+@pytest.fixture
+def dns(no_leaks: None, sqlite_url: str) -> Iterator[tuple[DnsService, MetricsServer, str]]:
+    engine = make_engine(sqlite_url)
+    init_schema(engine)
+    RouteAdmin(engine).add_host(1, 1, "10.0.0.1", 80)
+    engine.dispose()
+    svc = DnsService(
+        DnsConfig(
+            db_url=sqlite_url,
+            reactor=ReactorConfig(ip="127.0.0.1", port=0, threads=1),
+            poll_interval=0.05,
+            retry_initial=0.05,
+            retry_max=0.2,
+        )
+    )
+    metrics = dns_metrics_server(svc, LISTEN)
+    assert metrics is not None
+    metrics.start()
+    svc.start()
+    try:
+        yield svc, metrics, sqlite_url
+    finally:
+        svc.stop()
+        metrics.stop()
+
+
+def test_dns_poller_restarts_after_an_injected_failure_and_keeps_serving_edits(
+    dns: tuple[DnsService, MetricsServer, str],
+) -> None:
+    svc, metrics, url = dns
+    poller = svc._poller
+    poller.check = once(SystemExit(9), poller.check)  # type: ignore[method-assign]
+    wait_for(lambda: any(f.thread == "dns-poller" for f in svc.stats().threads), what="failure")
+    [failure] = [f for f in svc.stats().threads if f.thread == "dns-poller"]
+    assert failure == ThreadFailure("dns-poller", "SystemExit: 9", 1, False)
+    engine = make_engine(url)
+    RouteAdmin(engine).add_host(1, 1, "10.0.0.2", 80)
+    engine.dispose()
+
+    def served() -> bool:
+        with RouteConn(svc.port) as conn:
+            return sorted(conn.get(1, 1)) == [("10.0.0.1", 80), ("10.0.0.2", 80)]
+
+    wait_for(served, timeout=30, what="the edit served after the restart")
+    wait_for(lambda: get_json(metrics.url + "/readyz")[0] == 200, what="ready")
+    _, doc = get_json(metrics.url + "/status")
+    assert doc["threads"] == [failure.as_dict()]
+    assert "thread dns-poller restarted 1x, last error: SystemExit: 9" in render_status(doc)
+
+
+def test_dns_poller_that_keeps_dying_is_reported_dead_and_stops_the_daemon(
+    dns: tuple[DnsService, MetricsServer, str],
+) -> None:
+    """The issue's finding: an interval of inf made the poll thread's wait raise
+    OverflowError and the thread vanished while /readyz blamed the database."""
+    svc, metrics, _ = dns
+    fatal: list[ThreadFailure] = []
+    svc.threads.on_fatal(fatal.append)
+    svc._thread.set_interval(math.inf)  # bypasses the range check, as the bug did
+    not_ready_because(metrics, "thread dns-poller died: OverflowError: timestamp out of range")
+    assert [f.thread for f in fatal] == ["dns-poller"]
+    assert fatal[0].restarts == 5
+    with RouteConn(svc.port) as conn:  # the last table is still served meanwhile
+        assert conn.get(1, 1) == [("10.0.0.1", 80)]
+
+
+def test_dns_watchdog_restarts(dns: tuple[DnsService, MetricsServer, str]) -> None:
+    svc, metrics, _ = dns
+    watchdog = svc._thread._watchdog
+    watchdog.check = once(RuntimeError("injected"), watchdog.check)  # type: ignore[method-assign]
+    wait_for(
+        lambda: (
+            [f.describe() for f in svc.stats().threads]
+            == ["thread dns-poller-watchdog restarted 1x, last error: RuntimeError: injected"]
+        ),
+        what="the watchdog restarted",
+    )
+    assert get_json(metrics.url + "/readyz")[0] == 200
+
+
+def test_dns_worker_loop_death_is_named(dns: tuple[DnsService, MetricsServer, str]) -> None:
+    svc, metrics, _ = dns
+    fatal: list[ThreadFailure] = []
+    svc.threads.on_fatal(fatal.append)
+    assert svc._server is not None
+    svc._server._threads[0].post(raise_(SystemExit(1)))
+    not_ready_because(metrics, "thread dns-worker0 died: SystemExit: 1")
+    assert [f.thread for f in fatal] == ["dns-worker0"]
+
+
+def test_dns_master_loop_death_is_named(dns: tuple[DnsService, MetricsServer, str]) -> None:
+    svc, metrics, _ = dns
+    assert svc._server is not None
+    svc._server.master.post(raise_(KeyboardInterrupt()))
+    not_ready_because(metrics, "thread dns-master died: KeyboardInterrupt")
+
+
+@pytest.fixture
+def reporter(no_leaks: None, sqlite_url: str) -> Iterator[tuple[ReporterService, MetricsServer]]:
+    svc = ReporterService(
+        ReporterConfig(
+            db_url=sqlite_url,
+            reactor=ReactorConfig(ip="127.0.0.1", port=0, threads=1),
+            writers=2,
+            batch_interval=0.01,
+            stats_interval=0,
+        )
+    )
+    metrics = reporter_metrics_server(svc, LISTEN)
+    assert metrics is not None
+    metrics.start()
+    svc.start()
+    try:
+        yield svc, metrics
+    finally:
+        svc.stop()
+        metrics.stop()
+
+
+def test_reporter_writer_restarts_and_loses_no_row(
+    reporter: tuple[ReporterService, MetricsServer],
+) -> None:
+    svc, metrics = reporter
+    for writer in svc._writers:
+        writer._write = once(SystemExit(2), writer._write)  # type: ignore[method-assign]
+    with socket.create_connection(("127.0.0.1", svc.port)) as conn:
+        for modid in range(1, 41):  # 40 modules: both writers get rows
+            conn.sendall(frame(modid, [(i, 80, 1, 0) for i in range(1, 6)]))
+        wait_for(lambda: svc.stats().written == 200, timeout=30, what="every row written")
+    assert all(w.received > 0 for w in svc.stats().writers)
+    threads = sorted(f.describe() for f in svc.stats().threads)
+    assert threads == [
+        f"thread reporter-writer{i} restarted 1x, last error: SystemExit: 2" for i in (0, 1)
+    ]
+    assert svc.stats().dropped == 0
+    assert get_json(metrics.url + "/readyz")[0] == 200
+
+
+@pytest.mark.parametrize("loop", ["reporter-master", "reporter-worker0"])
+def test_reporter_loop_death_is_named(
+    reporter: tuple[ReporterService, MetricsServer], loop: str
+) -> None:
+    svc, metrics = reporter
+    thread = svc._master if loop == "reporter-master" else svc._server._threads[0]
+    thread.post(raise_(SystemExit("injected")))
+    not_ready_because(metrics, f"thread {loop} died: SystemExit: injected")
+
+
+@pytest.mark.parametrize("target", ["agent-clients", "agent-udp"])
+def test_agent_loop_death_is_named(no_leaks: None, target: str) -> None:
+    route, rep = FakeRouteService().start(), FakeReporter().start()
+    agent = AgentService(
+        AgentConfig(
+            base_port=0,
+            dns_addresses=(route.address,),
+            reporter_addresses=(rep.address,),
+            caller="10.1.2.3",
+        ),
+        backoff_factory=lambda: backoff(0.01, 0.2),
+    )
+    metrics = agent_metrics_server(agent, LISTEN)
+    assert metrics is not None
+    metrics.start()
+    agent.start()
+    try:
+        wait_for(lambda: agent.stats().route_connected, what="connected")
+        thread = agent._clients if target == "agent-clients" else agent._shard_threads[0]
+        thread.post(raise_(SystemExit(5)))
+        not_ready_because(metrics, f"thread {target} died: SystemExit: 5")
+    finally:
+        agent.stop()
+        metrics.stop()
+        route.stop()
+        rep.stop()
