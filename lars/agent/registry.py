@@ -15,6 +15,7 @@ still reads "deregistered", not "not registered".
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -97,7 +98,9 @@ class Registry:
         except DecodeError:
             self.bad += 1
             return Outcome(_reply(0, REFUSED, "unparsable RegisterRequest"))
-        token = (peer, req.seq, body)
+        # the body's digest, not the body: 1,024 remembered 64 kB requests (unknown
+        # fields) would pin 64 MB (issue 19: no decoder keeps a message's bytes)
+        token = (peer, req.seq, hashlib.blake2b(body, digest_size=16).digest())
         seen = self._recent.get(token)
         if seen is not None:  # a resend: same answer, nothing applied twice
             return Outcome(seen.reply, seen.op, seen.retcode, seen.key)

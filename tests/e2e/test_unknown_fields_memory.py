@@ -89,9 +89,14 @@ def db_url(tmp_path: Path) -> Iterator[str]:
 
 
 def agent_requests(i: int, extra: bytes) -> list[tuple[bytes, bool]]:
-    """Request i of the mix (get_host, report, API get_route, get_host) as (datagram,
-    answered?); `extra` is appended to each body as unknown fields."""
-    kind = i % 4
+    """Request i of the mix (get_host, report, API get_route, register heartbeat,
+    get_host) as (datagram, answered?); `extra` is appended to each body as unknown
+    fields."""
+    kind = i % 5
+    if kind == 3:  # a heartbeat of an instance never registered: answered, nothing kept
+        inst = lars_pb2.Instance(modid=1, cmdid=2, ip=167772161, port=9001, check="ttl:5")
+        req = lars_pb2.RegisterRequest(seq=i & 0xFFFFFF, op=3, instance=inst)
+        return [(encode(int(MsgId.REGISTER_REQUEST), req.SerializeToString() + extra), True)]
     if kind == 1:
         host = lars_pb2.HostInfo(ip=167772161, port=9001)
         report = lars_pb2.ReportRequest(modid=1, cmdid=2, host=host, retcode=0)
