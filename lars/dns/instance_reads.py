@@ -13,9 +13,9 @@ import sqlalchemy
 from sqlalchemy import Connection, select
 
 from lars.db import route_instance, route_instance_mark
-from lars.dns.instances import InstanceRow
+from lars.dns.instances import InstanceRow, Served
 
-__all__ = ["InstancePresence", "instance_row", "read_instances", "read_mark"]
+__all__ = ["InstancePresence", "instance_row", "read_instances", "read_mark", "read_served"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ def read_instances(conn: Connection) -> list[InstanceRow]:
     """Every RouteInstance row, oldest first."""
     query = select(route_instance).order_by(route_instance.c.id)
     return [instance_row(r) for r in conn.execute(query)]
+
+
+def read_served(conn: Connection) -> list[Served]:
+    """Every RouteInstance row's module, host and state: all the route table needs."""
+    t = route_instance.c
+    query = select(t.modid, t.cmdid, t.serverip, t.serverport, t.passing)
+    return [
+        Served(int(m), int(c), int(ip), int(p), bool(ok)) for m, c, ip, p, ok in conn.execute(query)
+    ]
 
 
 def read_mark(conn: Connection) -> int | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from lars.dns.table import Host, Key
 from lars.errors import ValidationError
@@ -33,6 +34,8 @@ __all__ = [
     "HostKey",
     "Instance",
     "InstanceRow",
+    "InstanceState",
+    "Served",
     "SyncPlan",
     "endangered",
     "expired",
@@ -80,6 +83,38 @@ class InstanceRow:
     registered_at: int  # unix seconds
     since: int  # unix seconds of the last state change
     last_seen: int  # unix seconds of the last lease renewal
+
+    @property
+    def key(self) -> HostKey:
+        return (self.modid, self.cmdid, self.ip, self.port)
+
+
+class InstanceState(Protocol):
+    """What serving needs of an instance (an InstanceRow, or the load's lighter Served)."""
+
+    @property
+    def modid(self) -> int: ...
+    @property
+    def cmdid(self) -> int: ...
+    @property
+    def ip(self) -> int: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def passing(self) -> bool: ...
+    @property
+    def key(self) -> HostKey: ...
+
+
+class Served(NamedTuple):
+    """One RouteInstance row as the route table's load reads it: five columns only (a
+    load of 10,000 instances reads no agent, check or time text)."""
+
+    modid: int
+    cmdid: int
+    ip: int
+    port: int
+    passing: bool
 
     @property
     def key(self) -> HostKey:
@@ -155,7 +190,7 @@ def _drained(meta: Meta) -> set[HostKey]:
 
 
 def endangered(
-    routes: Iterable[HostKey], instances: Iterable[InstanceRow], meta: Meta = ()
+    routes: Iterable[HostKey], instances: Iterable[InstanceState], meta: Meta = ()
 ) -> dict[Key, set[Host]]:
     """Per module whose served hosts would be none only because checks fail: its failing
     (not drained) hosts. Modules with an enabled static host or a passing instance, and
@@ -175,7 +210,7 @@ def endangered(
 
 def served_rows(
     routes: Iterable[HostKey],
-    instances: Iterable[InstanceRow],
+    instances: Iterable[InstanceState],
     evidence: Collection[HostKey] = (),
 ) -> list[HostKey]:
     """RouteData rows plus the passing instances, plus the failing instances that

@@ -43,8 +43,8 @@ from lars.db import (
     server_call_status,
 )
 from lars.dbengine import is_sqlite
-from lars.dns.instance_reads import InstancePresence, read_instances, read_mark
-from lars.dns.instances import EVIDENCE_WINDOW, HostKey, InstanceRow, endangered
+from lars.dns.instance_reads import InstancePresence, read_mark, read_served
+from lars.dns.instances import EVIDENCE_WINDOW, HostKey, InstanceState, endangered
 from lars.errors import StoreUnavailable
 from lars.routes import hostmeta
 
@@ -77,7 +77,7 @@ class Snapshot:
     # RouteInstance rows (empty without the table), the mark read with them, the failing
     # hosts that recent successes keep served, and whether replies advertise
     # registrations (this route service accepts them)
-    instances: list[InstanceRow] = field(default_factory=list)
+    instances: Sequence[InstanceState] = field(default_factory=list)
     instance_mark: int | None = None
     evidence: frozenset[HostKey] = frozenset()
     registrations: bool = False
@@ -197,12 +197,12 @@ class RouteStore:
                     select(func.max(route_change.c.id)).where(route_change.c.version > version)
                 ).scalar()
                 meta = hostmeta.read_all(conn) if with_meta else []
-                instances: list[InstanceRow] = []
+                instances: Sequence[InstanceState] = []
                 instance_mark = None
                 evidence: frozenset[HostKey] = frozenset()
                 if with_instances:
                     instance_mark = read_mark(conn)
-                    instances = read_instances(conn)
+                    instances = read_served(conn)
                     at_risk = endangered(routes, instances, meta)
                     if at_risk:
                         evidence = _evidence(conn, at_risk, int(self._wall()))
