@@ -346,3 +346,40 @@ def test_a_throttled_login_says_so_with_429(page: Page, stack: Stack) -> None:
     assert 1 <= wait <= 60
     assert "Too many failed logins" in page.inner_text("main")
     screenshot(page, "console-login-throttled.png")
+
+
+def test_every_page_fits_a_390px_phone(browser: Browser, stack: Stack) -> None:
+    """At 390 px "Log out" was clipped and tables overflowed the page."""
+    for i in range(1, 4):
+        stack.admin.add_host(10, 1, f"10.0.1.{i}", 9000)
+        _status(stack.engine, f"10.0.1.{i}", 9000, "192.168.100.201", 4810, 37, 2)
+    stack.admin.drain(10, 1, "10.0.1.2", 9000)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        phone = context.new_page()
+        log_in(phone, stack)
+        for path in ("/", "/modules/10/1", "/versions", "/history", "/accounts"):
+            phone.goto(stack.console.url + path)
+            phone.wait_for_selector("main")
+            sizes = phone.evaluate(
+                """() => {
+                  const out = document.querySelector('.logout button').getBoundingClientRect();
+                  const tables = [...document.querySelectorAll('main table')].map(t => {
+                    const r = t.getBoundingClientRect();
+                    let box = t.parentElement;
+                    while (box && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+                    return {right: r.right, clipped: box && box.getBoundingClientRect().right};
+                  });
+                  return {page: document.documentElement.scrollWidth,
+                          logoutLeft: out.left, logoutRight: out.right, logoutTop: out.top,
+                          tables};
+                }"""
+            )  # fmt: skip
+            assert sizes["page"] <= 390, (path, sizes)
+            assert 0 <= sizes["logoutLeft"] and sizes["logoutRight"] <= 390, (path, sizes)
+            for table in sizes["tables"]:  # wide tables scroll inside a box on the page
+                assert table["right"] <= 390 or (table["clipped"] or 0) <= 390, (path, sizes)
+            screenshot(phone, f"console-390px{path.replace('/', '-') or '-modules'}.png")
+    finally:
+        context.close()
