@@ -84,6 +84,7 @@ class Registry:
         self._present = False
         self._present_checked = -_PRESENCE_RECHECK
         self._log_fail = RateLimitedLog(log, 30.0)
+        self._log_flap = RateLimitedLog(log, 60.0, level=logging.INFO)
         self._failing = False
         self.syncs = self.refused = self.invalid_instances = 0
         self.writes = self.write_failures = 0
@@ -211,6 +212,12 @@ class Registry:
             self.expired += result.expired
             self.flaps += result.flaps
             self.renewed += result.renewed
+        if result.flaps:  # check flaps: metrics and this rate-limited line, not RouteAudit
+            self._log_flap(
+                "dns: %d registered instance(s) changed check state (passing <-> failing); "
+                "lars_dns_check_flaps_total counts them",
+                result.flaps,
+            )
         if result.expired:
             log.warning(
                 "dns: %d registered instance(s) of %d agent(s) expired: no renewal for %g s",
