@@ -322,8 +322,8 @@ def test_the_host_table_scrolls_inside_its_card_at_420px(browser: Browser, stack
         assert sizes["page"] <= 420, sizes  # nothing widens the page
         assert sizes["cardRight"] <= 420 and sizes["chartRight"] <= sizes["cardRight"], sizes
         # The table scrolls in the card: in its box, or itself (a block table on a phone).
-        scrolls = sizes["boxScroll"] > sizes["boxWidth"] or sizes["tableScroll"] > sizes["tableWidth"]
-        assert scrolls, sizes
+        in_box = sizes["boxScroll"] > sizes["boxWidth"]
+        assert in_box or sizes["tableScroll"] > sizes["tableWidth"], sizes
         screenshot(narrow, "console-hosts-420px.png")
         for path in ("/", "/versions", "/history"):  # the other pages fit too
             narrow.goto(stack.console.url + path)
@@ -372,7 +372,8 @@ def test_every_page_fits_a_390px_phone(browser: Browser, stack: Stack) -> None:
                   const tables = [...document.querySelectorAll('main table')].map(t => {
                     const r = t.getBoundingClientRect();
                     let box = t.parentElement;
-                    while (box && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+                    while (box && getComputedStyle(box).overflowX === 'visible')
+                      box = box.parentElement;
                     return {right: r.right, clipped: box && box.getBoundingClientRect().right};
                   });
                   return {page: document.documentElement.scrollWidth,
@@ -381,7 +382,7 @@ def test_every_page_fits_a_390px_phone(browser: Browser, stack: Stack) -> None:
                 }"""
             )  # fmt: skip
             assert sizes["page"] <= 390, (path, sizes)
-            assert 0 <= sizes["logoutLeft"] and sizes["logoutRight"] <= 390, (path, sizes)
+            assert sizes["logoutLeft"] >= 0 and sizes["logoutRight"] <= 390, (path, sizes)
             for table in sizes["tables"]:  # wide tables scroll inside a box on the page
                 assert table["right"] <= 390 or (table["clipped"] or 0) <= 390, (path, sizes)
             screenshot(phone, f"console-390px{path.replace('/', '-') or '-modules'}.png")
