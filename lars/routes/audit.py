@@ -11,8 +11,14 @@ host or module), hold (the route service held a table), release (an operator ask
 route services to apply a held table), apply (a route service applied a released table),
 register, deregister (an agent's registration came or went, actor `agent:<agent id>`)
 and expire (a route service removed an instance whose agent's lease ran out, actor `dns`),
-restore (an operator wrote the served table back over a held one, lars/routes/restore.py).
+restore (an operator wrote the served table back over a held one, lars/routes/restore.py),
+renumber (an edit found RouteVersion at 4294967295 and set it to 1, lars/routes/routeedit.py).
 A table is held while the newest row among 'hold' and 'apply' is a 'hold' (`hold_state`).
+
+Release is idempotent: one 'release' row per hold. The check and the insert run in one
+transaction serialised on the RouteVersion row (FOR UPDATE; SQLite: BEGIN IMMEDIATE), so
+a second or concurrent release of the newest hold answers the release already written
+(`Release.repeated`) instead of writing another.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import sqlalchemy
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_audit
+from lars.db import route_audit, route_version
 from lars.errors import StoreUnavailable, ValidationError
 from lars.protocol import uint_to_dotted
 
@@ -62,9 +68,10 @@ ACTIONS = (
     "deregister",
     "expire",
     "restore",
+    "renumber",
 )
 # about the whole table: modid/cmdid are 0
-TABLE_ACTIONS = ("hold", "release", "apply", "restore")
+TABLE_ACTIONS = ("hold", "release", "apply", "restore", "renumber")
 EDIT_ACTIONS = tuple(a for a in ACTIONS if a not in TABLE_ACTIONS)  # about one module
 MAX_ENTRY_ID = 2**63 - 1  # the largest id both databases can bind in a query
 _DETAIL_MAX = 1024
@@ -109,10 +116,12 @@ class HoldState:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """What `AuditLog.release` wrote, and the hold it released (None when forced)."""
+    """What `AuditLog.release` wrote, and the hold it released (None when forced);
+    `repeated`: the hold was released already, `entry` is that earlier release row."""
 
     entry: AuditEntry
     held: HoldState | None
+    repeated: bool = False
 
 
 class AuditLog:
@@ -235,22 +244,58 @@ class AuditLog:
 
     def release(self, actor: str, version: int, *, force: bool = False) -> Release:
         """Write an operator's 'release' row (version: the current RouteVersion); a holding
-        route service then applies its table. NothingHeld unless a table is held or `force`."""
+        route service then applies its table. NothingHeld unless a table is held or `force`.
+
+        Idempotent: when the newest hold was released already, that release is answered
+        (`repeated`) and nothing is written (once that hold was applied, `force` writes a
+        forced row again); concurrent calls are serialised on the RouteVersion row, so
+        they write one row."""
         if not self.available():
             raise NothingHeld(
                 f"no {route_audit.name} table: route services cannot hold or release a table "
                 "here; `lars initdb` creates it"
             )
-        held = self.hold_state()
-        if held is None and not force:
-            raise NothingHeld("no route table is held: nothing to release")
-        detail = (
-            f"released hold #{held.hold.id} (version {held.hold.version}): {held.hold.detail}"
-            if held is not None
-            else "forced: no table was held"
-        )
-        row = self.row(actor=actor, action="release", version=version, detail=detail)
-        return Release(_entry({"id": self.insert_one(row), **row}), held)
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock first
+                else:  # edits and releases queue here; the reads below see their commits
+                    conn.execute(
+                        select(route_version.c.id).where(route_version.c.id == 1).with_for_update()
+                    )
+                hold = _newest(conn, ("hold",))
+                released = None if hold is None else _newest(conn, ("release",), hold.id)
+                ended = None if hold is None else _newest(conn, ("apply",), hold.id)
+                held = None if hold is None else HoldState(hold, released)
+                if held is not None and released is not None and (ended is None or not force):
+                    return Release(released, held, repeated=True)  # (after it: --force writes)
+                if ended is not None:
+                    held = None  # the newest hold ended (without a release)
+                if held is None and not force:
+                    raise NothingHeld("no route table is held: nothing to release")
+                detail = (
+                    f"released hold #{held.hold.id} (version {held.hold.version}): "
+                    f"{held.hold.detail}"
+                    if held is not None
+                    else "forced: no table was held"
+                )
+                row = self.row(actor=actor, action="release", version=version, detail=detail)
+                key = conn.execute(insert(route_audit).values(**row)).inserted_primary_key
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return Release(_entry({"id": int(key[0]) if key else 0, **row}), held)
+
+
+def _newest(conn: Connection, actions: Sequence[str], after_id: int = 0) -> AuditEntry | None:
+    """The newest row with one of `actions` and an id above `after_id`, read on `conn`."""
+    query = (
+        select(route_audit)
+        .where(route_audit.c.id > after_id, route_audit.c.action.in_(list(actions)))
+        .order_by(route_audit.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else _entry(row._mapping)
 
 
 def _entry(r: Mapping[Any, Any]) -> AuditEntry:

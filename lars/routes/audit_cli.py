@@ -135,9 +135,15 @@ def run_release(args: argparse.Namespace, engine_of: EngineOf) -> int:
             done = RouteAdmin(engine, actor=cli_actor()).release_hold(force=args.force)
         except NothingHeld as exc:
             raise NothingHeld(f"{exc} (--force writes a release row anyway)") from exc
+    r = done.entry
+    if done.repeated and done.held is not None:  # idempotent: one release row per hold
+        print(
+            f"lars route release: hold #{done.held.hold.id} was already released: release "
+            f"#{r.id} by {r.actor} at {utc(r.ts)} (version {r.version}); nothing written"
+        )
+        return 0
     if done.held is not None:
         print(describe_hold(done.held))
-    r = done.entry
     print(
         f"lars route release: release #{r.id} written by {r.actor} at version {r.version}; "
         "a route service holding the table applies it within a poll interval"

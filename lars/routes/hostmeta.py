@@ -90,8 +90,11 @@ class MetaPresence:
         now = self._clock()
         if self._checked_at is not None and now - self._checked_at < self._recheck:
             return False
+        # asked before _checked_at is set: a concurrent first caller must not read the
+        # "checked, missing" state while this one is still asking (drains refused)
+        present = sqlalchemy.inspect(self._engine).has_table(route_host_meta.name)
         self._checked_at = now
-        self._present = sqlalchemy.inspect(self._engine).has_table(route_host_meta.name)
+        self._present = present
         if not self._present and not self._logged:
             self._logged = True
             log.warning(
