@@ -147,6 +147,13 @@ def render_status(doc: dict[str, Any]) -> str:
             f"  get_host {doc['get_host']}, reports {doc['reports']}, "
             f"dropped datagrams {doc['dropped_datagrams']}",
         ]
+        regs = doc.get("registrations") or {}
+        if any(regs.values()):
+            lines.append(
+                f"  registered here: {regs.get('passing', 0)} passing, "
+                f"{regs.get('failing', 0)} failing, {regs.get('pending', 0)} pending "
+                "(lars status --module M C for each)"
+            )
     elif daemon == "dns":
         age = doc.get("last_poll_age")
         lines += [

@@ -14,7 +14,7 @@ from lars.agent.regconfig import RegisterConfig
 from lars.agent.service import AgentService
 from lars.client import LarsClient
 from lars.obs.listen import MetricsConfig
-from lars.obs.status import render_module
+from lars.obs.status import render_module, render_status
 from lars.reactor import backoff
 from tests.integration.agent_fakes import FakeReporter, FakeRouteService, wait_until
 from tests.obs_util import get_json, scrape, value
@@ -67,6 +67,7 @@ def test_metrics_status_and_module_view(peers: tuple[FakeRouteService, FakeRepor
         assert code == 200 and status["registrations"] == {
             "pending": 0, "passing": 1, "failing": 1
         }  # fmt: skip
+        assert "registered here: 1 passing, 1 failing, 0 pending" in render_status(status)
         code, doc = get_json(metrics.url + "/debug/module?modid=11&cmdid=1")
         assert code == 200 and doc["route_state"] == "not asked for on this agent"
         states = {r["port"]: (r["check"], r["state"]) for r in doc["registrations"]}
