@@ -245,3 +245,72 @@ def test_agent_loop_death_is_named(no_leaks: None, target: str) -> None:
         metrics.stop()
         route.stop()
         rep.stop()
+
+
+def test_console_serving_thread_death_is_reported(no_leaks: None, sqlite_url: str) -> None:
+    from lars.console import build_console
+    from lars.console.server import ConsoleServer
+
+    engine = make_engine(sqlite_url)
+    init_schema(engine)
+    server = ConsoleServer(build_console(engine, "test-password-1"), "127.0.0.1", 0)
+    fatal: list[ThreadFailure] = []
+    server.threads.on_fatal(fatal.append)
+    server.start()
+    try:
+        uvicorn_server = server._server
+        assert uvicorn_server is not None
+
+        async def failing_tick(counter: int) -> bool:
+            raise RuntimeError("injected")
+
+        uvicorn_server.on_tick = failing_tick  # type: ignore[method-assign]
+        wait_for(lambda: bool(fatal), timeout=30, what="the console thread reported dead")
+        assert [f.describe() for f in fatal] == ["thread lars-console died: RuntimeError: injected"]
+        assert server.threads.reasons() == [fatal[0].describe()]
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def test_a_dead_thread_stops_lars_dns_with_exit_1_and_one_line(
+    no_leaks: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring in `lars dns` main: the death ends the wait, the service stops, and the
+    error boundary prints one line naming the thread (exit 1)."""
+    import io
+    import threading
+
+    import lars.dns.cli as dns_cli
+    from lars.boundary import report_failure
+    from lars.cli import build_parser
+    from lars.errors import DaemonFailed
+
+    started: list[DnsService] = []
+
+    class Recorded(DnsService):
+        def start(self) -> None:
+            super().start()
+            started.append(self)
+
+    monkeypatch.setattr(dns_cli, "DnsService", Recorded)
+
+    def kill_the_poller() -> None:
+        wait_for(lambda: bool(started), timeout=30, what="started")
+        started[0]._thread.set_interval(math.inf)  # the issue's finding, past the check
+
+    killer = threading.Thread(target=kill_the_poller)
+    killer.start()
+    args = build_parser(["dns"]).parse_args(
+        ["dns", "--db", sqlite_url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off"]
+    )
+    with pytest.raises(DaemonFailed) as info:
+        args.func(args)
+    killer.join(30)
+    out = io.StringIO()
+    code = report_failure("dns", info.value, debug=False, stream=out)
+    assert int(code) == 1
+    assert out.getvalue().startswith(
+        "lars dns: dns stops: thread dns-poller died: OverflowError: timestamp out of range"
+    )
+    assert out.getvalue().count("\n") == 1
