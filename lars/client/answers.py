@@ -32,8 +32,9 @@ __all__ = [
 # A just-started agent may not have connected to the route service yet: its "cannot reach
 # the route service" is final only once it has lasted this long.
 UNREACHABLE_GRACE = 0.5
-# Reasons that waiting for the route will not change.
-_FINAL = (NoHostReason.MODULE_LIMIT, NoHostReason.WRONG_PORT)
+# Reasons that waiting for the route will not change: the route service has answered
+# (EMPTY: it has no hosts for the module), or the agent will not keep the module.
+_FINAL = (NoHostReason.EMPTY, NoHostReason.MODULE_LIMIT, NoHostReason.WRONG_PORT)
 
 
 def agent_address(client: LarsClient, modid: int, cmdid: int) -> str:
