@@ -2,7 +2,10 @@
 
 Every page shows a banner while a table is held (`attach_hold` looks it up once per page
 view, in the thread pool); the banner's Release form is CSRF-checked and confirmed in the
-browser. The API: GET /api/history, GET /api/hold, POST /api/hold/release.
+browser, and so is its Restore form (the served table written back, lars/routes/restore.py).
+The banner and /api/hold tell what the route services serve and hold, since when (the
+guard state they save). The API: GET /api/history, GET /api/hold, POST /api/hold/release,
+POST /api/hold/restore.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from lars.console.history import (
     HistoryEntryOut,
     HoldOut,
     ReleaseOut,
+    RestoreOut,
     RouteHistory,
 )
 from lars.console.models import ErrorOut
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
 from lars.console.validate import MAX_ID, ascii_digits
-from lars.errors import StoreUnavailable
+from lars.errors import StoreUnavailable, ValidationError
 from lars.routes.audit import MAX_ENTRY_ID, NothingHeld
 
 __all__ = ["api_router", "attach_hold", "get_history", "page_router"]
@@ -69,9 +73,12 @@ async def attach_hold(
     page = request.method == "GET" and not path.startswith(("/api/", "/static/"))
     if page and not path.endswith(".part") and getattr(request.state, "session", None):
         try:
-            request.state.hold = await call(get_history(request).hold)
+            history = get_history(request)
+            request.state.hold = await call(history.hold)
+            request.state.guard = await call(history.served)
         except StoreUnavailable:
             request.state.hold = None  # the page itself reports the outage
+            request.state.guard = None
     return await call_next(request)
 
 
@@ -94,13 +101,21 @@ def api_history(
 @api_router.get("/hold", response_model=HoldOut)
 def api_hold(request: Request) -> HoldOut:
     """Whether the route services hold a table back, why, and any release not yet applied."""
-    return HoldOut.of(get_history(request).hold())
+    history = get_history(request)
+    return HoldOut.of(history.hold(), history.served())
 
 
 @api_router.post("/hold/release", response_model=ReleaseOut, responses=_UNSAFE)
 def api_release(request: Request) -> ReleaseOut:
     """Release the held table (admin; audited with the caller's name); 409 when none is."""
     return ReleaseOut.of(get_history(request).release(principal_of(request).name))
+
+
+@api_router.post("/hold/restore", response_model=RestoreOut, responses=_UNSAFE)
+def api_restore(request: Request) -> RestoreOut:
+    """Write the table the route services serve back over the held one (admin; audited
+    with the caller's name, lars/routes/restore.py); 409 when nothing is held."""
+    return RestoreOut.of(get_history(request).restore(principal_of(request).name))
 
 
 # Pages
@@ -128,7 +143,9 @@ async def history_page(
 
 @page_router.get("/hold.part")
 async def hold_part(request: Request) -> Response:
-    return render(request, "_hold.html", hold=await call(get_history(request).hold))
+    history = get_history(request)
+    hold, guard = await call(history.hold), await call(history.served)
+    return render(request, "_hold.html", hold=hold, guard=guard)
 
 
 @page_router.post("/hold/release")
@@ -141,9 +158,35 @@ async def release(request: Request) -> Response:
         done = await call(get_history(request).release, principal_of(request).name)
     except NothingHeld as exc:
         return redirect(request, "/history", f"Nothing released: {exc}.")
+    if done.repeated:  # one release row per hold: a second click answers the first
+        return redirect(
+            request,
+            "/history",
+            f"Already released: release #{done.entry.id} by {done.entry.actor} at version "
+            f"{done.entry.version}; nothing written.",
+        )
     return redirect(
         request,
         "/history",
         f"Release #{done.entry.id} written at version {done.entry.version}: a route service "
         "holding the table applies it within a poll interval.",
+    )
+
+
+@page_router.post("/hold/restore")
+async def restore(request: Request) -> Response:
+    try:
+        await form(request)
+    except CsrfRejected:
+        return error_page(request, 403, "Your form expired; reload the page and try again.")
+    try:
+        done = await call(get_history(request).restore, principal_of(request).name)
+    except ValidationError as exc:  # NothingHeld, NoServedTable
+        return redirect(request, "/history", f"Nothing restored: {exc}.")
+    return redirect(
+        request,
+        "/history",
+        f"Restored the served table (version {done.served_version}: {done.modules} modules, "
+        f"{done.hosts} hosts) at version {done.version}; the route services load it within "
+        "a poll interval and the hold ends.",
     )

@@ -18,6 +18,7 @@ from lars.console.history import MODULE_HISTORY
 from lars.console.history_routes import get_history
 from lars.console.models import CmdId, ModId
 from lars.console.render import CsrfRejected, call, error_page, form, redirect, render
+from lars.console.served import held_changes, served_entries
 from lars.console.validate import FieldErrors, Fields
 from lars.protocol.weight import MAX_WEIGHT
 
@@ -45,21 +46,33 @@ async def modules_page(request: Request, q: str = "", state: str = "") -> Respon
 
 @router.get("/modules.part")
 async def modules_part(request: Request, q: str = "", state: str = "") -> Response:
+    return render(request, "_modules.html", **await _module_list(request, q[:100], state))
+
+
+async def _module_list(request: Request, q: str, state: str) -> dict[str, Any]:
+    """The module list: the database's table, or while a table is held what agents are
+    served with the held change beside it (lars/console/served.py)."""
     service = service_of(request)
-    modules = await call(service.modules, q[:100], _state(state))
-    return render(request, "_modules.html", modules=modules)
+    guard = await call(get_history(request).served)
+    if guard is None or guard.held is None:
+        modules = await call(service.modules, q, _state(state))
+        return {"modules": modules, "changes": None, "guard": guard}
+    database = await call(lambda: service.admin.list_routes(registered=True))
+    changes = held_changes(guard, database)
+    modules = await call(service.modules, q, _state(state), served_entries(guard))
+    listed = {(m.modid, m.cmdid) for m in modules}
+    added = sorted(k for k, c in changes.items() if not c.served and c.held and k not in listed)
+    return {"modules": modules, "changes": changes, "held_only": added, "guard": guard}
 
 
 async def _modules(
     request: Request, q: str, state: str, status: int = 200, forms: FormErrors | None = None
 ) -> Response:
-    service = service_of(request)
-    modules = await call(service.modules, q, _state(state))
     return render(
         request,
         "modules.html",
         status,
-        modules=modules,
+        **await _module_list(request, q, state),
         q=q,
         state=state,
         states=[s.value for s in HostState],

@@ -64,6 +64,7 @@ POLICY: Mapping[tuple[str, str], Requirement] = {
     ("PUT", f"/api{_H}/weight"): E,
     # JSON API: held tables, accounts, tokens
     ("POST", "/api/hold/release"): A,
+    ("POST", "/api/hold/restore"): A,
     ("GET", "/api/accounts"): A,
     ("POST", "/api/users"): A,
     ("DELETE", "/api/users/{name}"): A,
@@ -92,6 +93,7 @@ POLICY: Mapping[tuple[str, str], Requirement] = {
     ("POST", f"{_M}/delete"): E,
     # Pages: held tables, accounts
     ("POST", "/hold/release"): A,
+    ("POST", "/hold/restore"): A,
     ("GET", "/accounts"): A,
     ("POST", "/accounts/users"): A,
     ("POST", "/accounts/users/delete"): A,

@@ -29,6 +29,7 @@ from lars.protocol import uint_to_dotted
 from lars.protocol.limits import MAX_HOSTS_PER_MODULE
 from lars.routes import hostmeta
 from lars.routes.audit import AuditLog, Release, cli_actor
+from lars.routes.guardstate import GuardState, read_state
 from lars.routes.hostedit import HostSettingsEdits
 from lars.routes.hostmeta import MetaPresence
 from lars.routes.restore import Restored, restore_served
@@ -151,6 +152,14 @@ class RouteAdmin(HostSettingsEdits):
             clock=self._clock,
             meta=self.meta,
         )
+
+    def guard_state(self) -> GuardState | None:
+        """What the route services saved (served table, hold); None when nothing is, or
+        the saved state is unreadable. Raises StoreUnavailable."""
+        try:
+            return read_state(self._engine)
+        except ValueError:
+            return None
 
     # edits
 

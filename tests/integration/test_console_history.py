@@ -135,7 +135,13 @@ def test_api_history_lists_console_edits_newest_first_with_filters(client: TestC
 
 
 def test_api_hold_release_and_apply(client: TestClient, engine: Engine) -> None:
-    assert client.get("/api/hold").json() == {"held": False, "hold": None, "release": None}
+    assert client.get("/api/hold").json() == {
+        "held": False,
+        "hold": None,
+        "release": None,
+        "served": None,  # no route service saved its guard state here (issue 18)
+        "held_table": None,
+    }
     refused = client.post("/api/hold/release")
     assert refused.status_code == 409
     assert "no route table is held" in refused.json()["detail"]
@@ -164,6 +170,8 @@ def test_api_hold_release_and_apply(client: TestClient, engine: Engine) -> None:
     state = client.get("/api/hold").json()
     assert state["held"] is True
     assert state["release"]["id"] == release["id"]
+    again = client.post("/api/hold/release")  # idempotent: the same result, nothing written
+    assert again.status_code == 200 and again.json()["release"] == release
     apply(engine, "released by ops")
     assert client.get("/api/hold").json()["held"] is False
     assert client.get("/api/history", params={"limit": 1}).json()[0]["action"] == "apply"
@@ -240,9 +248,12 @@ def test_banner_on_every_page_while_held_and_release_form(
     assert 'action="/hold/release"' not in history
     apply(engine, "released by ops")
     assert 'id="hold"' not in client.get("/").text
-    nothing = client.post("/hold/release", data={"csrf": csrf_of(page)}, follow_redirects=False)
-    assert nothing.status_code == 303
-    assert "Nothing released" in client.get("/history").text
+    # release is idempotent (one release row per hold): a second click answers the first
+    again = client.post("/hold/release", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert again.status_code == 303
+    history = client.get("/history").text
+    assert "Already released: release #" in history and "nothing written" in history
+    assert len(re.findall(r'class="action-release"', history)) == 1
 
 
 def test_module_page_shows_its_history_and_history_pages_back(

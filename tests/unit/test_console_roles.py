@@ -23,7 +23,9 @@ from lars.accounts import AccountStore, Role
 from lars.console import build_console
 from lars.console.policy import POLICY, PUBLIC, Policy, Requirement, route_keys
 from lars.dbengine import init_schema, make_engine
+from lars.protocol import dotted_to_uint
 from lars.routes.admin import RouteAdmin
+from lars.routes.guardstate import GuardState, HeldInfo, write_state
 
 PASSWORD = "roles-password-1"
 USER_PASSWORD = "user-password-1"
@@ -64,6 +66,7 @@ EXAMPLES: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/api/history"): ("/api/history", None),
     ("GET", "/api/hold"): ("/api/hold", None),
     ("POST", "/api/hold/release"): ("/api/hold/release", None),
+    ("POST", "/api/hold/restore"): ("/api/hold/restore", None),
     ("GET", "/api/accounts"): ("/api/accounts", None),
     ("POST", "/api/users"): (
         "/api/users",
@@ -98,6 +101,10 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
             admin.add_host(1, 1, ip, 80)
         admin.drain(1, 1, "10.0.0.2", 80, note=None, force=False)
         admin.audit.append([admin.audit.row(actor="dns", action="hold", version=1, detail="d")])
+        # what a holding route service saves (issue 18): the table restore writes back
+        served = {(1, 1): ((dotted_to_uint("10.0.0.1"), 80, 1),)}
+        held = HeldInfo(1, 0.0, None, "drop", "d", "", 0, 0)
+        write_state(engine, GuardState(0.0, "dns test", 1, 0.0, served, held=held))
         store = AccountStore(engine)
         tokens = {role: store.create_token(f"t-{role.value}", role, by="test") for role in Role}
         for role in Role:
@@ -306,6 +313,7 @@ PAGE_EXAMPLES: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
     ),
     ("POST", "/modules/{modid}/{cmdid}/delete"): ("/modules/1/1/delete", {}),
     ("POST", "/hold/release"): ("/hold/release", {}),
+    ("POST", "/hold/restore"): ("/hold/restore", {}),
     ("POST", "/accounts/users"): (
         "/accounts/users",
         {"name": "carol", "role": "viewer", "password": "pw-carol-12"},
