@@ -163,6 +163,12 @@ class Registry:
         changed = self.add(key, check, now, wall)
         return Outcome(_reply(req.seq, OK), req.op, OK, key, changed=changed)
 
+    def set_config(self, config: RegisterConfig) -> None:
+        """New defaults and limits; each entry's settings are resolved again."""
+        self.config = config
+        for entry in self.entries.values():
+            entry.checker.settings = config.settings_for(entry.check)
+
     # the registrations themselves
 
     def add(

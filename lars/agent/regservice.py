@@ -173,6 +173,13 @@ class RegistrationService:
     def _schedule(self) -> None:
         self._timer = self.thread.loop.call_later(TICK, self._tick)
 
+    def set_config(self, config: RegisterConfig) -> None:
+        """Client loop: new [register] defaults and limits (SIGHUP). Registrations that
+        did not set their own interval/timeout/fail_after/pass_after take the new
+        defaults from their next check; their states are kept."""
+        self.config = config
+        self.registry.set_config(config)
+
     # requests (posted from the shards' loops)
 
     def submit(self, body: bytes, peer: Hashable, reply: Reply, shard: int | None = None) -> None:

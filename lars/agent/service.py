@@ -263,13 +263,21 @@ class AgentService:
 
     def reload(self, new: AgentConfig, timeout: float = 10.0) -> ReloadResult:
         """Apply the [loadbalance] parameters of `new` (SIGHUP), each shard on its own
-        loop; every other change (ports, addresses, limits, layout) needs a restart."""
-        result = split(diff(self.config, new), lambda name: name.startswith("balancer."))
-        if result.applied:
-            balancer = replace(self.config.balancer, **result.values("balancer."))
+        loop, and the [register] check defaults and limits on the client loop; every
+        other change (ports, addresses, limits, layout, the registrations path) needs a
+        restart."""
+        result = split(diff(self.config, new), _reloadable)
+        changes = result.values("balancer.")
+        if changes:
+            balancer = replace(self.config.balancer, **changes)
             for ep, thread in self._served():
                 thread.call(ep.shard.set_balancer, balancer).result(timeout)
             self.config = replace(self.config, balancer=balancer)
+        changes = result.values("register.")
+        if changes:
+            register = replace(self.config.register, **changes)
+            self._clients.call(self.registrations.set_config, register).result(timeout)
+            self.config = replace(self.config, register=register)
         return result
 
     def sync(self, timeout: float = 10.0) -> None:
@@ -371,6 +379,12 @@ class AgentService:
     @property
     def clock(self) -> Callable[[], float]:
         return self._clock
+
+
+def _reloadable(name: str) -> bool:
+    return name.startswith("balancer.") or (
+        name.startswith("register.") and name != "register.path"
+    )
 
 
 def _addrs(addresses: tuple[tuple[str, int], ...]) -> str:

@@ -5,6 +5,7 @@ registrations and acknowledges syncs, and an original-style one that logs unknow
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -379,5 +380,36 @@ def test_an_agent_without_registrations_sends_no_sync(
         time.sleep(1.0)  # an observation window: ten renewal periods
         agent.sync()
         assert agent.registrations.syncs_sent == sent
+    finally:
+        agent.stop()
+
+
+def test_sighup_applies_register_defaults_but_not_the_path(
+    tmp_path: Path, reporter: FakeReporter, original_dns: RouteServiceDouble
+) -> None:
+    agent = make_agent([original_dns.address], reporter, tmp_path / "r.json")
+    try:
+        with LarsClient(ports=agent.ports) as client:
+            client.register(4, 4, IP, 1, check="ttl:30")
+            client.register(4, 4, IP, 2, check=Check.ttl_of(30, fail_after=7))
+        old = agent.config
+        new = dataclasses.replace(
+            old,
+            register=dataclasses.replace(
+                old.register, fail_after=5, max_instances=3, path=str(tmp_path / "other.json")
+            ),
+        )
+        result = agent.reload(new)
+        assert {c.name for c in result.applied} == {"register.fail_after", "register.max_instances"}
+        assert [c.name for c in result.restart] == ["register.path"]
+        entries = agent.registrations.registry.entries
+        assert entries[(4, 4, WIRE_IP, 1)].checker.settings.fail_after == 5  # the default
+        assert entries[(4, 4, WIRE_IP, 2)].checker.settings.fail_after == 7  # its own
+        assert agent.config.register.max_instances == 3
+        assert agent.config.register.path == str(tmp_path / "r.json")
+        with LarsClient(ports=agent.ports) as client:
+            client.register(4, 4, IP, 3, check="ttl:30")
+            with pytest.raises(RegistrationRefused, match="limit of 3"):
+                client.register(4, 4, IP, 4, check="ttl:30")
     finally:
         agent.stop()
