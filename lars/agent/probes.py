@@ -3,6 +3,9 @@
 tcp: a connection to ip:port is accepted (then closed at once). http: an HTTP/1.0 GET
 of the check URL's path answered with a 2xx status line; the body is not read. Both
 return (ok, detail); detail says why a check failed, for logs and `lars status`.
+An http check's HOST may be a name: the event loop resolves it (uvloop: libuv's own
+resolver pool; plain asyncio: the loop's default executor). Numeric addresses, and every
+tcp check, resolve nothing.
 """
 
 from __future__ import annotations
