@@ -48,7 +48,19 @@ def no_answer(client: LarsClient, modid: int, cmdid: int, *, refused: bool) -> N
         if refused
         else f"no reply within {client.config.timeout:g} s"
     )
-    raise NotAnswering(f"agent {agent_address(client, modid, cmdid)} does not answer: {cause}")
+    address = agent_address(client, modid, cmdid)
+    why = _which_port(client, modid, cmdid)
+    raise NotAnswering(f"agent {address} does not answer: {cause}{why}")
+
+
+def _which_port(client: LarsClient, modid: int, cmdid: int) -> str:
+    """Where a port past the base comes from: with --agent-port 9999, module 9:9 is asked
+    on 10001, which reads like a typo unless the message says so."""
+    shard = shard_of(modid, cmdid)
+    if client.config.ports is not None or shard == 0:
+        return ""
+    port = client.config.base_port + shard
+    return f" (port {port} = agent port {client.config.base_port} + ({modid} + {cmdid}) % 3)"
 
 
 def fetch_route(

@@ -142,3 +142,19 @@ def test_qps_stops_early_on_a_signal_with_a_summary(agent: FakeAgent, sig: int) 
             proc.communicate()
     assert proc.returncode == 0, err
     assert "interrupted" in out and "total:" in out
+
+
+def test_a_port_past_the_base_says_where_it_comes_from() -> None:
+    """`--agent-port 9999` for module 1:1 reported "127.0.0.1:10001 does not answer"
+    without explaining the +2."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+    if base > 65000:
+        base -= 1000
+    out = lars("gethost", "1", "1", "--agent-port", str(base), "--attempts", "1")
+    assert out.returncode == 3
+    assert out.stderr.startswith(f"lars gethost: agent 127.0.0.1:{base + 2} does not answer: ")
+    assert out.stderr.endswith(f"(port {base + 2} = agent port {base} + (1 + 1) % 3)\n")
+    out = lars("gethost", "9", "9", "--agent-port", str(base), "--attempts", "1")
+    assert "% 3" not in out.stderr  # module 9:9 goes to the base port itself
