@@ -101,6 +101,7 @@ class RegistrationService:
         self._pending: list[tuple[Reply, bytes]] = []  # answers waiting for the file
         self._flush_scheduled = False
         self._sync_scheduled = False
+        self._check_soon = False
         self._persisted_version = 0
         self._synced_version = -1
         self._ever_held = False
@@ -204,6 +205,9 @@ class RegistrationService:
                           wire_to_dotted(ip), port)  # fmt: skip
         if outcome.changed:
             self._changed()
+            if outcome.op == OP_REGISTER and not self._check_soon:
+                self._check_soon = True  # the first check now, not at the next tick
+                self.thread.loop.call_soon(self._tick_now)
         if self._flush_scheduled:
             self._pending.append((reply, frame))  # answered once the file has it
         else:
@@ -240,6 +244,13 @@ class RegistrationService:
 
     def _tick(self) -> None:
         self._schedule()
+        try:
+            self._run_checks()
+        except Exception:
+            log.exception("registrations: check round failed")
+
+    def _tick_now(self) -> None:
+        self._check_soon = False
         try:
             self._run_checks()
         except Exception:
