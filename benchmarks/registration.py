@@ -16,7 +16,9 @@ back.
   agent registers one instance in one module; then it deregisters (an empty sync).
   Latency = receipt of the push at each subscriber - the moment the sync was sent (the
   route service has it a loopback hop later): register -> served by every agent, and
-  deregister -> gone from every agent. `--background N` first registers N instances
+  deregister -> gone from every agent. Also printed: the route service's table loads
+  during the run and their mean duration (lars_dns_reload_duration_seconds).
+  `--background N` first registers N instances
   (N/5 agents renewing every lease/3 s) so the loads carry them.
 - scale: `--instances` instances over agents of `--per-agent` each, every agent on its
   own connection renewing every lease/3 s as a lars agent does. After they are all
@@ -408,7 +410,13 @@ def main() -> None:
         )
         try:
             if args.mode == "latency":
+                s0 = scrape(metrics, "lars_dns_reload_duration_seconds_sum")
+                n0 = scrape(metrics, "lars_dns_reload_duration_seconds_count")
                 result = uvloop.run(latency(args, dns.port))
+                s1 = scrape(metrics, "lars_dns_reload_duration_seconds_sum")
+                n1 = scrape(metrics, "lars_dns_reload_duration_seconds_count")
+                result["route_table_loads"] = n1 - n0
+                result["mean_load_ms"] = round((s1 - s0) / max(1.0, n1 - n0) * 1000, 1)
             elif args.mode == "scale":
                 result = uvloop.run(scale(args, dns, engine, metrics))
             else:
