@@ -42,6 +42,7 @@ __all__ = ["RegistrationService", "RegistrationStats", "SyncLink"]
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between looks for due checks
+IDLE_TICK = 1.0  # the same with no registration (a new one is checked at once anyway)
 DEFAULT_LEASE = 10.0  # seconds, until a route service's ack says otherwise
 UNSERVED_AFTER = 5.0  # seconds connected to a route service that does not take them
 _REPLY = int(MsgId.REGISTER_RESPONSE)
@@ -172,7 +173,9 @@ class RegistrationService:
         self._flush()
 
     def _schedule(self) -> None:
-        self._timer = self.thread.loop.call_later(TICK, self._tick)
+        # an agent with nothing registered (most of a fleet) looks once a second
+        busy = self.registry.entries or self._empty_unacked or self._tasks
+        self._timer = self.thread.loop.call_later(TICK if busy else IDLE_TICK, self._tick)
 
     def set_config(self, config: RegisterConfig) -> None:
         """Client loop: new [register] defaults and limits (SIGHUP). Registrations that
@@ -251,6 +254,9 @@ class RegistrationService:
 
     def _tick_now(self) -> None:
         self._check_soon = False
+        if self._timer is not None:  # from an idle second's pace to TICK's
+            self._timer.cancel()
+            self._schedule()
         try:
             self._run_checks()
         except Exception:
