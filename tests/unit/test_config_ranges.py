@@ -472,3 +472,18 @@ def test_dataclasses_replace_is_checked_too() -> None:
         dataclasses.replace(DnsConfig(), poll_interval=NAN)
     with pytest.raises(ConfigError, match="frame_timeout"):
         dataclasses.replace(ReactorConfig(), frame_timeout=INF)
+
+
+def test_the_readme_table_lists_every_setting_with_its_range() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[3].strip()
+        for line in readme.splitlines()
+        if line.startswith("| `[")
+    }
+    missing = []
+    for setting in SETTINGS:
+        name = setting.rng.name
+        if name.startswith("[") and rows.get(name) != setting.rng.describe():
+            missing.append(f"{name} ({setting.rng.describe()}; README: {rows.get(name)})")
+    assert missing == [], "README 'Settings and their ranges' is out of date: " + ", ".join(missing)
