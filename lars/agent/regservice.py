@@ -111,6 +111,7 @@ class RegistrationService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._renew_at = 0.0
+        self._sent_at = 0.0  # when the last sync was sent
         self.seq = 0
         self.lease = DEFAULT_LEASE
         self.last_ack = 0
@@ -342,7 +343,8 @@ class RegistrationService:
             self._empty_seq = None if self.registry.entries else self.seq
             self.syncs_sent += 1
             self._synced_version = self.registry.version
-            self._renew_at = self._clock() + self.lease / 3
+            self._sent_at = self._clock()
+            self._renew_at = self._sent_at + self.lease / 3
 
     def on_capable(self) -> None:
         """Client loop: the route-service connection now accepts registrations."""
@@ -354,6 +356,7 @@ class RegistrationService:
         self.last_ack = seq
         if lease > 0:
             self.lease = float(min(lease, 3600))
+            self._renew_at = min(self._renew_at, self._sent_at + self.lease / 3)
         if seq == self._empty_seq and not self.registry.entries:
             self._empty_unacked = False  # a route service knows the set is empty
 
