@@ -1,9 +1,9 @@
 """Push-empty end to end with real processes: `lars dns` with its guard off
 (`--max-drop-ratio 1.0`, like an original Lars route service) on SQLite, `lars agent
 --cache`. A DBA's `DELETE FROM RouteData; UPDATE RouteVersion ...` empties every
-module; the agent follows (NOEXIST) and logs it once, its cache file keeps the last good
-hosts, and the agent restarted while the route service still serves the empty table
-answers SUCC from the cache (logged as stale)."""
+module; the agent's mass-empty guard keeps serving their hosts (SUCC, logged once; before
+issue 18 it followed: NOEXIST), its cache file keeps them, and the agent restarted while
+the route service still serves the empty table answers SUCC from the cache."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def answers(peer: UdpPeer) -> set[int | None]:
     return {None if (r := get_host(peer, *key)) is None else r.retcode for key in MODULES}
 
 
-def test_push_empty_then_agent_restart_serves_the_cache(tmp_path: Path) -> None:
+def test_push_empty_is_held_and_an_agent_restart_serves_the_cache(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'lars.db'}"
     engine = make_engine(url)
     init_schema(engine)
@@ -57,19 +57,19 @@ def test_push_empty_then_agent_restart_serves_the_cache(tmp_path: Path) -> None:
             with engine.begin() as conn:  # the DBA's mistake, in plain SQL
                 conn.execute(text("DELETE FROM RouteData"))
                 conn.execute(text("UPDATE RouteVersion SET version = version + 1"))
-            wait_until(lambda: answers(peer) == {NOEXIST}, 60)
+            wait_until(lambda: "EMPTIED" in agent.log.read_text(), 60)  # pushed and held
+            assert answers(peer) == {SUCC}  # before issue 18: {NOEXIST}
         code, err = agent.stop()
         assert code == 0, err
-        assert err.count("EMPTY for every module") == 1
+        assert err.count("EMPTIED") == 1  # one line
         routes = json.loads(cache.read_text())["routes"]
-        assert sorted(len(r["hosts"]) for r in routes) == [1, 1, 1]  # the defect: all 0
-        assert all("empty_since" in r for r in routes)
+        assert sorted(len(r["hosts"]) for r in routes) == [1, 1, 1]
         agent = Proc(tmp_path / "a2.log", *agent_args)  # the route service still serves empty
         procs[0] = agent
         with UdpPeer((base, base + 1, base + 2)) as peer:
             peer.sock.settimeout(0.5)
             wait_until(lambda: answers(peer) == {SUCC}, 60)
-            wait_until(lambda: "serving the cached routes" in agent.log.read_text(), 60)
+            wait_until(lambda: "still serving their last hosts" in agent.log.read_text(), 60)
             assert answers(peer) == {SUCC}  # still, after the route service answered
         code, err = agent.stop()
         assert code == 0, err

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from lars.agent.config import AgentConfig
+from lars.agent.metrics import AgentCollector
 from lars.agent.service import AgentService
 from lars.protocol import RetCode, dotted_to_wire
 from lars.reactor import backoff
@@ -47,6 +49,12 @@ def start_agent(
     agent = AgentService(cfg, backoff_factory=lambda: backoff(0.01, 0.1))
     agent.start()
     return agent
+
+
+def registry(agent: AgentService) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(AgentCollector(agent))
+    return reg
 
 
 def cached_hosts(cache: Path) -> dict[tuple[int, int], int]:
@@ -163,5 +171,10 @@ def test_mass_empty_delay_ends_a_hold_by_applying_the_empty_answers(
             wait_until(lambda: all(peer.get_host(*k).retcode == NOEXIST for k in MODULES))
             stats = agent.stats()
             assert stats.route_holds_expired == 1 and stats.route_held_modules == 0
+            text = generate_latest(registry(agent)).decode()
+            assert "lars_agent_route_mass_empty_total 1.0" in text
+            assert 'lars_agent_route_mass_empty_ends_total{how="delay"} 1.0' in text
+            assert 'lars_agent_route_mass_empty_ends_total{how="hosts"} 0.0' in text
+            assert "lars_agent_route_held_modules 0.0" in text
     finally:
         agent.stop()
