@@ -150,6 +150,8 @@ def db_url_from_ini(ini: IniFile, default: str = DEFAULT_DB_URL) -> str:
         return default
     host = ini.get("mysql", "db_host", "127.0.0.1")
     port = ini.get("mysql", "db_port", 3306)
+    if not _DB_PORT.accepts(port):
+        raise _DB_PORT.error(port)
     user = ini.get("mysql", "db_user", "root")
     password = ini.get("mysql", "db_passwd", "")
     name = ini.get("mysql", "db_name", "lars_dns")
@@ -211,6 +213,9 @@ class Range:
         else:
             shown = _fmt(value if self.scale == 1 else value * self.scale)
         return ConfigError(f"{self.name} = {shown}: out of range, expected {self.describe()}")
+
+
+_DB_PORT = Range(1, 65535, "[mysql] db_port", integer=True)
 
 
 def _fmt(value: float) -> str:

@@ -487,3 +487,15 @@ def test_the_readme_table_lists_every_setting_with_its_range() -> None:
         if name.startswith("[") and rows.get(name) != setting.rng.describe():
             missing.append(f"{name} ({setting.rng.describe()}; README: {rows.get(name)})")
     assert missing == [], "README 'Settings and their ranges' is out of date: " + ", ".join(missing)
+
+
+@pytest.mark.parametrize("daemon", ["dns", "reporter", "console"])
+@settings(max_examples=20, deadline=None)
+@given(port=st.one_of(st.integers(), st.sampled_from([0, -1, 65536, 10**20])))
+def test_mysql_db_port(daemon: str, port: int) -> None:
+    ini = IniFile.from_string(f"[mysql]\ndb_port = {port}\n", "test.conf")
+    if 1 <= port <= 65535:
+        assert f":{port}/" in from_ini(daemon, ini).db_url  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(ConfigError, match=r"^\[mysql\] db_port = -?\d+: out of range"):
+            from_ini(daemon, ini)
