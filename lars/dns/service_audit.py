@@ -20,12 +20,13 @@ import logging
 from collections.abc import Iterable
 
 import sqlalchemy
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import route_audit
 from lars.dns.store import unavailable
 from lars.dns.table import Key, RouteTable
+from lars.protocol.version import is_newer
 from lars.routes.audit import EDIT_ACTIONS, AuditEntry, AuditLog
 
 __all__ = ["MAX_SQL_ROWS", "ServiceAudit", "sql_change_rows"]
@@ -118,17 +119,12 @@ class ServiceAudit:
 
     def restored_between(self, old_version: int, new_version: int) -> bool:
         """Is there a 'restore' row with a version in (old_version, new_version]?"""
-        if new_version <= old_version:
+        versions = _versions_after(old_version, new_version)
+        if versions is None:
             return False
         query = (
             select(route_audit.c.id)
-            .where(
-                and_(
-                    route_audit.c.action == "restore",
-                    route_audit.c.version > old_version,
-                    route_audit.c.version <= new_version,
-                )
-            )
+            .where(and_(route_audit.c.action == "restore", versions))
             .limit(1)
         )
         try:
@@ -139,14 +135,14 @@ class ServiceAudit:
 
     def covered_modules(self, old_version: int, new_version: int) -> set[Key]:
         """Modules a lars tool audited with a version in (old_version, new_version]."""
-        if new_version <= old_version or not self._audit.available():
+        versions = _versions_after(old_version, new_version)
+        if versions is None or not self._audit.available():
             return set()
         query = (
             select(route_audit.c.modid, route_audit.c.cmdid)
             .where(
                 and_(
-                    route_audit.c.version > old_version,
-                    route_audit.c.version <= new_version,
+                    versions,
                     route_audit.c.actor.not_in((SQL_ACTOR, ACTOR)),
                     route_audit.c.action.in_(EDIT_ACTIONS),  # not table-wide rows,
                 )
@@ -177,3 +173,15 @@ class ServiceAudit:
                 MAX_SQL_ROWS,
             )
         return len(rows)
+
+
+def _versions_after(old: int, new: int) -> ColumnElement[bool] | None:
+    """RouteAudit.version in (old, new], in serial-number order: across a renumber past
+    4294967295 (new 1, old 4294967295) that is above old OR up to new; None when `new`
+    is not newer than `old` (lars.protocol.version)."""
+    v = route_audit.c.version
+    if new > old:
+        return and_(v > old, v <= new)
+    if is_newer(new, old):  # wrapped
+        return or_(v > old, v <= new)
+    return None

@@ -205,4 +205,6 @@ def test_route_version_at_the_top_drain_add_delete_are_pushed(mysql_url: str) ->
         dns.stop()
     renumber = admin.audit.history(actions=("renumber",))
     assert [(e.version, e.actor) for e in renumber] == [(1, "cli:ops")]
+    # the route service knew those edits were lars's across the wrap: no 'sql' rows
+    assert [e for e in admin.audit.history() if e.actor == "sql"] == []
     engine.dispose()
