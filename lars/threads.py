@@ -103,7 +103,7 @@ class ThreadHealth:
             failure = ThreadFailure(name, text, old.restarts if old else 0, True)
             self._failures[name] = failure
             hooks = list(self._hooks)
-        log.critical("thread %s died: %s; the daemon stops", name, text)
+        log.critical("thread %s died: %s", name, text)
         for hook in hooks:
             hook(failure)
 
