@@ -214,11 +214,13 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
     argv = _agent_argv(args)
     stop = _wait_for_signal()
     children: list[subprocess.Popen[bytes]] = []
+    hup = threading.Event()
 
     def forward_hup(_signum: int, _frame: FrameType | None) -> None:
         for child in children:  # each shard process reloads its own settings
             if child.poll() is None:
                 child.send_signal(signal.SIGHUP)
+        hup.set()  # and the supervisor names what only it reads (below)
 
     signal.signal(signal.SIGHUP, forward_hup)
     metrics = _metrics_config(args)
@@ -232,6 +234,9 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
     code = 0
     try:
         while not stop.wait(0.5):
+            if hup.is_set():
+                hup.clear()
+                _supervisor_reload(args, metrics)
             exited = [c for c in children if c.poll() is not None]
             if exited:
                 log.error(
@@ -253,6 +258,23 @@ def _supervise(config: AgentConfig, args: argparse.Namespace) -> int:
                 child.kill()
                 child.wait()
     return code
+
+
+def _supervisor_reload(args: argparse.Namespace, metrics: MetricsConfig) -> None:
+    """SIGHUP in --mode processes: the children reload their own settings (and log a
+    broken file); the children's listeners come from the supervisor's `[metrics] listen`,
+    so a change of it is named here as waiting for a restart."""
+    try:
+        fresh = _metrics_config(args)
+    except ConfigError:
+        return  # each child logs why the file was not reloaded
+    result = restart_only("[metrics] listen", metrics.url or "off", fresh.url or "off")
+    if result.restart:
+        log.warning(
+            "agent: SIGHUP: changed in %s but kept until a restart: %s",
+            args.config or "no -c file",
+            ", ".join(map(str, result.restart)),
+        )
 
 
 def _agent_argv(args: argparse.Namespace) -> list[str]:

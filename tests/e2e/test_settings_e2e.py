@@ -229,3 +229,34 @@ def test_sighup_names_a_changed_metrics_listen_as_waiting_for_a_restart(
     finally:
         route.stop()
         reporter.stop()
+
+
+def test_agent_supervisor_names_a_changed_metrics_listen(tmp_path: Path) -> None:
+    """--mode processes: the children's listeners come from the supervisor's setting."""
+    route, reporter = FakeRouteService().start(), FakeReporter().start()
+    try:
+        head = (
+            f"[dnsserver]\nip = 127.0.0.1\nport = {route.address[1]}\n"
+            f"[reporter]\nip = 127.0.0.1\nport = {reporter.address[1]}\n"
+            f"[agent]\nbase_port = {free_udp_base()}\nmode = processes\n"
+        )
+        conf = tmp_path / "lars_lb_agent.conf"
+        conf.write_text(head + "[metrics]\nlisten = 127.0.0.1:0\n")
+        agent = Proc(tmp_path / "agent.log", "agent", "-c", str(conf), env=_env())
+        try:
+            end = time.monotonic() + 60
+            while agent.text().count("agent listening on") < 3:
+                assert agent.proc.poll() is None and time.monotonic() < end, agent.text()
+                time.sleep(0.05)
+            second = free_port()
+            conf.write_text(head + f"[metrics]\nlisten = 127.0.0.1:{second}\n")
+            agent.proc.send_signal(signal.SIGHUP)
+            agent.wait_for(
+                r"agent: SIGHUP: changed in \S+ but kept until a restart: \[metrics\] listen "
+                rf"http://127\.0\.0\.1:0 -> http://127\.0\.0\.1:{second}"
+            )
+        finally:
+            agent.stop()
+    finally:
+        route.stop()
+        reporter.stop()
