@@ -206,6 +206,30 @@ def check_expiry_and_mass_expiry_held(url: str, caplog: pytest.LogCaptureFixture
         engine.dispose()
 
 
+def check_two_route_services_expire_each_instance_once(url: str) -> None:
+    engine = prepared(url)
+    admin = RouteAdmin(engine)
+    for n in range(1, 11):  # 5 expiring of 16 hosts: under max_drop_ratio, applied
+        admin.add_host(1, 1, f"10.0.4.{n}", 80)
+    services = [DnsService(reg_config(url, lease=3.0)) for _ in range(2)]
+    for svc in services:
+        svc.start()
+    try:
+        with ScriptedAgent(services[0].port) as agent:
+            agent.sync([(9, 9, f"10.0.3.{n}", 80, True) for n in range(1, 6)])
+        for svc in services:
+            wait_for(lambda s=svc: len(served(s, (9, 9))) == 5, 30, "served by both")
+        for svc in services:
+            wait_for(lambda s=svc: not served(s, (9, 9)), 30, "expired everywhere")
+        assert audit_actions(engine).count("expire") == 5  # not 10: each row once
+        expired = [svc.stats().registry for svc in services]
+        assert sum(r.expired for r in expired if r is not None) == 5
+    finally:
+        for svc in services:
+            svc.stop()
+        engine.dispose()
+
+
 def check_a_storm_of_registrations_is_never_held(url: str) -> None:
     engine = prepared(url)
     svc = DnsService(reg_config(url))
@@ -310,3 +334,7 @@ def test_a_service_that_cannot_write_does_not_advertise(no_leaks: None, sqlite_u
 
 def test_failing_checks_never_empty_a_module_callers_reach(no_leaks: None, sqlite_url: str) -> None:
     check_failing_checks_never_empty_a_module_callers_reach(sqlite_url)
+
+
+def test_two_route_services_expire_each_instance_once(no_leaks: None, sqlite_url: str) -> None:
+    check_two_route_services_expire_each_instance_once(sqlite_url)

@@ -14,6 +14,7 @@ from tests.integration.test_dns_registration import (
     check_failing_checks_never_empty_a_module_callers_reach,
     check_register_served_pushed_failing_deregistered,
     check_two_route_services_agree_and_a_restart_loses_nothing,
+    check_two_route_services_expire_each_instance_once,
 )
 
 pytestmark = pytest.mark.mysql
@@ -49,3 +50,7 @@ def test_failing_checks_never_empty_a_module_callers_reach_mysql(
     no_leaks: None, mysql_url: str
 ) -> None:
     check_failing_checks_never_empty_a_module_callers_reach(mysql_url)
+
+
+def test_two_route_services_expire_each_instance_once_mysql(no_leaks: None, mysql_url: str) -> None:
+    check_two_route_services_expire_each_instance_once(mysql_url)
