@@ -30,6 +30,7 @@ from lars.agent.probes import probe_http, probe_tcp
 from lars.agent.regconfig import RegisterConfig
 from lars.agent.registry import OP_DEREGISTER, OP_REGISTER, Entry, Registry
 from lars.agent.regstore import RegistrationFile
+from lars.agent.regsync import SyncPlan
 from lars.errors import ValidationError
 from lars.protocol import MsgId, wire_to_dotted
 from lars.protocol.checks import CheckKind
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between looks for due checks
 IDLE_TICK = 1.0  # the same with no registration (a new one is checked at once anyway)
-DEFAULT_LEASE = 10.0  # seconds, until a route service's ack says otherwise
 UNSERVED_AFTER = 5.0  # seconds connected to a route service that does not take them
 _REPLY = int(MsgId.REGISTER_RESPONSE)
 
@@ -104,21 +104,11 @@ class RegistrationService:
         self._sync_scheduled = False
         self._check_soon = False
         self._persisted_version = 0
-        self._synced_version = -1
-        self._ever_held = False
-        self._empty_unacked = False
-        self._empty_seq: int | None = None  # the seq of the last sync sent with no instance
+        self.plan = SyncPlan()  # when InstanceSyncs go (lars.agent.regsync)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._renew_at = 0.0
-        self._sent_at = 0.0  # when the last sync was sent
-        self.seq = 0
-        self.lease = DEFAULT_LEASE
-        self.last_ack = 0
         self.checks_run = 0
         self.checks_failed = 0
-        self.syncs_sent = 0
-        self.syncs_acked = 0
         self.requests = 0
         self._failing = RateLimitedLog(log, level=logging.WARNING)  # flaps: one line per 5 s
         self._passing = RateLimitedLog(log, level=logging.INFO)
@@ -144,7 +134,7 @@ class RegistrationService:
         if skipped:
             log.error("registrations: %d of %s not restored (over the limits)", skipped,
                       self.store.path)  # fmt: skip
-        self._ever_held = bool(self.registry.entries)
+        self.plan.held(len(self.registry.entries))
         self._persisted_version = self.registry.version
         if saved:
             log.info(
@@ -175,7 +165,7 @@ class RegistrationService:
 
     def _schedule(self) -> None:
         # an agent with nothing registered (most of a fleet) looks once a second
-        busy = self.registry.entries or self._empty_unacked or self._tasks
+        busy = self.registry.entries or self.plan.busy or self._tasks
         self._timer = self.thread.loop.call_later(TICK if busy else IDLE_TICK, self._tick)
 
     def set_config(self, config: RegisterConfig) -> None:
@@ -219,10 +209,7 @@ class RegistrationService:
 
     def _changed(self) -> None:
         """The registry moved: write the file and sync, once for all changes of this turn."""
-        if self.registry.entries:
-            self._ever_held = True
-        elif self._ever_held:
-            self._empty_unacked = True
+        self.plan.held(len(self.registry.entries))
         loop = self.thread.loop
         if self.store is not None and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -273,7 +260,7 @@ class RegistrationService:
             task.add_done_callback(self._tasks.discard)
         for entry, transition in self.registry.take_transitions():
             self._judged(entry, transition)
-        if self.registry.version != self._synced_version or self._clock() >= self._renew_at:
+        if self.plan.due(self.registry.version, self._clock()):
             self._sync_now()
         self._warn_unserved(now)
 
@@ -332,19 +319,14 @@ class RegistrationService:
 
     def _sync_now(self) -> None:
         self._sync_scheduled = False
-        if not self.registry.entries and not self._empty_unacked:
-            self._synced_version = self.registry.version
+        version = self.registry.version
+        if not self.plan.wanted(version):
             return
         if not self.link.registrations_ok:  # retried every TICK until a capable connection
             return
-        self.seq = (self.seq + 1) & 0xFFFFFFFF
-        body = self.registry.sync_body(self.agent, self.seq)
+        body = self.registry.sync_body(self.agent, self.plan.next_seq())
         if self.link.send_sync(body):
-            self._empty_seq = None if self.registry.entries else self.seq
-            self.syncs_sent += 1
-            self._synced_version = self.registry.version
-            self._sent_at = self._clock()
-            self._renew_at = self._sent_at + self.lease / 3
+            self.plan.sent_ok(version, len(self.registry.entries), self._clock())
 
     def on_capable(self) -> None:
         """Client loop: the route-service connection now accepts registrations."""
@@ -352,13 +334,15 @@ class RegistrationService:
 
     def on_ack(self, seq: int, lease: int) -> None:
         """Client loop: an InstanceSyncAck."""
-        self.syncs_acked += 1
-        self.last_ack = seq
-        if lease > 0:
-            self.lease = float(min(lease, 3600))
-            self._renew_at = min(self._renew_at, self._sent_at + self.lease / 3)
-        if seq == self._empty_seq and not self.registry.entries:
-            self._empty_unacked = False  # a route service knows the set is empty
+        self.plan.ack(seq, lease)
+
+    @property
+    def syncs_sent(self) -> int:
+        return self.plan.sent
+
+    @property
+    def syncs_acked(self) -> int:
+        return self.plan.acked
 
     # views (any thread: plain reads, may be a moment apart)
 
@@ -371,7 +355,7 @@ class RegistrationService:
             checks_failed=self.checks_failed + self.registry.ttl_failed,
             syncs_sent=self.syncs_sent,
             syncs_acked=self.syncs_acked,
-            lease=self.lease,
+            lease=self.plan.lease,
             file_writes=0 if store is None else store.writes,
             file_errors=0 if store is None else store.write_errors,
             requests=self.requests,

@@ -376,7 +376,7 @@ def test_an_agent_without_registrations_sends_no_sync(
         wait_until(lambda: (s := lars_dns.last()) is not None and not s.instances)
         wait_until(lambda: agent.registrations.syncs_acked == len(lars_dns.syncs))
         sent = agent.registrations.syncs_sent
-        agent.registrations.lease = 0.3  # renewals every 0.1 s from now, were there any
+        agent.registrations.plan.lease = 0.3  # renewals every 0.1 s from now, were there any
         time.sleep(1.0)  # an observation window: ten renewal periods
         agent.sync()
         assert agent.registrations.syncs_sent == sent

@@ -114,7 +114,7 @@ def test_sync_rules(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
         turn(loop, 0.1)
         assert len(link.sent) == 1  # nothing changed
         svc.on_ack(link.sent[-1].seq, 9)
-        assert svc.lease == 9.0
+        assert svc.plan.lease == 9.0
         # renewals: every lease/3 s of the injected clock, with the full set
         clock.now += 2.0
         turn(loop, 0.1)
