@@ -26,6 +26,7 @@ from lars.reporter.metrics import reporter_metrics_server
 from lars.reporter.service import ReporterConfig, ReporterService
 from lars.routes.admin import RouteAdmin
 from lars.threads import ThreadFailure
+from lars.up.stack import UpStack
 from tests.integration.agent_fakes import FakeReporter, FakeRouteService
 from tests.integration.dns_wire import RouteConn, wait_for
 from tests.integration.test_obs_reporter import frame
@@ -273,44 +274,95 @@ def test_console_serving_thread_death_is_reported(no_leaks: None, sqlite_url: st
         engine.dispose()
 
 
-def test_a_dead_thread_stops_lars_dns_with_exit_1_and_one_line(
-    no_leaks: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+def _kill_loop(svc: Any) -> str:
+    """Kill one event-loop thread of a started service; the thread's name."""
+    if isinstance(svc, DnsService):
+        svc._thread.set_interval(math.inf)  # the issue's finding, past the range check
+        return "dns-poller"
+    if isinstance(svc, ReporterService):
+        svc._master.post(raise_(SystemExit("injected")))
+        return "reporter-master"
+    if isinstance(svc, AgentService):
+        svc._clients.post(raise_(SystemExit("injected")))
+        return "agent-clients"
+    if isinstance(svc, UpStack):
+        assert svc.agent is not None
+        svc.agent._shard_threads[0].post(raise_(SystemExit("injected")))
+        return "agent-udp"
+    server = svc._server  # ConsoleServer: uvicorn's tick raises
+
+    async def failing_tick(counter: int) -> bool:
+        raise SystemExit("injected")
+
+    server.on_tick = failing_tick
+    return "lars-console"
+
+
+@pytest.mark.parametrize("command", ["dns", "reporter", "agent", "console", "up"])
+def test_a_dead_thread_stops_each_daemon_with_exit_1_and_one_line(
+    no_leaks: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    """The wiring in `lars dns` main: the death ends the wait, the service stops, and the
-    error boundary prints one line naming the thread (exit 1)."""
+    """The wiring in each daemon's main: the death ends the wait, the daemon stops, and
+    the error boundary prints one line naming the thread (exit 1)."""
     import io
     import threading
 
-    import lars.dns.cli as dns_cli
+    import lars.agent.cli
+    import lars.console.cli
+    import lars.dns.cli
+    import lars.reporter.cli
+    import lars.up.stack
     from lars.boundary import report_failure
     from lars.cli import build_parser
+    from lars.console.server import ConsoleServer
     from lars.errors import DaemonFailed
 
-    started: list[DnsService] = []
+    started: list[Any] = []
+    module, name, base = {
+        "dns": (lars.dns.cli, "DnsService", DnsService),
+        "reporter": (lars.reporter.cli, "ReporterService", ReporterService),
+        "agent": (lars.agent.cli, "AgentService", AgentService),
+        "console": (lars.console.cli, "ConsoleServer", ConsoleServer),
+        "up": (lars.up.stack, "UpStack", UpStack),
+    }[command]
 
-    class Recorded(DnsService):
+    class Recorded(base):  # type: ignore[valid-type,misc]
         def start(self) -> None:
             super().start()
             started.append(self)
 
-    monkeypatch.setattr(dns_cli, "DnsService", Recorded)
+    monkeypatch.setattr(module, name, Recorded)
+    monkeypatch.setenv("LARS_CONSOLE_PASSWORD", "x" * 12)
+    route, rep = FakeRouteService().start(), FakeReporter().start()
+    argv = {
+        "dns": ["--db", sqlite_url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off"],
+        "reporter": ["--db", sqlite_url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off"],
+        "agent": ["--dns", f"127.0.0.1:{route.address[1]}",
+                  "--reporter", f"127.0.0.1:{rep.address[1]}",
+                  "--base-port", "0", "--metrics", "off", "--ip", "127.0.0.1"],
+        "console": ["--db", sqlite_url, "--ip", "127.0.0.1", "--port", "0"],
+        "up": ["--db", sqlite_url, "--ip", "127.0.0.1", "--dns-port", "0", "--reporter-port",
+               "0", "--agent-port", "0", "--no-console", "--metrics", "off"],
+    }[command]  # fmt: skip
+    thread_name: list[str] = []
 
-    def kill_the_poller() -> None:
-        wait_for(lambda: bool(started), timeout=30, what="started")
-        started[0]._thread.set_interval(math.inf)  # the issue's finding, past the check
+    def kill() -> None:
+        wait_for(lambda: bool(started), timeout=60, what="started")
+        thread_name.append(_kill_loop(started[0]))
 
-    killer = threading.Thread(target=kill_the_poller)
+    killer = threading.Thread(target=kill)
     killer.start()
-    args = build_parser(["dns"]).parse_args(
-        ["dns", "--db", sqlite_url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off"]
-    )
-    with pytest.raises(DaemonFailed) as info:
-        args.func(args)
-    killer.join(30)
+    try:
+        args = build_parser([command]).parse_args([command, *argv])
+        with pytest.raises(DaemonFailed) as info:
+            args.func(args)
+    finally:
+        killer.join(60)
+        route.stop()
+        rep.stop()
     out = io.StringIO()
-    code = report_failure("dns", info.value, debug=False, stream=out)
+    code = report_failure(command, info.value, debug=False, stream=out)
     assert int(code) == 1
-    assert out.getvalue().startswith(
-        "lars dns: dns stops: thread dns-poller died: OverflowError: timestamp out of range"
-    )
-    assert out.getvalue().count("\n") == 1
+    line = out.getvalue()
+    assert line.startswith(f"lars {command}: {command} stops: thread {thread_name[0]} died: ")
+    assert line.count("\n") == 1
