@@ -2,22 +2,61 @@
 
 The same limits as RouteAdmin (ids 0..2147483647, dotted IPv4, port 1..65535); RouteAdmin
 checks again, this layer only makes the messages precise.
+
+Every integer the console reads (form fields, path and query parameters, headers) goes
+through `parse_uint`: ASCII digits only. str.isdigit() is not enough: it is true for
+`²` and `٣`, on which int() raises or which it reads as 3.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lars.errors import ValidationError
 from lars.protocol.ipv4 import dotted_to_uint
 
-__all__ = ["MAX_DESC", "MAX_ID", "FieldErrors", "Fields", "check_text"]
+__all__ = [
+    "MAX_DESC",
+    "MAX_ID",
+    "FieldErrors",
+    "Fields",
+    "ascii_digits",
+    "check_text",
+    "parse_uint",
+]
 
 T = TypeVar("T")
 
 MAX_ID = 2**31 - 1
 MAX_DESC = 255
+
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def parse_uint(raw: str, lo: int, hi: int) -> int | None:
+    """`raw` (blanks around it ignored) as an int in lo..hi, or None when it is not one.
+
+    Only ASCII digits: no sign, underscore, blank inside, or any other Unicode digit.
+    Never raises, and never runs int() on more digits than `hi` has (plus leading zeros
+    up to 20 characters), so a huge value costs nothing."""
+    text = raw.strip()
+    if not text or len(text) > max(20, len(str(hi))) or not _ASCII_DIGITS.issuperset(text):
+        return None
+    value = int(text)
+    return value if lo <= value <= hi else None
+
+
+def ascii_digits(value: Any) -> Any:
+    """A pydantic BeforeValidator for integer path and query parameters: a string must
+    be ASCII digits only (pydantic's lax int would read `3_0`, `+3`, ` 3` or `3.0`); the
+    range stays with the parameter's ge/le."""
+    if isinstance(value, str) and (
+        not value or len(value) > 20 or not _ASCII_DIGITS.issuperset(value)
+    ):
+        raise ValueError("must be a whole number written with the digits 0-9")
+    return value
 
 
 class FieldErrors(ValidationError):
@@ -51,9 +90,10 @@ class Fields:
         raw = self.raw(name)
         if not raw:
             return self._fail(name, f"{label} is required", 0)
-        if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        value = parse_uint(raw, 0, MAX_ID)
+        if value is None:
             return self._fail(name, f"{label} must be a whole number 0..{MAX_ID}", 0)
-        return int(raw)
+        return value
 
     def ip(self, name: str = "ip") -> str:
         raw = self.raw(name)
@@ -69,9 +109,15 @@ class Fields:
         raw = self.raw(name)
         if not raw:
             return self._fail(name, "port is required", 0)
-        if not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= 65535:
+        value = parse_uint(raw, 1, 65535)
+        if value is None:
             return self._fail(name, "port must be a number 1..65535", 0)
-        return int(raw)
+        return value
+
+    def uint(self, name: str, lo: int, hi: int, message: str) -> int:
+        """A required whole number lo..hi; `message` beside the field otherwise."""
+        value = parse_uint(self.raw(name), lo, hi)
+        return self._fail(name, message, 0) if value is None else value
 
     def text(self, name: str) -> str:
         value = str(self._form.get(name, "")).strip()
