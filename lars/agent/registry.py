@@ -77,7 +77,10 @@ class Registry:
         self.config = config
         self.entries: dict[InstanceKey, Entry] = {}
         self.version = 0  # moves when the route service's view must change
+        # (due time, key) of probes (tcp/http) and of ttl checks apart, so that a full
+        # probe budget never delays a ttl verdict; stale items are skipped when popped
         self._heap: list[tuple[float, InstanceKey]] = []
+        self._ttl_heap: list[tuple[float, InstanceKey]] = []
         self._recent: OrderedDict[Hashable, Outcome] = OrderedDict()
         self._transitions: list[tuple[Entry, Transition]] = []  # ttl verdicts of due()
         self.refused = 0
@@ -200,7 +203,7 @@ class Registry:
         checker = Checker(settings, now, state=keep)
         registered_at = old.registered_at if old is not None else wall
         self.entries[key] = Entry(key, check, checker, registered_at, size)
-        heapq.heappush(self._heap, (checker.next_at, key))
+        heapq.heappush(self._ttl_heap if checker.is_ttl else self._heap, (checker.next_at, key))
         self.version += 1
         return True
 
@@ -227,6 +230,20 @@ class Registry:
         """Entries whose probe (tcp/http) is due now, at most `limit`: the caller calls
         `started` and later `finished` for each. Due ttl checks are judged here; their
         state changes wait in `take_transitions`."""
+        ttl_heap = self._ttl_heap
+        while ttl_heap and ttl_heap[0][0] <= now:
+            at, key = heapq.heappop(ttl_heap)
+            entry = self.entries.get(key)
+            if entry is None or entry.checker.next_at != at or not entry.checker.is_ttl:
+                continue  # stale: removed, or re-registered since
+            checker = entry.checker
+            transition = checker.check_ttl(now)
+            self.ttl_runs += 1
+            self.ttl_failed += checker.failures > 0
+            heapq.heappush(ttl_heap, (checker.next_at, key))
+            if transition is not None:
+                self._moved(transition)
+                self._transitions.append((entry, transition))
         heap = self._heap
         seen: set[InstanceKey] = set()
         out: list[Entry] = []
@@ -236,18 +253,9 @@ class Registry:
             if entry is None or key in seen:
                 continue
             checker = entry.checker
-            if checker.next_at != at or checker.in_flight:
-                continue  # stale: rescheduled since, or its probe is still running
+            if checker.next_at != at or checker.in_flight or checker.is_ttl:
+                continue  # stale: rescheduled or re-registered since, or still running
             seen.add(key)
-            if checker.is_ttl:
-                transition = checker.check_ttl(now)
-                self.ttl_runs += 1
-                self.ttl_failed += checker.failures > 0
-                heapq.heappush(heap, (checker.next_at, key))
-                if transition is not None:
-                    self._moved(transition)
-                    self._transitions.append((entry, transition))
-                continue
             out.append(entry)
         return out
 
@@ -269,7 +277,8 @@ class Registry:
 
     def next_due(self) -> float | None:
         """When the earliest scheduled check is due (may be stale: a hint for a timer)."""
-        return self._heap[0][0] if self._heap else None
+        heads = [h[0][0] for h in (self._heap, self._ttl_heap) if h]
+        return min(heads) if heads else None
 
     def take_transitions(self) -> list[tuple[Entry, Transition]]:
         """The ttl state changes judged by `due` since the last call."""

@@ -219,3 +219,17 @@ def test_the_set_must_fit_one_instance_sync() -> None:
     assert reg.sync_bytes == sum(e.size for e in reg.entries.values())
     reg.deregister(next(iter(reg.entries)))
     assert reg.sync_bytes == sum(e.size for e in reg.entries.values())
+
+
+def test_a_full_probe_budget_never_delays_ttl_verdicts() -> None:
+    reg = Registry(RegisterConfig())
+    for port in range(1, 4):
+        reg.add(key(port), Check(), 0.0, 0.0)
+    reg.add(key(10), Check.ttl_of(0.5), 0.0, 0.0)
+    assert reg.due(0.0, limit=0) == []
+    assert [t.new for _, t in reg.take_transitions()] == [CheckState.PASSING]
+    reg.due(1.0, limit=0)
+    reg.due(2.0, limit=0)
+    assert reg.entries[key(10)].checker.state is CheckState.FAILING  # judged all the same
+    assert len(reg.due(2.0, limit=10)) == 3  # the probes waited, none lost
+    assert reg.next_due() == 3.0  # the ttl check's next
