@@ -136,3 +136,13 @@ def test_default_mode_follows_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_mode() is ShardMode.THREADS
     monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
     assert default_mode() is ShardMode.ONE_LOOP
+
+
+def test_mass_empty_delay_is_read_and_range_checked() -> None:
+    assert AgentConfig().mass_empty_delay == 300.0
+    ini = IniFile.from_string("[agent]\nmass_empty_delay = 45\n")
+    assert AgentConfig.from_ini(ini).mass_empty_delay == 45
+    assert AgentConfig.from_ini(IniFile.from_string("[agent]\nmass_empty_delay = 0\n"))
+    for bad in ("-1", "0.5", "nan", "inf", "1e9"):
+        with pytest.raises(ConfigError, match=r"\[agent\] mass_empty_delay = .*0 or 1\.\.604800"):
+            AgentConfig.from_ini(IniFile.from_string(f"[agent]\nmass_empty_delay = {bad}\n"))
