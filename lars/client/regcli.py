@@ -17,6 +17,7 @@ from typing import Any
 from lars.client.cli import agent_args, client_from_args
 from lars.client.config import REGISTER_TIMEOUT
 from lars.client.registration import RegisterOp, RegisterResult, RegisterStatus, check_answered
+from lars.client.signals import tool
 from lars.errors import LarsError, ValidationError
 from lars.jsonout import add_json_flag, print_json
 from lars.protocol.checks import Check, parse_check
@@ -49,17 +50,17 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--fail-after", type=int, help="failures in a row to fail (default 2)")
     p.add_argument("--pass-after", type=int, help="successes in a row to pass (default 1)")
-    p.set_defaults(func=_run, op=RegisterOp.REGISTER)
+    p.set_defaults(func=tool(_run), op=RegisterOp.REGISTER)
 
     p = subparsers.add_parser("deregister", help="remove a registration from this host's agent")
     _instance_args(p)
-    p.set_defaults(func=_run, op=RegisterOp.DEREGISTER)
+    p.set_defaults(func=tool(_run), op=RegisterOp.DEREGISTER)
 
     p = subparsers.add_parser(
         "heartbeat", help="a sign of life for a registration with a ttl: check"
     )
     _instance_args(p)
-    p.set_defaults(func=_run, op=RegisterOp.HEARTBEAT)
+    p.set_defaults(func=tool(_run), op=RegisterOp.HEARTBEAT)
 
 
 def _instance_args(p: argparse.ArgumentParser) -> None:
