@@ -233,3 +233,45 @@ def test_a_full_probe_budget_never_delays_ttl_verdicts() -> None:
     assert reg.entries[key(10)].checker.state is CheckState.FAILING  # judged all the same
     assert len(reg.due(2.0, limit=10)) == 3  # the probes waited, none lost
     assert reg.next_due() == 3.0  # the ttl check's next
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_any_bytes_get_an_answer_never_an_exception(data: bytes) -> None:
+    reg = Registry(RegisterConfig(max_instances=5))
+    out = reg.handle(data, PEER, 0.0, 0.0, shard=0)
+    msg = answer(out.reply)
+    assert msg.retcode in (OK, REFUSED, NOT_REGISTERED)
+    assert len(reg.entries) <= 1
+
+
+@settings(max_examples=200)
+@given(
+    modid=st.integers(-(2**31), 2**31 - 1),
+    cmdid=st.integers(-(2**31), 2**31 - 1),
+    ip=st.integers(-(2**31), 2**31 - 1),
+    port=st.integers(-(2**31), 2**31 - 1),
+    check=st.text(max_size=40),
+    interval=st.integers(0, 2**32 - 1),
+    fail_after=st.integers(0, 2**32 - 1),
+)
+def test_any_register_request_is_applied_or_refused_with_a_reason(
+    modid: int, cmdid: int, ip: int, port: int, check: str, interval: int, fail_after: int
+) -> None:
+    msg = lars_pb2.RegisterRequest(seq=1, op=1, interval_ms=interval, fail_after=fail_after)
+    msg.instance.modid, msg.instance.cmdid, msg.instance.ip, msg.instance.port = (
+        modid,
+        cmdid,
+        ip,
+        port,
+    )
+    msg.instance.check = check
+    reg = Registry(RegisterConfig())
+    out = answer(reg.handle(msg.SerializeToString(), PEER, 0.0, 0.0).reply)
+    if out.retcode == OK:
+        entry = reg.entries[(modid, cmdid, ip, port)]
+        assert modid >= 0 and cmdid >= 0 and 1 <= port <= 65535
+        s = entry.checker.settings
+        assert 0.05 <= s.interval <= 3600 and 1 <= s.fail_after <= 100
+    else:
+        assert out.retcode == REFUSED and out.detail and reg.entries == {}
