@@ -33,6 +33,7 @@ __all__ = [
     "route_guard_state",
     "route_host_meta",
     "route_instance",
+    "route_instance_gone",
     "route_instance_mark",
     "route_version",
     "server_call_status",
@@ -174,9 +175,13 @@ route_instance = Table(
     Column("registered_at", BigInteger, nullable=False, default=0),
     Column("since", BigInteger, nullable=False, default=0),
     Column("last_seen", BigInteger, nullable=False, default=0),
+    # the RouteInstanceMark value of the write that inserted or last changed the row: a
+    # route service loads only the rows changed since its last load
+    Column("changed", UBigInt, nullable=False, default=0),
     Index("RouteInstance_host", "modid", "cmdid", "serverip", "serverport", "agent", unique=True),
     Index("RouteInstance_agent", "agent"),
     Index("RouteInstance_seen", "last_seen"),
+    Index("RouteInstance_changed", "changed"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
@@ -235,6 +240,22 @@ route_guard_state = Table(
     mysql_charset="utf8mb4",
 )
 
+# Deleted RouteInstance rows (deregistered, expired), by the mark of the deleting write,
+# kept for GONE_KEEP seconds: a route service that loaded at mark M drops the ids gone
+# after M instead of reading every instance again. Route services older than that load
+# in full.
+route_instance_gone = Table(
+    "RouteInstanceGone",
+    metadata,
+    Column("id", UIntId, primary_key=True, autoincrement=True),
+    Column("mark", UBigInt, nullable=False),
+    Column("instance_id", UInt, nullable=False),
+    Column("ts", BigInteger, nullable=False),  # unix seconds
+    Index("RouteInstanceGone_mark", "mark"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
 LARS_ONLY_TABLES = (
     route_guard_state.name,
     lars_account.name,
@@ -242,4 +263,5 @@ LARS_ONLY_TABLES = (
     route_host_meta.name,
     route_instance.name,
     route_instance_mark.name,
+    route_instance_gone.name,
 )

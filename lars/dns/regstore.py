@@ -1,13 +1,18 @@
 """InstanceStore: RouteInstance and RouteInstanceMark reads and writes (issue 20).
 
-One `write(batch, now)` is one transaction: the changed agents' rows are read, diffed
-against their full sets (lars.dns.instances.plan_sync) and inserted, deleted or updated;
-the renewed agents' `last_seen` is set in one UPDATE; with `expire`, rows unseen for a
-lease are deleted (SELECT ... FOR UPDATE first on MySQL, so two route services expiring
-at once delete and audit each row once: the second one's locking read waits, then finds
-the rows gone); RouteAudit gets 'register', 'deregister' and 'expire' rows (check flaps
-only go to metrics); and when anything changed the one mark row is raised, which every
-route service's poll reads. RouteVersion and RouteChange are never written.
+One `write(batch, now)` is one transaction. A batch with changes or an expiry first
+locks the one RouteInstanceMark row (SELECT ... FOR UPDATE), so registration writes of
+all route services commit one after the other in mark order; then the changed agents'
+rows are read, diffed against their full sets (lars.dns.instances.plan_sync) and
+inserted, deleted or updated, each stamped `changed` = the new mark (deleted ids go to
+RouteInstanceGone with it); with `expire`, rows unseen for a lease are deleted (SELECT ...
+FOR UPDATE, so two route services expiring at once delete and audit each row once: the
+second one's locking read waits, then finds the rows gone); the renewed agents'
+`last_seen` is set in one UPDATE per 500 agents (a renewal-only batch takes no lock);
+RouteAudit gets 'register', 'deregister' and 'expire' rows (check flaps only go to
+metrics); and when anything changed the mark is raised, which every route service's poll
+reads and whose loads then read only the rows changed since their last one
+(lars.dns.instance_reads.InstanceCache). RouteVersion and RouteChange are never written.
 
 Where the tables are missing (an original Lars database, `lars initdb` not run) the
 store is unavailable: the route service then does not advertise registrations.
@@ -23,9 +28,9 @@ import sqlalchemy
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from lars.db import route_instance, route_instance_mark
+from lars.db import route_instance, route_instance_gone, route_instance_mark
 from lars.dbengine import is_sqlite
-from lars.dns.instance_reads import InstancePresence, instance_row, read_mark
+from lars.dns.instance_reads import InstancePresence, instance_row
 from lars.dns.instances import Instance, InstanceRow, plan_sync
 from lars.dns.leases import Batch
 from lars.dns.store import unavailable
@@ -36,6 +41,7 @@ __all__ = ["InstanceStore", "WriteResult"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 500
+GONE_KEEP = 600  # seconds RouteInstanceGone rows are kept (a route service older loads all)
 ACTOR = "dns"
 
 
@@ -86,8 +92,17 @@ class InstanceStore:
 
     def _write(self, conn: Connection, batch: Batch, now: int, lease: float) -> WriteResult:
         t = route_instance.c
+        if not (batch.changes or batch.expire):  # renewals only: no mark, no lock
+            renewed = _renew(conn, sorted(batch.renewals), now)
+            return WriteResult(renewed=renewed)
+        # Writers take the mark row first (FOR UPDATE): changes commit in mark order, so a
+        # load that reads mark M sees exactly the rows changed up to M (lars.dns.store).
+        mark = _lock_mark(conn, self._sqlite) + 1
         audit: list[dict[str, object]] = []
-        registered = deregistered = updated = flaps = expired = 0
+        inserts: list[dict[str, object]] = []
+        gone_ids: list[int] = []
+        changes: list[dict[str, object]] = []
+        registered = deregistered = updated = flaps = 0
         if batch.changes:
             stored: dict[str, list[InstanceRow]] = {a: [] for a in batch.changes}
             agents = sorted(batch.changes)
@@ -96,16 +111,13 @@ class InstanceStore:
                 for r in conn.execute(select(route_instance).where(t.agent.in_(chunk))):
                     row = instance_row(r)
                     stored[row.agent].append(row)
-            inserts: list[dict[str, object]] = []
-            delete_ids: list[int] = []
-            changes: list[dict[str, object]] = []
             for agent in agents:
                 plan = plan_sync(stored[agent], batch.changes[agent])
                 for inst in plan.inserts:
-                    inserts.append(_values(inst, agent, now))
+                    inserts.append(_values(inst, agent, now, mark))
                     audit.append(self._audit_row("register", inst.key, agent, inst.check))
                 for row in plan.deletes:
-                    delete_ids.append(row.id)
+                    gone_ids.append(row.id)
                     audit.append(self._audit_row("deregister", row.key, agent, row.check))
                 for row, inst in plan.updates:
                     since = row.since if inst.passing == row.passing else now
@@ -115,63 +127,63 @@ class InstanceStore:
                             "b_check": inst.check,
                             "b_pass": inst.passing,
                             "b_since": since,
+                            "b_changed": mark,
                         }
                     )
                 registered += len(plan.inserts)
                 deregistered += len(plan.deletes)
                 updated += len(plan.updates)
                 flaps += plan.flaps
-            if inserts:
-                conn.execute(insert(route_instance), inserts)
-            _delete_ids(conn, delete_ids)
-            if changes:
-                conn.execute(
-                    update(route_instance)
-                    .where(t.id == bindparam("b_id"))
-                    .values(
-                        check_kind=bindparam("b_check"),
-                        passing=bindparam("b_pass"),
-                        since=bindparam("b_since"),
-                    ),
-                    changes,
-                )
-        _renew(conn, sorted(batch.changes), now)  # a change renews the agent's lease too
-        renewed = _renew(conn, sorted(batch.renewals - batch.changes.keys()), now)
-        expired_agents: set[str] = set()
+        expired_rows: list[InstanceRow] = []
         if batch.expire:
-            cutoff = now - lease
-            query = select(route_instance).where(t.last_seen < cutoff)
+            query = select(route_instance).where(t.last_seen < now - lease)
             if not self._sqlite:
                 query = query.with_for_update()
-            gone = [instance_row(r) for r in conn.execute(query)]
-            _delete_ids(conn, [r.id for r in gone])
-            for row in gone:
-                expired_agents.add(row.agent)
+            expired_rows = [instance_row(r) for r in conn.execute(query)]
+            for row in expired_rows:
+                gone_ids.append(row.id)
                 detail = f"lease expired: agent {row.agent} unseen since {row.last_seen}"
                 audit.append(self._audit_row("expire", row.key, row.agent, row.check, detail))
-            expired = len(gone)
-        result = WriteResult(
-            registered=registered,
-            deregistered=deregistered,
-            updated=updated,
-            flaps=flaps,
-            expired=expired,
-            renewed=renewed,
-            expired_agents=tuple(sorted(expired_agents)),
-        )
-        if not result.changed:
-            return result
-        self._audit.write(conn, audit)
-        mark = _raise_mark(conn)
+            conn.execute(
+                delete(route_instance_gone).where(route_instance_gone.c.ts < now - GONE_KEEP)
+            )
+        if inserts:
+            conn.execute(insert(route_instance), inserts)
+        if gone_ids:
+            _delete_ids(conn, gone_ids)
+            conn.execute(
+                insert(route_instance_gone),
+                [{"mark": mark, "instance_id": i, "ts": now} for i in gone_ids],
+            )
+        if changes:
+            conn.execute(
+                update(route_instance)
+                .where(t.id == bindparam("b_id"))
+                .values(
+                    check_kind=bindparam("b_check"),
+                    passing=bindparam("b_pass"),
+                    since=bindparam("b_since"),
+                    changed=bindparam("b_changed"),
+                ),
+                changes,
+            )
+        _renew(conn, sorted(batch.changes), now)  # a change renews the agent's lease too
+        renewed = _renew(conn, sorted(batch.renewals - batch.changes.keys()), now)
+        changed = bool(inserts or gone_ids or changes)
+        if changed:
+            self._audit.write(conn, audit)
+            conn.execute(
+                update(route_instance_mark).where(route_instance_mark.c.id == 1).values(mark=mark)
+            )
         return WriteResult(
             registered=registered,
             deregistered=deregistered,
             updated=updated,
             flaps=flaps,
-            expired=expired,
+            expired=len(expired_rows),
             renewed=renewed,
-            expired_agents=result.expired_agents,
-            mark=mark,
+            expired_agents=tuple(sorted({r.agent for r in expired_rows})),
+            mark=mark if changed else None,
         )
 
     def _audit_row(
@@ -204,8 +216,9 @@ class InstanceStore:
             raise unavailable(exc) from exc
 
 
-def _values(inst: Instance, agent: str, now: int) -> dict[str, object]:
+def _values(inst: Instance, agent: str, now: int, mark: int) -> dict[str, object]:
     return {
+        "changed": mark,
         "modid": inst.modid,
         "cmdid": inst.cmdid,
         "serverip": inst.ip,
@@ -235,13 +248,15 @@ def _delete_ids(conn: Connection, ids: Sequence[int]) -> None:
         conn.execute(delete(route_instance).where(route_instance.c.id.in_(chunk)))
 
 
-def _raise_mark(conn: Connection) -> int:
-    """Raise the one mark row (created on first use; a concurrent creator makes the
-    transaction fail and retry, which then finds the row)."""
+def _lock_mark(conn: Connection, sqlite: bool) -> int:
+    """Lock the one mark row (created on first use: a concurrent creator makes this
+    transaction fail and retry, which then finds the row) and return its value."""
     m = route_instance_mark.c
-    done = conn.execute(
-        update(route_instance_mark).where(m.id == 1).values(mark=m.mark + 1)
-    ).rowcount
-    if not done:
-        conn.execute(insert(route_instance_mark).values(id=1, mark=1))
-    return read_mark(conn) or 1
+    query = select(m.mark).where(m.id == 1)
+    if not sqlite:
+        query = query.with_for_update()
+    value = conn.execute(query).scalar()
+    if value is None:
+        conn.execute(insert(route_instance_mark).values(id=1, mark=0))
+        return 0
+    return int(value)

@@ -43,7 +43,7 @@ from lars.db import (
     server_call_status,
 )
 from lars.dbengine import is_sqlite
-from lars.dns.instance_reads import InstancePresence, read_mark, read_served
+from lars.dns.instance_reads import InstanceCache, InstancePresence, read_mark
 from lars.dns.instances import EVIDENCE_WINDOW, HostKey, InstanceState, endangered
 from lars.errors import StoreUnavailable
 from lars.routes import hostmeta
@@ -111,6 +111,7 @@ class RouteStore:
         self._sqlite = is_sqlite(engine)
         self._meta = hostmeta.MetaPresence(engine)
         self._instances = InstancePresence(engine)
+        self.instance_cache = InstanceCache()  # loads read only the changed instances
         self._advertise = advertise  # does this service accept registrations (now)?
         self._wall = wall
 
@@ -202,13 +203,15 @@ class RouteStore:
                 evidence: frozenset[HostKey] = frozenset()
                 if with_instances:
                     instance_mark = read_mark(conn)
-                    instances = read_served(conn)
+                    instances = self.instance_cache.read(conn, instance_mark)
                     at_risk = endangered(routes, instances, meta)
                     if at_risk:
                         evidence = _evidence(conn, at_risk, int(self._wall()))
                 conn.rollback()  # read-only: end the snapshot now
         except SQLAlchemyError as exc:
+            self.instance_cache.forget()
             raise unavailable(exc) from exc
+        self.instance_cache.commit()
         return Snapshot(
             version,
             routes,

@@ -132,10 +132,12 @@ CREATE TABLE IF NOT EXISTS RouteInstance (
   registered_at bigint(20) NOT NULL,
   since bigint(20) NOT NULL,
   last_seen bigint(20) NOT NULL,
+  changed bigint(20) unsigned NOT NULL,
   PRIMARY KEY (id),
   UNIQUE KEY RouteInstance_host (modid, cmdid, serverip, serverport, agent),
   KEY RouteInstance_agent (agent),
-  KEY RouteInstance_seen (last_seen)
+  KEY RouteInstance_seen (last_seen),
+  KEY RouteInstance_changed (changed)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row: a mark every registration change raises, read by every route service's poll.
@@ -143,6 +145,17 @@ CREATE TABLE IF NOT EXISTS RouteInstanceMark (
   id int(10) unsigned NOT NULL AUTO_INCREMENT,
   mark bigint(20) unsigned NOT NULL,
   PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Deleted RouteInstance ids by the mark of the deleting write (kept 10 minutes), so a
+-- route service reloads only what changed since its last load.
+CREATE TABLE IF NOT EXISTS RouteInstanceGone (
+  id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  mark bigint(20) unsigned NOT NULL,
+  instance_id int(10) unsigned NOT NULL,
+  ts bigint(20) NOT NULL,
+  PRIMARY KEY (id),
+  KEY RouteInstanceGone_mark (mark)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- Console accounts and API tokens (issue 21): users and tokens share one namespace of
