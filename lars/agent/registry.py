@@ -40,7 +40,7 @@ _MAX_ID = 0x7FFFFFFF
 _RECENT_REPLIES = 1024
 # The agent's full set travels in ONE InstanceSync frame (the contract): a registration
 # that would make it larger than a frame body, minus room for the agent id and seq, is
-# refused (about 1,800 tcp registrations; fewer with long http URLs).
+# refused (2,000-2,800 tcp registrations; fewer with long http URLs).
 SYNC_BODY_LIMIT = MAX_BODY - 512
 
 
