@@ -149,3 +149,36 @@ def test_registrations_survive_the_agent_restart(agent_env: tuple[Path, int, str
         assert (out.returncode, out.stdout) == (0, "deregistered (4, 4) 127.0.0.1:9\n")
     finally:
         agent.stop()
+
+
+def test_status_module_shows_the_check_state(agent_env: tuple[Path, int, str]) -> None:
+    tmp, base, nowhere = agent_env
+    metrics = free_port()
+    agent = Proc(tmp / "agent-status.log", "agent", "--base-port", str(base), "--dns", nowhere,
+                 "--reporter", nowhere, "--metrics", f"127.0.0.1:{metrics}",
+                 "--registrations", str(tmp / "status.registrations.json"))  # fmt: skip
+    try:
+        flags = ["--agent-port", str(base)]
+        deadline = time.monotonic() + 60
+        while lars("register", "5", "5", "127.0.0.1", "9", "--check", "ttl:30", *flags).returncode:
+            assert time.monotonic() < deadline, agent.log.read_text()
+            time.sleep(0.2)
+        where = ["--metrics", f"127.0.0.1:{metrics}"]
+        deadline = time.monotonic() + 60
+        while True:
+            out = lars("status", *where, "--module", "5", "5")
+            if "127.0.0.1:9" in out.stdout and "passing" in out.stdout:
+                break
+            assert time.monotonic() < deadline, (out.stdout, out.stderr)
+            time.sleep(0.2)
+        assert out.returncode == 0 and "registered with this agent" in out.stdout
+        out = lars("status", *where, "--module", "5", "5", "--json")
+        doc = json.loads(out.stdout)
+        assert [(r["port"], r["check"], r["state"]) for r in doc["registrations"]] == [
+            (9, "ttl:30", "passing")
+        ]
+        out = lars("status", *where)
+        assert "registered here: 1 passing, 0 failing, 0 pending" in out.stdout
+    finally:
+        code, log = agent.stop()
+        assert code == 0, log
