@@ -1,7 +1,8 @@
 """Registered -> served by the agent's get_host -> killed: gone -> deregistered: gone, with
-real processes (issue 20): `lars dns` on SQLite, `lars agent --mode processes` (each shard
-process owns its shard's registrations) and business processes that register themselves
-with `LarsClient.registered()`. Generous deadlines: the delays are benchmark figures.
+real processes (issue 20): `lars dns` on SQLite and on MariaDB, `lars agent --mode
+processes` (each shard process owns its shard's registrations) and business processes that
+register themselves with `LarsClient.registered()`. Generous deadlines: the delays are
+benchmark figures.
 """
 
 from __future__ import annotations
@@ -84,10 +85,17 @@ class Business:
                 self.proc.stdout.close()
 
 
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lars.db'}"
+    url: str = request.getfixturevalue("mysql_url")  # a fresh database, dropped after
+    return url
+
+
 @pytest.fixture
-def platform(tmp_path: Path) -> Iterator[int]:
+def platform(tmp_path: Path, db: str) -> Iterator[int]:
     """`lars dns` + `lars agent --mode processes`; yields the agent's base port."""
-    db = f"sqlite:///{tmp_path / 'lars.db'}"
     engine = make_engine(db)
     init_schema(engine)
     RouteAdmin(engine).add_host(1, 1, "10.0.0.1", 9000)  # a static module beside
