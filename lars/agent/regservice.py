@@ -222,8 +222,8 @@ class RegistrationService:
         self._flush_scheduled = False
         version = self.registry.version
         if self.store is not None and version != self._persisted_version:
-            self.store.save(list(self.registry.entries.values()), self._wall())
-            self._persisted_version = version
+            if self.store.save(list(self.registry.entries.values()), self._wall()):
+                self._persisted_version = version  # else: tried again on stop or a change
         pending, self._pending = self._pending, []
         for reply, frame in pending:
             try:
