@@ -15,7 +15,9 @@ drift hits both alike, agents interleaved round by round.
 The load is one closed-loop client process (window 1, get_host only, the 10 modules in
 turn) that times every request; the scraper runs in this process, so it never competes
 with the client for a GIL. Per agent and condition it prints the median over rounds of
-get_host/s and of the per-round p99, then the ratios (scraping / not scraping).
+get_host/s and of the per-round p99, then the ratios (scraping / not scraping), and the
+median of the per-round ratios (the two runs of a round are back to back, so that one
+resists a machine whose load drifts).
 
     python benchmarks/agent_scrape.py --empty 30000 --rounds 5 --seconds 4 --before 7baaf69
     python benchmarks/agent_scrape.py --empty 0 --rounds 5 --seconds 4
@@ -331,6 +333,18 @@ def main() -> None:
         ratio = med[True]["per_s"] / med[False]["per_s"]
         p99 = med[True]["p99_ms"] / med[False]["p99_ms"]
         print(f"{name}: get_host/s with/without scrapes {ratio:.3f}, p99 with/without {p99:.2f}x")
+        paired = [
+            (on["per_s"] / off["per_s"], on["p99_ms"] / off["p99_ms"])
+            for on in rows
+            for off in rows
+            if on["agent"] == off["agent"] == name
+            and on["round"] == off["round"]
+            and on["scraping"]
+            and not off["scraping"]
+        ]
+        print(f"{name}: median of the per-round ratios (each round's pair run back to back): "
+              f"get_host/s {statistics.median(r for r, _ in paired):.3f}, "
+              f"p99 {statistics.median(p for _, p in paired):.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
