@@ -7,7 +7,8 @@ Every InstanceSync is an agent's full set. `offer` keeps the newest set per agen
   wakes up; syncs arriving meanwhile are coalesced into the same transaction);
 - a set equal to it is a lease RENEWAL: renewals are batched, at most one write per
   `renew_interval` (1 s) for every agent together.
-Expiry of other agents' instances is asked for every `expire_interval`.
+The same once-a-second tick asks for the expiry of leases that ran out, in the same
+transaction as the renewals: one write a second in the steady state.
 
 `take(now)` hands out a Batch when one is due; the writer reports `done(batch, ...)` or
 `failed(batch)`. A failed batch goes back (unless a newer set of the agent arrived), so a
@@ -52,18 +53,15 @@ class LeaseBook:
         *,
         lease: float = DEFAULT_LEASE,
         renew_interval: float = DEFAULT_RENEW_INTERVAL,
-        expire_interval: float = DEFAULT_RENEW_INTERVAL,
         max_agents: int = DEFAULT_MAX_AGENTS,
     ) -> None:
         self.lease = lease
         self._renew_interval = renew_interval
-        self._expire_interval = expire_interval
         self._max_agents = max_agents
         self._known: dict[str, InstanceSet] = {}  # what this service last wrote per agent
         self._changes: dict[str, InstanceSet] = {}
         self._renewals: set[str] = set()
-        self._renewed_at = -math.inf
-        self._expired_at = -math.inf
+        self._ticked_at = -math.inf  # the last renewals-and-expiry tick
         self.refused = 0  # syncs refused: max_agents pending changes
 
     @property
@@ -90,24 +88,19 @@ class LeaseBook:
         """Seconds until take() has something (0: now)."""
         if self._changes:
             return 0.0
-        due = self._expired_at + self._expire_interval
-        if self._renewals:
-            due = min(due, self._renewed_at + self._renew_interval)
-        return max(0.0, due - now)
+        return max(0.0, self._ticked_at + self._renew_interval - now)
 
     def take(self, now: float) -> Batch:
-        """What is due now (possibly nothing). Changes always; renewals (those of the
-        changed agents ride along for free) once per renew_interval; expiry once per
-        expire_interval."""
+        """What is due now (possibly nothing). Changes always (the changed agents' leases
+        are renewed with them); the renewals and the expiry once per renew_interval,
+        together (the tick)."""
         batch = Batch()
         if self._changes:
             batch.changes, self._changes = self._changes, {}
-        if self._renewals and now - self._renewed_at >= self._renew_interval:
+        if now - self._ticked_at >= self._renew_interval:
             batch.renewals, self._renewals = self._renewals, set()
-            self._renewed_at = now
-        if now - self._expired_at >= self._expire_interval:
             batch.expire = True
-            self._expired_at = now
+            self._ticked_at = now
         return batch
 
     def done(self, batch: Batch, *, renewed_all: bool = True) -> None:
@@ -127,10 +120,8 @@ class LeaseBook:
         for agent in batch.renewals:
             if agent not in self._changes:
                 self._renewals.add(agent)
-        if batch.renewals:
-            self._renewed_at = -math.inf
-        if batch.expire:
-            self._expired_at = -math.inf
+        if batch.renewals or batch.expire:
+            self._ticked_at = -math.inf
 
     def forget(self, agents: Iterable[str]) -> None:
         """These agents' rows were expired here: diff their next sync in full."""

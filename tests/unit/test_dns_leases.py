@@ -21,20 +21,23 @@ def test_a_new_agent_is_a_change_due_now() -> None:
 
 
 def test_the_same_set_again_is_a_renewal_batched_once_per_second() -> None:
-    book = LeaseBook(renew_interval=1.0, expire_interval=1.0)
+    book = LeaseBook(renew_interval=1.0)
     book.offer("a", A)
     book.offer("b", B)
-    book.done(book.take(0.0))
+    first = book.take(0.0)  # the change, and the first tick (expiry)
+    assert first.changes and first.expire
+    book.done(first)
     book.offer("a", A)
     book.offer("b", B)
     assert not book.has_changes()
-    batch = book.take(0.5)
-    assert batch.renewals == {"a", "b"} and not batch.changes  # one write for both
+    assert not book.take(0.5)  # within the second: nothing written
+    assert abs(book.next_due(0.5) - 0.5) < 1e-9
+    batch = book.take(1.0)
+    assert batch.renewals == {"a", "b"} and not batch.changes and batch.expire  # one write
     book.done(batch)
     book.offer("a", A)
-    assert book.take(1.0).renewals == set()  # within a second of the last: not yet
-    assert abs(book.next_due(1.1) - 0.4) < 1e-9
-    assert book.take(1.5).renewals == {"a"}
+    assert not book.take(1.5)  # one tick per second for every agent
+    assert book.take(2.0).renewals == {"a"}
 
 
 def test_a_changed_set_supersedes_a_pending_renewal() -> None:

@@ -64,7 +64,7 @@ def test_renewals_are_written_at_most_once_a_second() -> None:
     reg.flush()
     store.renewed = 1
     writes = len(store.batches)
-    for _ in range(20):  # 2 s of syncs every 0.1 s
+    for _ in range(25):  # 2.5 s of syncs every 0.1 s
         clock.now += 0.1
         reg.submit("a", A)
         reg.flush()
