@@ -26,6 +26,7 @@ from lars.obs.listen import MetricsConfig
 from lars.obs.ready import Readiness, agent_ready, with_threads
 from lars.obs.registry import new_registry
 from lars.obs.server import Handler, HandlerError, MetricsServer
+from lars.strictint import parse_uint
 
 __all__ = ["AgentCollector", "agent_metrics_server", "agent_readiness", "agent_status"]
 
@@ -229,15 +230,19 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
     }
 
 
+_ID_MAX = 2**31 - 1  # modid and cmdid are int32 on the wire
+
+
 def module_handler(agent: AgentService) -> Handler:
     """GET /debug/module?modid=M&cmdid=C: the agent's view of one module, with the
     instances of it registered here and their check state ("registrations")."""
 
     def handle(query: Mapping[str, str]) -> tuple[int, Any]:
-        try:
-            modid, cmdid = int(query["modid"]), int(query["cmdid"])
-        except (KeyError, ValueError):
-            raise HandlerError(400, "give modid and cmdid as integers") from None
+        # strict: ASCII digits within int32 (int() took ٣, +3, 3_0 and ids no wire carries)
+        modid = parse_uint(query.get("modid", ""), 0, _ID_MAX)
+        cmdid = parse_uint(query.get("cmdid", ""), 0, _ID_MAX)
+        if modid is None or cmdid is None:
+            raise HandlerError(400, f"give modid and cmdid as whole numbers 0..{_ID_MAX}")
         view = agent.module_view(modid, cmdid)
         registrations = agent.registrations_view(modid, cmdid)
         if view is None and not registrations:

@@ -4,8 +4,8 @@ The same limits as RouteAdmin (ids 0..2147483647, dotted IPv4, port 1..65535); R
 checks again, this layer only makes the messages precise.
 
 Every integer the console reads (form fields, path and query parameters, headers) goes
-through `parse_uint`: ASCII digits only. str.isdigit() is not enough: it is true for
-`²` and `٣`, on which int() raises or which it reads as 3.
+through `parse_uint` (lars.strictint): ASCII digits only. str.isdigit() is not enough:
+it is true for `²` and `٣`, on which int() raises or which it reads as 3.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from lars.errors import ValidationError
 from lars.protocol.ipv4 import dotted_to_uint
+from lars.strictint import ASCII_DIGITS, parse_uint
 
 __all__ = [
     "MAX_DESC",
@@ -32,28 +33,12 @@ MAX_ID = 2**31 - 1
 MAX_DESC = 255
 
 
-_ASCII_DIGITS = frozenset("0123456789")
-
-
-def parse_uint(raw: str, lo: int, hi: int) -> int | None:
-    """`raw` (blanks around it ignored) as an int in lo..hi, or None when it is not one.
-
-    Only ASCII digits: no sign, underscore, blank inside, or any other Unicode digit.
-    Never raises, and never runs int() on more digits than `hi` has (plus leading zeros
-    up to 20 characters), so a huge value costs nothing."""
-    text = raw.strip()
-    if not text or len(text) > max(20, len(str(hi))) or not _ASCII_DIGITS.issuperset(text):
-        return None
-    value = int(text)
-    return value if lo <= value <= hi else None
-
-
 def ascii_digits(value: Any) -> Any:
     """A pydantic BeforeValidator for integer path and query parameters: a string must
     be ASCII digits only (pydantic's lax int would read `3_0`, `+3`, ` 3` or `3.0`); the
     range stays with the parameter's ge/le."""
     if isinstance(value, str) and (
-        not value or len(value) > 20 or not _ASCII_DIGITS.issuperset(value)
+        not value or len(value) > 20 or not ASCII_DIGITS.issuperset(value)
     ):
         raise ValueError("must be a whole number written with the digits 0-9")
     return value
