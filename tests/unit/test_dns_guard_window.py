@@ -85,7 +85,7 @@ def test_a_module_by_module_purge_stops_with_half_the_hosts(gap: float) -> None:
         store.routes = [r for r in store.routes if r[0] != m]
         edit(store, clock, p, gap)
     assert served_hosts(p) >= 15 and p.hold is not None
-    first_hold = [r for r in audit.rows if r[0] == "hold"][0]
+    first_hold = next(r for r in audit.rows if r[0] == "hold")
     assert first_hold[2].endswith("18 of 30 hosts of the window lost")  # the sixth delete
 
 
