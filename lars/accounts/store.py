@@ -89,11 +89,18 @@ class AccountStore:
         check_password(password)
         self._change(name, "user", secret=PasswordHash(password).encode())
 
-    def set_role(self, name: str, kind: str, role: Role) -> None:
+    def set_role(self, name: str, kind: str, role: Role, *, keep_admin: bool = False) -> None:
+        """`keep_admin`: refuse to demote the last admin account (a console with no
+        bootstrap password would lock everyone out; the CLI stays the way back)."""
+        if keep_admin and role != Role.ADMIN:
+            self._keep_an_admin(name, kind)
         self._change(name, kind, role=role.value)
 
-    def delete(self, name: str, kind: str) -> None:
-        """Delete user `name` or revoke token `name`; AccountError when there is none."""
+    def delete(self, name: str, kind: str, *, keep_admin: bool = False) -> None:
+        """Delete user `name` or revoke token `name`; AccountError when there is none.
+        `keep_admin`: refuse to delete the last admin account (see set_role)."""
+        if keep_admin:
+            self._keep_an_admin(name, kind)
         with self._write() as conn:
             done = conn.execute(
                 delete(lars_account).where(lars_account.c.name == name, lars_account.c.kind == kind)
@@ -165,6 +172,19 @@ class AccountStore:
             raise StoreUnavailable(f"cannot create the LarsAccount table: {exc}") from exc
 
     # Inside
+
+    def _keep_an_admin(self, name: str, kind: str) -> None:
+        target = self.user(name) if kind == "user" else None
+        if target is None or target.role != Role.ADMIN:
+            return
+        admins = select(func.count()).where(
+            lars_account.c.kind == "user", lars_account.c.role == Role.ADMIN.value
+        )
+        if self._read(lambda c: c.execute(admins).scalar_one(), 0) <= 1:
+            raise AccountError(
+                f"{name!r} is the last admin account and no bootstrap password is set: "
+                "add another admin first (or use lars console user on the server)"
+            )
 
     def _decoy_hash(self) -> PasswordHash:
         if self._decoy is None:

@@ -103,9 +103,17 @@ def _store(request: Request) -> AccountStore:
     return get_context(request).accounts
 
 
-def _known(fn: Any, *args: Any) -> Any:
+def _keep(request: Request) -> bool:
+    """Whether the last admin account must stay: without a bootstrap password nobody could
+    log in to the console as admin again."""
+    return get_context(request).password is None
+
+
+def _known(fn: Any, *args: Any, keep_admin: bool = False) -> Any:
     """Run a store call; an unknown name becomes the console's 404."""
     try:
+        if keep_admin:
+            return fn(*args, keep_admin=True)
         return fn(*args)
     except UnknownAccount as exc:
         raise NotFound(str(exc)) from exc
@@ -135,7 +143,7 @@ def add_user(body: UserIn, request: Request) -> AccountOut:
 @api_router.delete("/users/{name}", status_code=204, responses={**_UNSAFE, **_NOT_FOUND})
 def delete_user(name: NamePath, request: Request) -> Response:
     """Delete the user; their sessions end at their next request."""
-    _known(_store(request).delete, name, "user")
+    _known(_store(request).delete, name, "user", keep_admin=_keep(request))
     return Response(status_code=204)
 
 
@@ -152,7 +160,7 @@ def set_password(name: NamePath, body: PasswordIn, request: Request) -> Response
 @api_router.put("/users/{name}/role", status_code=204, responses={**_UNSAFE, **_NOT_FOUND})
 def set_role(name: NamePath, body: RoleIn, request: Request) -> Response:
     """Change the user's role; it applies at their next request."""
-    _known(_store(request).set_role, name, "user", body.role)
+    _known(_store(request).set_role, name, "user", body.role, keep_admin=_keep(request))
     return Response(status_code=204)
 
 
@@ -225,9 +233,11 @@ async def add_user_form(request: Request) -> Response:
 
 @page_router.post("/accounts/users/delete")
 async def delete_user_form(request: Request) -> Response:
-    store = _store(request)
+    store, keep = _store(request), _keep(request)
     return await _post(
-        request, lambda f: store.delete(f.get("name", ""), "user"), "User {name} deleted."
+        request,
+        lambda f: store.delete(f.get("name", ""), "user", keep_admin=keep),
+        "User {name} deleted.",
     )
 
 
@@ -243,10 +253,10 @@ async def password_form(request: Request) -> Response:
 
 @page_router.post("/accounts/users/role")
 async def role_form(request: Request) -> Response:
-    store = _store(request)
+    store, keep = _store(request), _keep(request)
     return await _post(
         request,
-        lambda f: store.set_role(f.get("name", ""), "user", _role(f)),
+        lambda f: store.set_role(f.get("name", ""), "user", _role(f), keep_admin=keep),
         "{name} is now {role}.",
     )
 

@@ -1,8 +1,9 @@
 """The console's view of RouteAudit: route history, the held table, its release and restore.
 
 Both faces (pages and JSON API) go through `RouteHistory`, so the banner, the history
-pages and /api/history cannot disagree. A release is written with the console user as
-actor ([console] user, default "console"); a route service holding the table applies it
+pages and /api/history cannot disagree. A release is written with the acting admin's name
+as actor (an account, a token, or the bootstrap [console] user, default "console"); a
+route service holding the table applies it
 (the protocol is in lars/routes/audit.py). A restore writes the table the route services
 serve back into the database (lars/routes/restore.py). What they serve and hold, and
 since when, comes from the guard state they save (RouteGuardState,

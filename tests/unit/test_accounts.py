@@ -195,3 +195,17 @@ def test_roles_parse_strictly(role: str) -> None:
         with pytest.raises(ValidationError, match="viewer, editor or admin"):
             Role.parse(role)
     assert Role.ADMIN.allows(Role.EDITOR) and not Role.VIEWER.allows(Role.EDITOR)
+
+
+def test_the_last_admin_stays_when_asked(store: AccountStore) -> None:
+    store.add_user("ada", Role.ADMIN, PASSWORD, by="t")
+    with pytest.raises(AccountError, match="last admin"):
+        store.delete("ada", "user", keep_admin=True)
+    with pytest.raises(AccountError, match="last admin"):
+        store.set_role("ada", "user", Role.EDITOR, keep_admin=True)
+    store.add_user("bea", Role.ADMIN, PASSWORD, by="t")
+    store.set_role("ada", "user", Role.EDITOR, keep_admin=True)  # bea is still an admin
+    with pytest.raises(AccountError, match="last admin"):
+        store.delete("bea", "user", keep_admin=True)
+    store.delete("bea", "user")  # the CLI's way back: no guard
+    assert not store.has_admin()

@@ -383,3 +383,22 @@ def test_each_role_reaches_the_pages_the_policy_allows(
             assert response.status_code in (200, 201, 303), (role, response.text[:500])
         else:
             assert response.status_code == 403, (role, response.status_code)
+
+
+def test_without_a_bootstrap_password_the_last_admin_stays(seed: Seed, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(seed.db, copy)
+    engine = make_engine(f"sqlite:///{copy}")
+    try:
+        with TestClient(build_console(engine, "")) as client:  # u-admin lets it start
+            assert client.post("/api/login", json={"password": PASSWORD}).status_code == 401
+            admin = {"Authorization": f"Bearer {seed.tokens[Role.ADMIN]}"}
+            refused = client.delete("/api/users/u-admin", headers=admin)
+            assert refused.status_code == 409 and "last admin" in refused.json()["detail"]
+            demote = client.put("/api/users/u-admin/role", json={"role": "viewer"}, headers=admin)
+            assert demote.status_code == 409
+            new = {"name": "ada", "role": "admin", "password": "ada-password-1"}
+            assert client.post("/api/users", json=new, headers=admin).status_code == 201
+            assert client.delete("/api/users/u-admin", headers=admin).status_code == 204
+    finally:
+        engine.dispose()
