@@ -86,6 +86,13 @@ def run_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if not config.password:
+            print(
+                f"lars console: no bootstrap password ({PASSWORD_ENV}): log in with an "
+                "admin account",
+                file=sys.stderr,
+                flush=True,
+            )
         waiter.wait()
         return 0
     finally:
