@@ -286,6 +286,13 @@ class Poller:
             )
             if self._audit is not None:
                 self._audit.record_apply(table.version, ended)
+        elif (
+            previous is not None
+            and previous.version == table.version
+            and previous.same_routes(table)
+            and previous.drained == table.drained
+        ):
+            return  # a periodic reload that found nothing new: the saved state stands
         self._save()
 
     def _serve_additions(self, served: RouteTable, grown: RouteTable) -> set[Key]:

@@ -290,3 +290,17 @@ def test_restore_of_the_served_table_ends_the_hold() -> None:
     assert audit.rows[-1][0] == "apply"
     saved = state.load()
     assert saved is not None and saved.held is None
+
+
+def test_a_periodic_reload_that_finds_nothing_new_saves_nothing() -> None:
+    store, audit, state, clock = fleet()
+    _pub, p = poller(store, audit, state, clock)
+    p.load(clock.now)
+    saves = state.saves
+    clock.advance(11.0)
+    assert p.poll(11.0)  # reload_interval passed: a load
+    assert state.saves == saves
+    edit(store, clock, p, 0.1)  # a version-only bump: the served version is saved
+    assert state.saves == saves + 1
+    saved = state.load()
+    assert saved is not None and saved.version == store.version
