@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["ThreadFailure", "ThreadHealth"]
 
@@ -38,11 +38,21 @@ class ThreadFailure:
     error: str  # "OverflowError: timeout value is too large"
     restarts: int  # times the body was started again after a failure
     dead: bool  # True: not running any more; False: restarted and running
+    at: float = 0.0  # clock time of the (last) failure
+    age: float = 0.0  # seconds since then, as of the snapshot (ThreadHealth.failures)
+
+    @property
+    def recent(self) -> bool:
+        """Failed within the restart window: may explain what is wrong right now."""
+        return self.age < RESTART_WINDOW
 
     def describe(self) -> str:
         if self.dead:
             return f"thread {self.thread} died: {self.error}"
-        return f"thread {self.thread} restarted {self.restarts}x, last error: {self.error}"
+        return (
+            f"thread {self.thread} restarted {self.restarts}x, last error "
+            f"{self.age:.0f}s ago: {self.error}"
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +60,7 @@ class ThreadFailure:
             "error": self.error,
             "restarts": self.restarts,
             "dead": self.dead,
+            "age": round(self.age, 3),
         }
 
 
@@ -88,8 +99,10 @@ class ThreadHealth:
             hook(failure)
 
     def failures(self) -> tuple[ThreadFailure, ...]:
+        """Every failed thread, dead or restarted, with the age of its last failure."""
+        now = self._clock()
         with self._lock:
-            return tuple(self._failures.values())
+            return tuple(replace(f, age=max(0.0, now - f.at)) for f in self._failures.values())
 
     def reasons(self) -> list[str]:
         """Why the daemon is not ready: one line per dead thread."""
@@ -100,7 +113,7 @@ class ThreadHealth:
         text = error if isinstance(error, str) else _describe(error)
         with self._lock:
             old = self._failures.get(name)
-            failure = ThreadFailure(name, text, old.restarts if old else 0, True)
+            failure = ThreadFailure(name, text, old.restarts if old else 0, True, self._clock())
             self._failures[name] = failure
             hooks = list(self._hooks)
         log.critical("thread %s died: %s", name, text)
@@ -151,7 +164,7 @@ class ThreadHealth:
             self._recent[name] = recent
             old = self._failures.get(name)
             restarts = (old.restarts if old else 0) + 1
-            self._failures[name] = ThreadFailure(name, error, restarts, False)
+            self._failures[name] = ThreadFailure(name, error, restarts, False, now)
         log.warning("thread %s restarts (%d in the last %.0fs)", name, len(recent), self._window)
         return True
 

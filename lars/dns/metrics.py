@@ -168,7 +168,8 @@ def _ready(s: DnsStats, poll_interval: float, now: float) -> Readiness:
         last_error=p.last_error if p.in_outage else "",
     )
     dead = [f.describe() for f in s.threads if f.dead]
-    return with_threads(verdict, dead, [f.describe() for f in s.threads if not f.dead])
+    recent = [f.describe() for f in s.threads if not f.dead and f.recent]
+    return with_threads(verdict, dead, recent)
 
 
 def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readiness:

@@ -132,8 +132,9 @@ def render_status(doc: dict[str, Any]) -> str:
     lines = [f"lars {daemon}: {_ready_line(doc)}"]
     for t in doc.get("threads", []):  # dead ones are in the reasons already
         if not t.get("dead"):
+            ago = f" {t['age']:.0f}s ago" if "age" in t else ""
             lines.append(
-                f"  thread {t['thread']} restarted {t['restarts']}x, last error: {t['error']}"
+                f"  thread {t['thread']} restarted {t['restarts']}x, last error{ago}: {t['error']}"
             )
     if daemon == "agent":
         m, h = doc["modules"], doc["hosts"]

@@ -97,7 +97,8 @@ def _ready(s: ReporterStats, max_pending: int) -> Readiness:
         db_cause=s.db_cause,
     )
     dead = [f.describe() for f in s.threads if f.dead]
-    return with_threads(verdict, dead, [f.describe() for f in s.threads if not f.dead])
+    recent = [f.describe() for f in s.threads if not f.dead and f.recent]
+    return with_threads(verdict, dead, recent)
 
 
 def reporter_readiness(reporter: ReporterService) -> Readiness:

@@ -46,13 +46,35 @@ def test_a_failing_restartable_body_runs_again_and_is_listed_not_dead() -> None:
     run(health.target("dns-poller", body, stopping=stop_after_second, restart=True))
     assert len(calls) == 2
     [failure] = health.failures()
-    assert failure == ThreadFailure(
-        "dns-poller", "OverflowError: timeout value is too large", 1, False
+    assert (failure.thread, failure.error, failure.restarts, failure.dead) == (
+        "dns-poller",
+        "OverflowError: timeout value is too large",
+        1,
+        False,
     )
+    assert failure.recent and 0 <= failure.age < 30
     assert health.reasons() == []  # restarted: running, not a readiness reason
     assert failure.describe() == (
-        "thread dns-poller restarted 1x, last error: OverflowError: timeout value is too large"
+        "thread dns-poller restarted 1x, last error 0s ago: "
+        "OverflowError: timeout value is too large"
     )
+
+
+def test_an_old_restart_is_no_longer_recent() -> None:
+    now = [100.0]
+    health = ThreadHealth(restart_delay=0.0, clock=lambda: now[0])
+    calls: list[int] = []
+
+    def body() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("once")
+
+    run(health.target("w", body, stopping=lambda: len(calls) >= 2, restart=True))
+    now[0] += 61.0
+    [failure] = health.failures()
+    assert failure.age == 61.0 and not failure.recent
+    assert "last error 61s ago" in failure.describe()
 
 
 def test_a_body_that_keeps_failing_dies_after_the_restart_budget_and_calls_the_hook() -> None:
@@ -178,9 +200,11 @@ def test_status_shows_restarted_threads_and_the_database_error() -> None:
         "database_up": False,
         "database_error": "refused",
         "last_commit_age": None,
-        "threads": [{"thread": "reporter-writer0", "error": "E: x", "restarts": 2, "dead": False}],
+        "threads": [
+            {"thread": "reporter-writer0", "error": "E: x", "restarts": 2, "dead": False, "age": 3}
+        ],
     }
     text = render_status(doc)
     assert "NOT READY: database unavailable since start: refused" in text
     assert "database DOWN (refused), no commit yet" in text
-    assert "thread reporter-writer0 restarted 2x, last error: E: x" in text
+    assert "thread reporter-writer0 restarted 2x, last error 3s ago: E: x" in text
