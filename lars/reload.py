@@ -10,7 +10,11 @@ never lets a bad file or a bug end the daemon.
 
 The log level is reloadable everywhere: `[log] level = DEBUG|INFO|WARNING|ERROR` in the
 file, unless `--log-level` was given on the command line (a flag wins over the file).
-Standard library only.
+A setting read once at start outside the service's config (`[metrics] listen`) is
+reported through `restart_only()`, never ignored; a value out of its range fails the
+rebuild (lars.config.check_ranges) and is logged like a broken file, old settings kept.
+`SignalWaiter.fail()` ends the wait from any thread when the daemon cannot go on (a dead
+thread, lars.threads): `wait()` raises DaemonFailed, exit 1. Standard library only.
 """
 
 from __future__ import annotations
