@@ -298,7 +298,7 @@ def test_a_periodic_reload_that_finds_nothing_new_saves_nothing() -> None:
     p.load(clock.now)
     saves = state.saves
     clock.advance(11.0)
-    assert p.poll(11.0)  # reload_interval passed: a load
+    assert p.poll(clock.now)  # reload_interval passed: a load
     assert state.saves == saves
     edit(store, clock, p, 0.1)  # a version-only bump: the served version is saved
     assert state.saves == saves + 1
