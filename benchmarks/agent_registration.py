@@ -14,8 +14,9 @@ RouteData beside the registered one):
 1. a TCP listener (the business process) registers through the agent
    (AsyncLarsClient.register, check tcp): register -> served = the moment each
    subscriber receives the push that adds it - the start of the register call;
-2. the listener is closed, as a killed process's port is: killed -> gone = the push that
-   removes it at each subscriber - the close (the agent's check must notice first);
+2. after a random 0-1 s (any phase of the check cycle) the listener is closed, as a
+   killed process's port is: killed -> gone = the push that removes it at each
+   subscriber - the close (the agent's check must notice first);
 3. a second listener registers, is served, then deregisters: deregister -> gone = the
    push that removes it - the start of the deregister call.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import struct
 import subprocess
 import sys
@@ -150,6 +152,7 @@ async def run(
     args: argparse.Namespace, dns_port: int, base: int, metrics: str
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
+    rng = random.Random(args.seed)
     changed = asyncio.Event()
     modules = [(100 + i, 1) for i in range(args.rounds)]
     subs: list[Subscriber] = []
@@ -175,6 +178,7 @@ async def run(
             t0 = time.monotonic()
             await client.register(modid, cmdid, "127.0.0.1", port)
             served += [t - t0 for t in await wait_all(subs, "seen", key)]
+            await asyncio.sleep(rng.random())  # a kill at any phase of the 1 s check cycle
             server.close()
             await server.wait_closed()
             t_kill = time.monotonic()
@@ -251,6 +255,7 @@ def main() -> None:
     ap.add_argument("--storm", type=int, default=1000)
     ap.add_argument("--storm-subs", type=int, default=10)
     ap.add_argument("--sqlite", action="store_true")
+    ap.add_argument("--seed", type=int, default=1, help="random phases of the kills")
     args = ap.parse_args()
     before = machine()
     with fresh_mysql_db() as url, tempfile.TemporaryDirectory() as tmp:
