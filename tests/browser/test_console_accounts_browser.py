@@ -74,11 +74,12 @@ def live(tmp_path: Path) -> Iterator[Live]:
         stop_cleanly(proc)
 
 
-def new_page(browser: Browser) -> Page:
+def new_page(browser: Browser, errors: list[str]) -> Page:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # e.g. a script missing a form
     return page
 
 
@@ -92,9 +93,8 @@ def log_in(page: Page, live: Live, user: str, password: str) -> None:
 
 
 def test_admin_viewer_editor_and_a_token(browser: Browser, live: Live) -> None:
-    admin = new_page(browser)
     errors: list[str] = []
-    admin.on("pageerror", lambda exc: errors.append(str(exc)))
+    admin = new_page(browser, errors)
     log_in(admin, live, "", PASSWORD)  # the bootstrap admin: no user name
     assert admin.inner_text("#whoami") == "console · admin"
     # the same pages show an admin every edit control the viewer must not see
@@ -123,7 +123,7 @@ def test_admin_viewer_editor_and_a_token(browser: Browser, live: Live) -> None:
     assert requests.get(f"{live.url}/api/modules", headers=bearer, timeout=30).status_code == 200
 
     # the viewer: everything readable, no edit button anywhere
-    viewer = new_page(browser)
+    viewer = new_page(browser, errors)
     log_in(viewer, live, "vic", "vic-password-1")
     assert viewer.inner_text("#whoami") == "vic · viewer"
     assert viewer.locator("#hold").count() == 1  # the held-table banner, without Release
@@ -133,12 +133,17 @@ def test_admin_viewer_editor_and_a_token(browser: Browser, live: Live) -> None:
             assert viewer.locator(selector).count() == 0, (path, selector)
     viewer.goto(live.url + "/modules/1/1")
     assert viewer.locator("tr[data-host='10.0.0.1:80']").count() == 1
+    # the host table refreshes itself (every 5 s): the refreshed fragment has no controls
+    viewer.wait_for_timeout(6500)
+    assert viewer.locator("tr[data-host='10.0.0.1:80']").count() == 1
+    for selector in EDIT_SELECTORS:
+        assert viewer.locator(selector).count() == 0, ("refreshed", selector)
     screenshot(viewer, "console-viewer-module.png")
     viewer.goto(live.url + "/accounts")
     assert viewer.locator("text=needs the admin role").count() == 1
 
     # the editor drains a host; the history names them
-    editor = new_page(browser)
+    editor = new_page(browser, errors)
     log_in(editor, live, "ed", "ed-password-12")
     editor.goto(live.url + "/modules/1/1")
     assert editor.locator("form#release-hold").count() == 0  # release is admin-only
