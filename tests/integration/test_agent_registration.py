@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lars.agent import regservice
-from lars.agent.config import AgentConfig
+from lars.agent.config import AgentConfig, ShardMode
 from lars.agent.regconfig import RegisterConfig
 from lars.agent.service import AgentService
 from lars.client import AsyncLarsClient, LarsClient, RegisterStatus, RegistrationRefused
@@ -127,10 +127,17 @@ def listener() -> Iterator[Listener]:
 
 
 def make_agent(
-    dns: list[tuple[str, int]], reporter: FakeReporter, path: Path | None, **register: object
+    dns: list[tuple[str, int]],
+    reporter: FakeReporter,
+    path: Path | None,
+    mode: ShardMode = ShardMode.ONE_LOOP,
+    use_uvloop: bool = True,
+    **register: object,
 ) -> AgentService:
     cfg = AgentConfig(
         base_port=0,
+        mode=mode,
+        use_uvloop=use_uvloop,
         dns_addresses=tuple(dns),
         reporter_addresses=(reporter.address,),
         caller="10.1.2.3",
@@ -411,5 +418,32 @@ def test_sighup_applies_register_defaults_but_not_the_path(
             client.register(4, 4, IP, 3, check="ttl:30")
             with pytest.raises(RegistrationRefused, match="limit of 3"):
                 client.register(4, 4, IP, 4, check="ttl:30")
+    finally:
+        agent.stop()
+
+
+@pytest.mark.parametrize(
+    ("mode", "use_uvloop"),
+    [(ShardMode.THREADS, True), (ShardMode.ONE_LOOP, False)],
+    ids=["threads", "one-loop-asyncio"],
+)
+def test_every_shard_layout_and_loop(
+    mode: ShardMode,
+    use_uvloop: bool,
+    reporter: FakeReporter,
+    lars_dns: RouteServiceDouble,
+    listener: Listener,
+) -> None:
+    """Answers go back through each shard's own loop, checks run on the client loop."""
+    agent = make_agent([lars_dns.address], reporter, None, mode, use_uvloop)
+    try:
+        with LarsClient(ports=agent.ports) as client:
+            for modid in (1, 2, 3):  # one module on each shard
+                client.register(modid, 1, IP, listener.port)
+            keys = {(m, 1, WIRE_IP, listener.port) for m in (1, 2, 3)}
+            wait_until(lambda: lars_dns.instances() == dict.fromkeys(keys, True))
+            for modid in (1, 2, 3):
+                assert client.deregister(modid, 1, IP, listener.port).ok
+            wait_until(lambda: (s := lars_dns.last()) is not None and not s.instances)
     finally:
         agent.stop()
