@@ -81,7 +81,7 @@ class Registry:
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._present = False
+        self._present: bool | None = None  # the tables exist (None: not asked yet)
         self._present_checked = -_PRESENCE_RECHECK
         self._log_fail = RateLimitedLog(log, 30.0)
         self._log_flap = RateLimitedLog(log, 60.0, level=logging.INFO)
@@ -92,9 +92,16 @@ class Registry:
 
     # any thread
 
+    @property
+    def writable(self) -> bool:
+        """This service may write registrations ([dns] registrations); whether replies
+        advertise it also needs the tables, which the route table's load checks."""
+        return self._writable
+
     def accepting(self) -> bool:
-        """Advertise registrations: writable and the tables exist (as last checked)."""
-        return self._writable and self._present
+        """Take syncs: writable and the tables exist (or were not asked about yet: the
+        thread asks first thing, and a sync taken meanwhile waits for it)."""
+        return self._writable and self._present is not False
 
     def submit(self, agent: str, instances: Iterable[Instance]) -> bool:
         """Take an agent's full set (worker threads). False: refused, not recorded."""
@@ -133,8 +140,9 @@ class Registry:
     # lifecycle
 
     def check_presence(self) -> bool:
-        """Ask the database whether the tables exist (start, then every 30 s until they
-        do). A database that cannot be asked counts as absent for now."""
+        """Ask the database whether the tables exist (first thing in the thread, then
+        every 30 s until they do). A database that cannot be asked leaves the answer
+        as it was (not asked yet: syncs are still taken, and written once it answers)."""
         if not self._writable:
             return False
         try:
@@ -142,7 +150,7 @@ class Registry:
         except StoreUnavailable as exc:
             self._log_fail("dns: registrations: cannot check the tables: %s", exc)
         self._present_checked = self._clock()
-        return self._present
+        return bool(self._present)
 
     def start(self, health: ThreadHealth | None = None) -> None:
         """Start the writer thread (supervised by `health`: a bug restarts it, logged)."""
@@ -151,7 +159,6 @@ class Registry:
         if not self._writable:
             log.info("dns: registrations = false: registrations are not accepted or advertised")
             return
-        self.check_presence()
         health = health if health is not None else ThreadHealth()
         target = health.target("dns-registry", self._run, stopping=self._stopping, restart=True)
         self._thread = threading.Thread(target=target, name="dns-registry", daemon=True)
@@ -227,6 +234,8 @@ class Registry:
             )
 
     def _run(self) -> None:
+        if self._present is None:
+            self.check_presence()  # here, not in start(): a hung database must not block it
         delay = 0.0
         while True:
             with self._cond:

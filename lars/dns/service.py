@@ -235,7 +235,7 @@ class DnsService:
                 self._engine,
                 poll_engine=self._poll_engine,
                 write_engine=self._write_engine,
-                advertise=self._registry.accepting,
+                advertise=lambda: self._registry.writable,
             ),
             self._routes.publish,
             reload_interval=config.reload_interval,
@@ -282,7 +282,6 @@ class DnsService:
                 init_schema(self._engine)
             except (sqlalchemy.exc.SQLAlchemyError, StoreUnavailable) as exc:  # init_schema
                 log.warning("dns: cannot create the schema yet: %s", exc)
-        self._registry.check_presence()  # before the first load: its replies advertise it
         if not self._thread.first_load():
             raise StoreUnavailable("route service stopped before the first route load")
         table = self._routes.table
