@@ -295,7 +295,7 @@ class AsyncLarsClient:
             RegisterOp.REGISTER, modid, cmdid, ip, port, spec, timeout
         )
         ip_port = self.config.addresses()[shard_of(modid, cmdid)]
-        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        wait = max(REGISTER_TIMEOUT, self.config.timeout) if timeout is None else timeout
         check_registered(result, f"{ip_port[0]}:{ip_port[1]}", wait)
         call = functools.partial(self._handle_call, modid, cmdid, ip, port, timeout)
         return AsyncRegistration(modid, cmdid, ip, port, spec, call)
@@ -355,7 +355,7 @@ class AsyncLarsClient:
         future: asyncio.Future[RegisterResult] = loop.create_future()
         seq = request.seq
         self._registers[seq] = (request, future)
-        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        wait = max(REGISTER_TIMEOUT, self.config.timeout) if timeout is None else timeout
         deadline = loop.time() + wait
         try:
             while not future.done():

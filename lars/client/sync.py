@@ -269,10 +269,11 @@ class LarsClient:
         `check` ("tcp", "http://HOST:PORT/PATH", "ttl:SECONDS" or a Check). The agent keeps
         it (across its own restarts) until deregistered. Registering again replaces the
         check. Raises ValidationError (bad arguments), NotAnswering (no agent answered
-        within `timeout`, default 1 s) or RegistrationRefused."""
+        within `timeout`, default the client's timeout but at least 1 s) or
+        RegistrationRefused."""
         spec = parse_check(check)
         result = self.register_op(RegisterOp.REGISTER, modid, cmdid, ip, port, spec, timeout)
-        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        wait = max(REGISTER_TIMEOUT, self.config.timeout) if timeout is None else timeout
         check_registered(result, self.agent_address(modid, cmdid), wait)
         call = functools.partial(self._handle_call, modid, cmdid, ip, port, timeout)
         return Registration(modid, cmdid, ip, port, spec, call)
@@ -329,12 +330,13 @@ class LarsClient:
     ) -> RegisterResult:
         """One register/deregister/heartbeat, failures as results: the agent's answer or
         NO_ANSWER. The request is resent (same seq) every quarter of the wait (`timeout`,
-        default REGISTER_TIMEOUT); `check` goes only with REGISTER."""
+        default the client's timeout but at least REGISTER_TIMEOUT); `check` goes only
+        with REGISTER."""
         state = self._state()
         core = state.core
         request = core.register_request(op, modid, cmdid, ip, port, check)
         sock = self._socket(state, request.shard)
-        wait = REGISTER_TIMEOUT if timeout is None else timeout
+        wait = max(REGISTER_TIMEOUT, self.config.timeout) if timeout is None else timeout
         resend = wait / REGISTER_RESENDS
         deadline = time.monotonic() + wait
         next_send = 0.0

@@ -62,7 +62,7 @@ def test_register_heartbeat_deregister(agent_env: tuple[Path, int, str]) -> None
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = str(listener.getsockname()[1])
-    flags = ["--agent-port", str(base)]
+    flags = ["--agent-port", str(base), "--timeout", "10"]
     try:
         out = lars("register", "1", "2", "127.0.0.1", port, *flags)
         assert out.returncode == 0, out.stderr
@@ -83,7 +83,7 @@ def test_register_heartbeat_deregister(agent_env: tuple[Path, int, str]) -> None
         # any IPv4, loopback included; explicit ports work as for gethost
         ports = f"{base},{base + 1},{base + 2}"
         out = lars("register", "3", "3", "10.9.8.7", "80", "--check", "ttl:30",
-                   "--agent-ports", ports)  # fmt: skip
+                   "--agent-ports", ports, "--timeout", "10")  # fmt: skip
         assert out.returncode == 0, out.stderr
     finally:
         listener.close()
@@ -131,7 +131,7 @@ def test_no_agent_exits_3() -> None:
 
 def test_registrations_survive_the_agent_restart(agent_env: tuple[Path, int, str]) -> None:
     tmp, base, nowhere = agent_env
-    flags = ["--agent-port", str(base)]
+    flags = ["--agent-port", str(base), "--timeout", "10"]
     agent = Agent(tmp, base, nowhere)
     try:
         out = lars("register", "4", "4", "127.0.0.1", "9", "--check", "ttl:60", *flags)
@@ -158,7 +158,7 @@ def test_status_module_shows_the_check_state(agent_env: tuple[Path, int, str]) -
                  "--reporter", nowhere, "--metrics", f"127.0.0.1:{metrics}",
                  "--registrations", str(tmp / "status.registrations.json"))  # fmt: skip
     try:
-        flags = ["--agent-port", str(base)]
+        flags = ["--agent-port", str(base), "--timeout", "10"]
         deadline = time.monotonic() + 60
         while lars("register", "5", "5", "127.0.0.1", "9", "--check", "ttl:30", *flags).returncode:
             assert time.monotonic() < deadline, agent.log.read_text()

@@ -143,7 +143,7 @@ def test_registered_served_killed_gone_deregistered_gone(platform: int, tmp_path
             # the killed one is still registered (failing) until someone deregisters it
             out = subprocess.run(
                 [sys.executable, "-m", "lars", "deregister", "11", "1", "127.0.0.1",
-                 str(a.port), "--agent-port", str(base), "--json"],
+                 str(a.port), "--agent-port", str(base), "--timeout", "10", "--json"],
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             assert out.returncode == 0, out.stderr

@@ -164,7 +164,7 @@ def test_register_check_deregister_over_udp(
 ) -> None:
     agent = make_agent([original_dns.address], reporter, tmp_path / "regs.json")
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             reg = client.register(7, 1, IP, listener.port)
             assert reg.check == Check()
             wait_until(lambda: state(agent, 7, 1, listener.port) == "passing")
@@ -194,7 +194,7 @@ def test_limit_is_refused(
 ) -> None:
     agent = make_agent([original_dns.address], reporter, None, max_instances=2)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(1, 1, IP, 1, check="ttl:30")
             client.register(1, 1, IP, 2, check="ttl:30")
             with pytest.raises(RegistrationRefused, match="limit of 2"):
@@ -209,7 +209,7 @@ def test_the_async_client_registers_too(
     agent = make_agent([original_dns.address], reporter, None)
 
     async def main() -> None:
-        async with AsyncLarsClient(ports=agent.ports) as client:
+        async with AsyncLarsClient(ports=agent.ports, timeout=10.0) as client:
             async with client.registered(5, 5, IP, listener.port) as reg:
                 beat = await reg.heartbeat()
                 assert beat.ok
@@ -239,7 +239,7 @@ def test_syncs_go_only_after_the_capability_and_follow_every_change(
     agent = make_agent([lars_dns.address], reporter, None)
     try:
         key = (3, 4, WIRE_IP, listener.port)
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(3, 4, IP, listener.port)
             wait_until(lambda: lars_dns.instances().get(key) is True)
             last = lars_dns.last()
@@ -266,11 +266,11 @@ def test_an_original_route_service_never_receives_a_new_message_id(
     monkeypatch.setattr(regservice, "UNSERVED_AFTER", 0.3)
     agent = make_agent([original_dns.address], reporter, None)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(3, 4, IP, listener.port)
             client.register(3, 5, IP, 9, check="ttl:0.2")  # flaps to failing
             wait_until(lambda: state(agent, 3, 5, 9) == "failing")
-            with LarsClient(ports=agent.ports) as c2:
+            with LarsClient(ports=agent.ports, timeout=10.0) as c2:
                 c2.get_route(3, 4)  # a real module: requests and replies on the connection
             wait_until(lambda: agent.stats().route_responses >= 1)
             wait_until(lambda: agent.registrations.stats().checks_run >= 5)
@@ -294,14 +294,14 @@ def test_the_capability_is_per_connection(
     agent = make_agent([lars_dns.address, ("127.0.0.1", later)], reporter, None)
     original = RouteServiceDouble(advertise=False, port=later)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(2, 2, IP, 9, check="ttl:30")
         wait_until(lambda: lars_dns.last() is not None and len(lars_dns.last().instances) == 1)
         original.start()
         lars_dns.stop()
         wait_until(lambda: agent.route_client.client.current_address == original.address)
         sent = agent.registrations.syncs_sent
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.deregister(2, 2, IP, 9)
             client.register(2, 2, IP, 10, check="ttl:30")
             client.get_route(2, 2)  # a GetRouteRequest and its reply on this connection
@@ -323,7 +323,7 @@ def test_registrations_survive_an_agent_restart(
     path = tmp_path / "agent.registrations.json"
     agent = make_agent([lars_dns.address], reporter, path)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(6, 6, IP, listener.port)
             client.register(6, 6, IP, 9, check=Check.ttl_of(60, fail_after=3))
         wait_until(lambda: state(agent, 6, 6, listener.port) == "passing")
@@ -368,7 +368,7 @@ def test_an_agent_without_registrations_sends_no_sync(
 ) -> None:
     agent = make_agent([lars_dns.address], reporter, None)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.get_route(2, 2)  # a reply advertising registrations arrives
             wait_until(lambda: agent.route_client.registrations_ok)
             assert client.heartbeat(2, 2, IP, 9).status is RegisterStatus.NOT_REGISTERED
@@ -376,7 +376,7 @@ def test_an_agent_without_registrations_sends_no_sync(
         agent.sync()
         assert lars_dns.syncs == [] and ticks.syncs_sent == 0
         # one registration, then none: the empty set is sent (and acknowledged), then quiet
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(2, 2, IP, 9, check="ttl:30")
             wait_until(lambda: len(lars_dns.instances()) == 1)
             client.deregister(2, 2, IP, 9)
@@ -396,7 +396,7 @@ def test_sighup_applies_register_defaults_but_not_the_path(
 ) -> None:
     agent = make_agent([original_dns.address], reporter, tmp_path / "r.json")
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(4, 4, IP, 1, check="ttl:30")
             client.register(4, 4, IP, 2, check=Check.ttl_of(30, fail_after=7))
         old = agent.config
@@ -414,7 +414,7 @@ def test_sighup_applies_register_defaults_but_not_the_path(
         assert entries[(4, 4, WIRE_IP, 2)].checker.settings.fail_after == 7  # its own
         assert agent.config.register.max_instances == 3
         assert agent.config.register.path == str(tmp_path / "r.json")
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(4, 4, IP, 3, check="ttl:30")
             with pytest.raises(RegistrationRefused, match="limit of 3"):
                 client.register(4, 4, IP, 4, check="ttl:30")
@@ -437,7 +437,7 @@ def test_every_shard_layout_and_loop(
     """Answers go back through each shard's own loop, checks run on the client loop."""
     agent = make_agent([lars_dns.address], reporter, None, mode, use_uvloop)
     try:
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             for modid in (1, 2, 3):  # one module on each shard
                 client.register(modid, 1, IP, listener.port)
             keys = {(m, 1, WIRE_IP, listener.port) for m in (1, 2, 3)}

@@ -47,7 +47,7 @@ def test_metrics_status_and_module_view(peers: tuple[FakeRouteService, FakeRepor
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        with LarsClient(ports=agent.ports) as client:
+        with LarsClient(ports=agent.ports, timeout=10.0) as client:
             client.register(11, 1, "127.0.0.1", port)
             client.register(11, 1, "127.0.0.1", 9, check="ttl:30")
 
