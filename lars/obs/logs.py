@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 import time
+from typing import Any
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging"]
+from lars.ratelog import RateLimitedLog
+
+__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging", "route_uncaught_to_logging"]
+
+_hooks_log = logging.getLogger("lars.uncaught")
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -45,10 +52,42 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, fmt: str, daemon: str) -> None:
-    """The root handler of the process (what logging.basicConfig does, in either format)."""
+    """The root handler of the process (what logging.basicConfig does, in either format),
+    and the hooks that make Python's own last-resort reports go through it too."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter(daemon))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler])
+    route_uncaught_to_logging()
+
+
+def route_uncaught_to_logging() -> None:
+    """An exception escaping a thread, or raised where Python can only ignore it (a
+    __del__, a callback at shutdown), is printed raw to stderr by default: outside the
+    log format and any rate limit. Send both through logging instead, at most one line a
+    minute each. Hooks someone else installed (a test runner's) are left in place."""
+    if threading.excepthook is threading.__excepthook__:
+        log_thread = RateLimitedLog(_hooks_log, 60.0, level=logging.ERROR)
+
+        def thread_hook(args: threading.ExceptHookArgs) -> None:
+            if args.exc_type is SystemExit:
+                return
+            name = args.thread.name if args.thread is not None else "?"
+            log_thread(
+                "thread %s ended by %s: %s", name, args.exc_type.__name__, args.exc_value,
+                exc_info=True,
+            )  # fmt: skip
+
+        threading.excepthook = thread_hook
+    if sys.unraisablehook is sys.__unraisablehook__:
+        log_unraisable = RateLimitedLog(_hooks_log, 60.0, level=logging.WARNING)
+
+        def unraisable_hook(info: Any) -> None:
+            log_unraisable(
+                "exception ignored in %r: %s: %s", info.object,
+                type(info.exc_value).__name__, info.exc_value,
+            )  # fmt: skip
+
+        sys.unraisablehook = unraisable_hook
