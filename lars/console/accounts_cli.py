@@ -27,6 +27,7 @@ from lars.console.config import DEFAULT_USER
 from lars.dbengine import init_schema, is_sqlite, make_engine
 from lars.dbselect import select_admin_db
 from lars.errors import ValidationError
+from lars.jsonout import add_json_flag, print_json
 from lars.routes.audit import cli_actor
 
 __all__ = ["register"]
@@ -47,6 +48,7 @@ def register(console: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_user_add)
     p = users.add_parser("list", help="list the accounts")
     _db_args(p)
+    add_json_flag(p)
     p.set_defaults(func=run_list, kind="user")
     p = users.add_parser("del", help="delete an account (its console sessions end)")
     p.add_argument("name", metavar="NAME")
@@ -69,6 +71,7 @@ def register(console: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_token_create)
     p = tokens.add_parser("list", help="list the tokens (never their secret)")
     _db_args(p)
+    add_json_flag(p)
     p.set_defaults(func=run_list, kind="token")
     p = tokens.add_parser("revoke", help="revoke a token: its next request gets 401")
     p.add_argument("name", metavar="NAME")
@@ -159,11 +162,23 @@ def run_token_create(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     with _store(args) as store:
         accounts = store.accounts(args.kind)
+    if args.json:
+        print_json({f"{args.kind}s": [_json(a) for a in accounts]})
+        return 0
     for a in accounts:
         print(_row(a))
     if not accounts:
         print(f"lars console: no {args.kind}s", file=sys.stderr)
     return 0
+
+
+def _json(a: Account) -> dict[str, object]:
+    return {
+        "name": a.name,
+        "role": a.role.value,
+        "created_at": a.created_at,
+        "created_by": a.created_by,
+    }
 
 
 def _row(a: Account) -> str:

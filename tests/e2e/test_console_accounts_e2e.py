@@ -5,6 +5,7 @@ history; a script edits with a token; a token revoked from the shell stops at on
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -74,6 +75,9 @@ def test_token_create_prints_the_token_last_and_refuses_a_taken_name(db: str) ->
     listed = lars("console", "token", "list", "--db", db)
     assert listed.returncode == 0 and listed.stdout.split("\t")[:2] == ["deploy", "editor"]
     assert made.stdout.splitlines()[-1] not in listed.stdout
+    as_json = lars("console", "token", "list", "--json", "--db", db)
+    [entry] = json.loads(as_json.stdout)["tokens"]
+    assert (entry["name"], entry["role"], entry["created_by"][:4]) == ("deploy", "editor", "cli:")
 
 
 def test_token_create_makes_the_missing_tables(tmp_path: Path) -> None:
