@@ -57,7 +57,7 @@ class ConsoleServer:
             raise NetworkError(  # a failure (exit 1), not a usage error
                 f"cannot listen on {self._ip}:{self._requested_port}: {exc.strerror}"
             ) from exc
-        sock.listen(128)
+        sock.listen(2048)  # a burst of probes and pages queues instead of losing SYNs
         sock.setblocking(False)
         self._sock = sock
         self._port = sock.getsockname()[1]
@@ -69,6 +69,9 @@ class ConsoleServer:
             loop="asyncio",
             lifespan="off",
             log_level="warning",
+            # uvicorn's own logging config adds handlers of its own format: without it its
+            # loggers reach the root handler, in the process's --log-format
+            log_config=None,
             access_log=False,
             proxy_headers=False,
             server_header=False,

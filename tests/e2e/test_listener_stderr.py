@@ -8,6 +8,7 @@ to stderr, outside logging, its rate limit and the JSON format (500 resets: 12,5
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -37,22 +38,28 @@ def _reset(port: int, data: bytes, wait_reply: bool) -> None:
     # closed with linger 0: an RST instead of a FIN
 
 
-@pytest.mark.parametrize("daemon", ["reporter"])
+# the console prints where it listens (one line by design), then logs like the daemons
+_CONSOLE_URL = re.compile(r"lars console: listening on (http://[\d.]+:\d+)")
+
+
+@pytest.mark.parametrize("daemon", ["reporter", "console"])
 def test_early_resets_leave_no_traceback_on_stderr(tmp_path: Path, daemon: str) -> None:
     url = f"sqlite:///{tmp_path / 'lars.db'}"
     engine = make_engine(url)
     init_schema(engine)
     engine.dispose()
     err = tmp_path / "stderr.log"
+    argv = [sys.executable, "-m", "lars", "--log-format", "json", daemon, "--db", url,
+            "--ip", "127.0.0.1", "--port", "0"]  # fmt: skip
+    if daemon != "console":
+        argv += ["--metrics", "127.0.0.1:0"]
+    pattern = _CONSOLE_URL if daemon == "console" else _URL
+    env = {**os.environ, "LARS_CONSOLE_PASSWORD": "resets-password-1"}
     with open(err, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lars", "--log-format", "json", daemon, "--db", url,
-             "--ip", "127.0.0.1", "--port", "0", "--metrics", "127.0.0.1:0"],
-            stdout=subprocess.DEVNULL, stderr=fh,
-        )  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh, env=env)
     try:
         deadline = time.monotonic() + 60
-        while not (m := _URL.search(err.read_text(encoding="utf-8"))):
+        while not (m := pattern.search(err.read_text(encoding="utf-8"))):
             assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
             time.sleep(0.05)
         base = m.group(1)
@@ -68,6 +75,8 @@ def test_early_resets_leave_no_traceback_on_stderr(tmp_path: Path, daemon: str) 
                 _reset(port, b"GET /metr", wait_reply=False)  # half a head
             else:
                 _reset(port, b"", wait_reply=False)  # nothing at all
+        for _ in range(5):  # garbage: a listener may log it (uvicorn does), in JSON
+            _reset(port, b"\x00\x01 not http\r\n\r\n", wait_reply=True)
         assert get(base + "/healthz", timeout=30)[0] == 200
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -78,7 +87,7 @@ def test_early_resets_leave_no_traceback_on_stderr(tmp_path: Path, daemon: str) 
             proc.wait()
     text = err.read_text(encoding="utf-8")
     assert "Traceback" not in text
-    lines = text.splitlines()
+    lines = [line for line in text.splitlines() if not _CONSOLE_URL.match(line)]
     assert len(lines) < 50, f"{len(lines)} stderr lines"
     for line in lines:
         json.loads(line)  # every line one JSON object: nothing raw
