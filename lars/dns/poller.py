@@ -8,6 +8,10 @@ Change detection cannot miss an edit: a poll (one cheap statement) reloads when
 - the newest RouteChange id differs from the one the last load left behind (a second
   edit in the same second keeps `version = UNIX_TIMESTAMP()` equal but adds a row; a
   RouteChange row without a version bump is seen the same way), or
+  (change rows need not be deleted: a service that does not clean, `[dns] clean_changes`
+  off or a read-only database, expects the newest id of all rows and reads only rows
+  newer than those it already pushed, so each row is pushed once; RouteAdmin trims
+  rows older than a retention, lars/routes/changegc.py), or
 - the registration mark differs (RouteInstanceMark, raised by any route service that
   wrote a registration change: lars.dns.registry), or
 - `reload_interval` has passed: then the diff of the old and new table finds edits made
@@ -45,6 +49,8 @@ from lars.dns.guard import GuardPolicy, Hold, Verdict, counts, judge
 from lars.dns.served import build_table, with_additions
 from lars.dns.store import PollMark, Snapshot
 from lars.dns.table import Key, RouteTable, changed_modules
+from lars.errors import StoreUnavailable
+from lars.ratelog import RateLimitedLog
 from lars.routes.audit import AuditEntry
 from lars.routes.guardstate import Drained, GuardState, HeldInfo, HostW, routes_digest
 
@@ -58,8 +64,22 @@ Publish = Callable[[RouteTable, set[Key]], None]
 
 class Store(Protocol):
     def poll(self, release_after: int | None = None) -> PollMark: ...
-    def load(self) -> Snapshot: ...
+    def load(self, after: int | None = None) -> Snapshot: ...
     def delete_changes(self, ids: list[int]) -> int: ...
+
+
+class Access(Protocol):
+    """May this service write (lars.dns.writeaccess.WriteAccess)?"""
+
+    @property
+    def known(self) -> bool: ...
+    @property
+    def writable(self) -> bool: ...
+    def probe(self) -> bool | None: ...
+
+
+# [dns] clean_changes: delete the RouteChange rows pushed, as the original does
+CLEAN_MODES = ("auto", "on", "off")  # auto: when this service may write
 
 
 class Audit(Protocol):
@@ -105,8 +125,19 @@ class Poller:
         state: StateStore | None = None,
         writer: str = "dns",
         db: str = "",
+        access: Access | None = None,
+        clean: str = "auto",
     ) -> None:
+        if clean not in CLEAN_MODES:
+            raise ValueError(f"clean must be one of {CLEAN_MODES}, not {clean!r}")
         self._store = store
+        self._access = access  # None: may write (tests, the default)
+        self._clean = clean
+        # the newest RouteChange id read (pushed): a load reads only newer rows, so rows
+        # that nobody deletes (a service that does not clean: issue 22) are pushed once
+        self._change_after: int | None = None
+        self.change_delete_failures = 0
+        self._log_clean = RateLimitedLog(log, 60.0, level=logging.WARNING)
         self._publish = publish
         self._reload_interval = reload_interval
         self._policy = policy if policy is not None else GuardPolicy()
@@ -125,7 +156,6 @@ class Poller:
         self.baseline = Baseline()
         self._served_since = 0.0
         self._served_drained: tuple[Drained, ...] = ()  # RouteData rows drained when served
-        self._loaded_drained: tuple[Drained, ...] = ()
         self._held_drained: tuple[Drained, ...] = ()
         self._held_digest = ""
         self.hold: Hold | None = None
@@ -182,7 +212,15 @@ class Poller:
         """Load a snapshot, guard it, publish it (unless held), delete its change rows,
         audit plain-SQL edits; return the pushed modules."""
         self._mark = None  # a load that fails half-way is redone by the next poll
-        snap = self._store.load()
+        if self._access is not None and not self._access.known:
+            self._access.probe()  # once, before any write (never raises)
+        snap = self._store.load(self._change_after)
+        after = self._change_after
+        if after is not None and (snap.change_max is None or snap.change_max < after):
+            # the ids went back (RouteChange emptied by others, recreated, truncated):
+            # read every row again (pushed twice at worst, never missed)
+            self._change_after = None
+            snap = self._store.load(None)
         new = build_table(snap)  # RouteData + passing registered instances (lars.dns.served)
         drained = drained_rows(snap)
         self._pending |= {(c.modid, c.cmdid) for c in snap.changes}
@@ -211,8 +249,9 @@ class Poller:
                 served_diff = changed_modules(served, new)
                 pushed = served_diff | self._pending
                 self._apply(new, pushed, drained, ended="table changed")
+        deleted = bool(snap.changes) and self._delete_changes(snap)
         if snap.changes:
-            self._store.delete_changes([c.id for c in snap.changes])
+            self._change_after = max(c.id for c in snap.changes)
         if previous is not None and self._audit is not None:
             if served_diff is not None and previous is served:
                 edited = served_diff  # the same two tables (nothing was held): diffed once
@@ -222,10 +261,32 @@ class Poller:
         self._measure_baseline()
         self.loads += 1
         self._loaded = new
-        self._loaded_drained = drained
         self._loaded_at = now
-        self._mark = (snap.version, snap.change_mark, snap.instance_mark)
+        # what the next poll reads if nothing changes: the rows left after our delete, or
+        # every row when this service does not clean (it reloads when others clean)
+        change = snap.change_mark if deleted else snap.change_max
+        self._mark = (snap.version, change, snap.instance_mark)
         return pushed
+
+    @property
+    def cleans(self) -> bool:
+        """Does this service delete the RouteChange rows it pushed ([dns] clean_changes)?"""
+        if self._clean == "auto":
+            return self._access is None or self._access.writable
+        return self._clean == "on"
+
+    def _delete_changes(self, snap: Snapshot) -> bool:
+        """Delete the change rows read, when this service cleans; a failure is counted and
+        logged (rate-limited), never fails the load: the rows are pushed already."""
+        if not self.cleans:
+            return False
+        try:
+            self._store.delete_changes([c.id for c in snap.changes])
+        except StoreUnavailable as exc:
+            self.change_delete_failures += 1
+            self._log_clean("dns: cannot clean RouteChange (the rows stay): %s", exc)
+            return False
+        return True
 
     def release(self) -> None:
         """Apply the held table after an operator's release row (read by check())."""
