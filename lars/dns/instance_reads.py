@@ -146,6 +146,11 @@ class InstancePresence:
         self._checked_at: float | None = None
         self._logged = False
 
+    @property
+    def present(self) -> bool:
+        """What the last `available()` found, without asking the database."""
+        return self._present
+
     def available(self) -> bool:
         if self._present:
             return True

@@ -31,6 +31,7 @@ from lars.protocol.checks import CHECK_TEXT_MAX, parse_check
 __all__ = [
     "AGENT_MAX",
     "EVIDENCE_WINDOW",
+    "GROUP",
     "HostKey",
     "Instance",
     "InstanceRow",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 EVIDENCE_WINDOW = 10  # seconds: a success reported this recently keeps a failing host
+GROUP = 2 / 3  # of the lease: unseen this long, an instance expires with any that expires
 AGENT_MAX = 64  # RouteInstance.agent (CHECK_TEXT_MAX: RouteInstance.check_kind)
 _INT32_MAX = 2**31 - 1
 _UINT32_MAX = 2**32 - 1
@@ -176,10 +178,22 @@ def plan_sync(stored: Iterable[InstanceRow], wanted: Iterable[Instance]) -> Sync
     return SyncPlan(inserts, deletes, updates, flaps)
 
 
-def expired(rows: Iterable[InstanceRow], now: float, lease: float) -> list[InstanceRow]:
-    """Rows whose agent has renewed with no route service for `lease` seconds."""
-    cutoff = now - lease
-    return [r for r in rows if r.last_seen < cutoff]
+def expired(
+    rows: Iterable[InstanceRow],
+    now: float,
+    lease: float,
+    *,
+    alive: Collection[str] = (),
+) -> list[InstanceRow]:
+    """The rows to expire now. Nothing unless some row's agent has renewed with no route
+    service for `lease` seconds; then that row and every row unseen for GROUP x lease
+    (its agent missed two renewals: lease/3 apart): agents cut off together, as in a
+    partition, expire in one step, which the guard judges as one mass removal instead
+    of one renewal period at a time. Agents in `alive` (they just synced) never expire."""
+    candidates = [r for r in rows if r.last_seen < now - GROUP * lease and r.agent not in alive]
+    if any(r.last_seen < now - lease for r in candidates):
+        return candidates
+    return []
 
 
 Meta = Iterable[tuple[int, int, int, int, int, bool]]  # RouteHostMeta rows (lars.routes)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lars.db import route_instance, route_instance_gone, route_instance_mark
 from lars.dbengine import is_sqlite
 from lars.dns.instance_reads import InstancePresence, instance_row
-from lars.dns.instances import Instance, InstanceRow, plan_sync
+from lars.dns.instances import GROUP, Instance, InstanceRow, expired, plan_sync
 from lars.dns.leases import Batch
 from lars.dns.store import unavailable
 from lars.routes.audit import AuditLog
@@ -136,10 +136,16 @@ class InstanceStore:
                 flaps += plan.flaps
         expired_rows: list[InstanceRow] = []
         if batch.expire:
-            query = select(route_instance).where(t.last_seen < now - lease)
+            # One expiry takes every instance whose agent already missed two renewals
+            # (unseen for GROUP x lease) along with those past the lease: agents cut off
+            # together (a partition) expire in one step, which the guard then judges as
+            # one mass removal, instead of one renewal period at a time.
+            query = select(route_instance).where(t.last_seen < now - GROUP * lease)
             if not self._sqlite:
                 query = query.with_for_update()
-            expired_rows = [instance_row(r) for r in conn.execute(query)]
+            candidates = [instance_row(r) for r in conn.execute(query)]
+            alive = batch.changes.keys() | batch.renewals
+            expired_rows = expired(candidates, now, lease, alive=alive)
             for row in expired_rows:
                 gone_ids.append(row.id)
                 detail = f"lease expired: agent {row.agent} unseen since {row.last_seen}"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from lars.db import (
@@ -67,9 +67,10 @@ class Snapshot:
 
     version: int
     routes: list[tuple[int, int, int, int]]  # (modid, cmdid, serverip, serverport)
-    changes: list[ChangeRow]  # rows with version <= `version`
+    changes: list[ChangeRow]  # rows with version <= `version` (and id > the load's `after`)
     # The newest RouteChange id once `changes` are deleted (the rows left have a version
-    # above `version`; None: no rows left): what the next poll reads if nothing changed.
+    # above `version` or an id up to `after`; None: no rows left): what the next poll
+    # reads if nothing changed and this service cleans.
     change_mark: int | None = None
     # RouteHostMeta rows that differ from the defaults (modid, cmdid, ip, port, weight,
     # enabled); empty without the table
@@ -81,6 +82,10 @@ class Snapshot:
     instance_mark: int | None = None
     evidence: frozenset[HostKey] = frozenset()
     registrations: bool = False
+    # The newest RouteChange id of all (None: no rows): what the next poll reads if
+    # nothing changed and nobody deletes change rows (a service that does not clean:
+    # issue 22, a replica)
+    change_max: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,9 @@ class RouteStore:
                 .scalar_subquery()
             )
         try:
-            with_mark = self._instances.available()
+            # as the last load found it: the poll asks nothing but its one statement (a
+            # catalog query here would wait on the long timeouts during an outage)
+            with_mark = self._instances.present
             if with_mark:
                 columns.append(
                     select(route_instance_mark.c.mark)
@@ -157,8 +164,9 @@ class RouteStore:
             None if mark is None else int(mark),
         )
 
-    def load(self) -> Snapshot:
-        """Version, routes and change rows <= version, in one consistent snapshot."""
+    def load(self, after: int | None = None) -> Snapshot:
+        """Version, routes and change rows <= version, in one consistent snapshot; with
+        `after`, only the change rows with a larger id (the older ones were pushed)."""
         try:
             with_meta = self._meta.available()  # before the snapshot: it may ask the catalog
             with_instances = self._instances.available()
@@ -190,13 +198,19 @@ class RouteStore:
                             route_change.c.cmdid,
                             route_change.c.version,
                         )
-                        .where(route_change.c.version <= version)
+                        .where(*_unread(version, after))
                         .order_by(route_change.c.id)
                     )
                 ]
-                mark = conn.execute(
-                    select(func.max(route_change.c.id)).where(route_change.c.version > version)
-                ).scalar()
+                left = route_change.c.version > version
+                if after is not None:
+                    left = left | (route_change.c.id <= after)
+                mark, change_max = conn.execute(
+                    select(
+                        select(func.max(route_change.c.id)).where(left).scalar_subquery(),
+                        select(func.max(route_change.c.id)).scalar_subquery(),
+                    )
+                ).one()
                 meta = hostmeta.read_all(conn) if with_meta else []
                 instances: Sequence[InstanceState] = []
                 instance_mark = None
@@ -222,6 +236,7 @@ class RouteStore:
             instance_mark=instance_mark,
             evidence=evidence,
             registrations=registrations,
+            change_max=None if change_max is None else int(change_max),
         )
 
     def delete_changes(self, ids: Sequence[int]) -> int:
@@ -236,6 +251,14 @@ class RouteStore:
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
         return deleted
+
+
+def _unread(version: int, after: int | None) -> list[ColumnElement[bool]]:
+    """The change rows a load returns: up to `version`, past `after`."""
+    where = [route_change.c.version <= version]
+    if after is not None:
+        where.append(route_change.c.id > after)
+    return where
 
 
 def _evidence(

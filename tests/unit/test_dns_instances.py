@@ -120,11 +120,15 @@ def test_invalid_instances_are_named() -> None:
 
 
 def test_rows_unseen_for_a_lease_expire_and_fresh_ones_do_not() -> None:
-    rows = [row(1, 1, 10, 80, last_seen=89), row(1, 1, 11, 80, last_seen=90)]
-    rows.append(row(1, 1, 12, 80, last_seen=99))
-    assert [r.ip for r in expired(rows, now=100, lease=10)] == [10]
-    assert [r.ip for r in expired(rows, now=101, lease=10)] == [10, 11]
-    assert expired(rows, now=50, lease=10) == []
+    rows = [row(1, 1, 10, 80, last_seen=89, agent="a"), row(1, 1, 11, 80, last_seen=92, agent="b")]
+    rows.append(row(1, 1, 12, 80, last_seen=99, agent="c"))
+    assert expired(rows, now=99, lease=10) == []  # nobody past the lease yet
+    # a's lease ran out; b missed two renewals (unseen > 2/3 of the lease): both go in
+    # one step; c renewed a second ago and stays
+    assert [r.ip for r in expired(rows, now=100, lease=10)] == [10, 11]
+    assert [r.ip for r in expired(rows, now=100, lease=10, alive={"b"})] == [10]
+    assert expired(rows, now=100, lease=10, alive={"a"}) == []  # b alone is not past it
+    assert [r.ip for r in expired(rows, now=120, lease=10)] == [10, 11, 12]
 
 
 # the served union
