@@ -106,11 +106,14 @@ class LeaseBook:
     def done(self, batch: Batch, *, renewed_all: bool = True) -> None:
         """The batch is written. `renewed_all` False: fewer rows were renewed than this
         service believed its agents own (another route service expired or changed them),
-        so the renewed agents' next syncs are diffed in full again."""
+        so the renewed agents' sets are diffed in full again, at once."""
         self._known.update(batch.changes)
-        if not renewed_all:
+        if not renewed_all:  # diff the renewed agents' sets in full at once (next flush)
             for agent in batch.renewals:
-                self._known.pop(agent, None)
+                known = self._known.pop(agent, None)
+                if known is not None:
+                    self._changes.setdefault(agent, known)
+                    self._renewals.discard(agent)
 
     def failed(self, batch: Batch) -> None:
         """The batch was not written: keep its work unless newer arrived meanwhile."""
