@@ -111,9 +111,15 @@ def storm(port: int, concurrency: int, seconds: float) -> None:
                 writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                 data = await asyncio.wait_for(reader.read(), 20)
                 writer.close()
-                counts["ok" if b" 200 " in data[:20] else "failed"] += 1
-            except (OSError, TimeoutError):
+                if b" 200 " in data[:20]:
+                    counts["ok"] += 1
+                else:
+                    counts["failed"] += 1
+                    why = data[9:12].decode(errors="replace") if data else "closed unanswered"
+                    counts[why] = counts.get(why, 0) + 1
+            except (OSError, TimeoutError) as exc:
                 counts["failed"] += 1
+                counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
 
     async def main() -> None:
         await asyncio.gather(*(one() for _ in range(concurrency)))
@@ -179,6 +185,7 @@ def run(kind: str, seconds: float, concurrency: int, max_conn: int) -> dict[str,
         "worst_s": round(max(answered), 3) if answered else None,
         "scrapes_ok": scrapes["ok"],
         "scrapes_failed": scrapes["failed"],
+        "why": {k: v for k, v in scrapes.items() if k not in ("ok", "failed")},
     }
 
 
