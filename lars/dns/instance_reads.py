@@ -1,7 +1,8 @@
-"""Reads of RouteInstance and RouteInstanceMark shared by the route table's load
-(lars.dns.store) and the registration writer (lars.dns.regstore), and whether the two
-tables exist at all (an original Lars database, or one `lars initdb` has not updated,
-lacks them: then nothing is registered, and the poll does not ask for the mark)."""
+"""Reads of RouteInstance, RouteInstanceMark and RouteInstanceGone shared by the route
+table's load (lars.dns.store: InstanceCache reads only what changed since the last load)
+and the registration writer (lars.dns.regstore), and whether the three tables exist at
+all (an original Lars database, or one `lars initdb` has not updated, lacks them: then
+nothing is registered, and the poll does not ask for the mark)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ __all__ = [
     "InstanceCache",
     "InstancePresence",
     "instance_row",
-    "read_instances",
     "read_mark",
     "read_served",
 ]
@@ -44,12 +44,6 @@ def instance_row(r: sqlalchemy.Row[tuple[object, ...]]) -> InstanceRow:
         since=int(m["since"]),
         last_seen=int(m["last_seen"]),
     )
-
-
-def read_instances(conn: Connection) -> list[InstanceRow]:
-    """Every RouteInstance row, oldest first."""
-    query = select(route_instance).order_by(route_instance.c.id)
-    return [instance_row(r) for r in conn.execute(query)]
 
 
 def read_served(conn: Connection) -> list[Served]:
