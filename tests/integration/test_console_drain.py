@@ -146,7 +146,7 @@ def form(client: TestClient, action: str, **fields: object) -> object:
 def test_page_shows_drain_toggles_weights_and_greys_drained_hosts(client: TestClient) -> None:
     page = client.get("/modules/1/1").text
     assert page.count('class="link drain-toggle"') == 2 and 'name="force"' not in page
-    assert 'name="weight" type="number" min="1" max="1000" value="1"' in page
+    assert 'name="weight" type="number" min="0" max="1000" value="1"' in page
     response = form(client, "drain", ip="10.0.0.1", port=80, note="rack 4")
     assert response.status_code == 303  # type: ignore[attr-defined]
     page = client.get("/modules/1/1").text
