@@ -4,8 +4,9 @@ agent`s, a business process listening on TCP, and `lars register`/`deregister`.
 The service registers through agent A; agent B (another host's agent, as far as the
 route service knows: another id) must get it from the route service. Killing the
 process makes A's tcp check fail and the host leaves B's answers; restarting it brings
-it back; restarting agent A keeps the registration; killing agent A for good expires it
-after the lease; `lars deregister` removes it. Waits use generous deadlines: the delays
+it back; restarting the route service loses nothing; restarting agent A keeps the
+registration; killing agent A for good expires it after the lease; `lars deregister`
+removes it. Waits use generous deadlines: the delays
 are benchmark figures (benchmarks/registration.py).
 """
 
@@ -106,6 +107,15 @@ def env(tmp_path: Path) -> Iterator[dict[str, object]]:
             proc.stop()
 
 
+def restart_dns(env: dict[str, object]) -> None:
+    procs = env["procs"]
+    assert isinstance(procs, list)
+    old = procs[0]
+    code, _log = old.stop()
+    assert code == 0
+    procs[0] = Proc(old.log.with_suffix(".2.log"), *old.proc.args[5:])
+
+
 def agent(env: dict[str, object], name: str, base: int) -> Proc:
     tmp = env["tmp"]
     assert isinstance(tmp, Path)
@@ -143,6 +153,10 @@ def test_register_kill_restart_agent_restart_expire_deregister(env: dict[str, ob
         wait_until(lambda: hosts(b) == set(), 60, "the dead process gone from agent B")
         service.start()
         wait_until(lambda: hosts(b) == {me}, 60, "the restarted process back")
+        # the route service restarts: nothing is lost (the rows are in the database and
+        # the agents sync again on their new connections)
+        restart_dns(env)
+        wait_until(lambda: hosts(b) == {me}, 60, "the host served after the dns restart")
         # agent A restarts: its registration survives (kept on disk, synced again)
         code, _log = agent_a.stop()
         assert code == 0
