@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import delete, func, select
 
-from lars.db import route_audit, route_version
+from lars.db import route_audit, route_data, route_version
 from lars.dbengine import init_schema, make_engine
 from lars.dns.service import DnsService
 from lars.protocol.version import MAX_VERSION
@@ -96,30 +96,47 @@ def test_twenty_concurrent_releases_write_one_release_row(mysql_url: str) -> Non
 def test_concurrent_drains_without_a_route_version_row_all_succeed(
     engine: sqlalchemy.Engine,
 ) -> None:
-    admin = RouteAdmin(engine)
+    """8 first edits at once on a database whose RouteVersion row never existed (made in
+    plain SQL): they may deadlock on its gap lock (retried) and must all succeed. Before
+    issue 18 some failed: RouteHostMeta looked missing to concurrent first callers, and
+    a deadlock was a 503."""
     n = 8
-    for i in range(n + 1):
-        admin.add_host(1, 1, f"10.0.0.{i + 1}", 80)
-    for _ in range(3):  # each round starts again without the row
-        with engine.begin() as conn:
-            conn.execute(delete(route_version))
-        _, errors = at_once(n, lambda i: admin.drain(1, 1, f"10.0.0.{i + 1}", 80))
-        assert errors == []
-        for i in range(n):
-            admin.undrain(1, 1, f"10.0.0.{i + 1}", 80)
+    with engine.begin() as conn:
+        for i in range(n + 1):
+            conn.execute(
+                route_data.insert().values(modid=1, cmdid=1, serverip=0x0A000001 + i, serverport=80)
+            )
+    admin = RouteAdmin(engine)
+    _, errors = at_once(n, lambda i: admin.drain(1, 1, f"10.0.0.{i + 1}", 80))
+    assert errors == []
+    drained = [e for e in admin.list_routes(1, 1) if not e.enabled]
+    assert len(drained) == n
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(route_version)).scalar_one() == 1
 
 
 def lock_waits(engine: sqlalchemy.Engine) -> int:
-    """Transactions of this test's database waiting to insert the RouteVersion row (the
-    server is shared: other tests' waits must not count)."""
+    """Connections of this test's database inserting the RouteVersion row (the server is
+    shared: other tests' statements must not count). The process list is live, where
+    innodb_trx sometimes lacked the waiting transaction for the whole wait."""
     query = (
-        "SELECT COUNT(*) FROM information_schema.innodb_trx t "
-        "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
-        "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE() "
-        "AND t.trx_query LIKE 'INSERT INTO %%RouteVersion%%'"
+        "SELECT COUNT(*) FROM information_schema.processlist "
+        "WHERE db = DATABASE() AND info LIKE 'INSERT INTO %%RouteVersion%%'"
     )
     with engine.connect() as conn:
         return int(conn.exec_driver_sql(query).scalar_one())
+
+
+def activity(engine: sqlalchemy.Engine) -> list[tuple[object, ...]]:
+    """This database's connections and what they do (for a failure's message)."""
+    query = (
+        "SELECT p.id, p.command, p.state, p.info, t.trx_state "
+        "FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t "
+        "ON p.id = t.trx_mysql_thread_id "
+        "WHERE p.db = DATABASE()"
+    )
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(query)]
 
 
 def test_a_drain_that_deadlocks_on_the_missing_route_version_row_is_retried(
@@ -130,12 +147,13 @@ def test_a_drain_that_deadlocks_on_the_missing_route_version_row_is_retried(
     while the drain waits to insert it, then inserts it too: MariaDB error 1213 for the
     drain. Before issue 18 the drain failed (503); now it runs again and succeeds."""
     admin = RouteAdmin(engine)
-    admin.add_host(1, 1, "10.0.0.1", 80)
-    admin.add_host(1, 1, "10.0.0.2", 80)
-    admin.has_host_meta()
-    with engine.begin() as conn:
-        conn.execute(delete(route_version))
+    with engine.begin() as conn:  # in plain SQL: the RouteVersion row never existed (a
+        # deleted one stays delete-marked until purged, and the drain's SELECT ... FOR
+        # UPDATE would wait on that record instead of sharing the gap lock)
+        for ip in (0x0A000001, 0x0A000002):
+            conn.execute(route_data.insert().values(modid=1, cmdid=1, serverip=ip, serverport=80))
         conn.exec_driver_sql("CREATE TABLE filler (id INT PRIMARY KEY) ENGINE=InnoDB")
+    admin.has_host_meta()
     caplog.set_level(logging.INFO, logger="lars.routes.routeedit")
     other = engine.connect()
     try:
@@ -159,7 +177,7 @@ def test_a_drain_that_deadlocks_on_the_missing_route_version_row_is_retried(
         thread.start()
         deadline = time.monotonic() + 30
         while lock_waits(engine) == 0:  # the drain waits to insert the row
-            assert time.monotonic() < deadline and thread.is_alive(), errors
+            assert time.monotonic() < deadline and thread.is_alive(), (errors, activity(engine))
             time.sleep(0.02)
         other.execute(route_version.insert().values(id=1, version=7))  # the cycle: 1213
         tx.commit()
