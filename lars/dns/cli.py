@@ -66,6 +66,19 @@ def register(subparsers: Any) -> None:
         f"{DEFAULT_SNAPSHOT} in the working directory)",
     )
     p.add_argument(
+        "--write-db",
+        metavar="URL",
+        help="where this route service writes (holds, guard state, audit, registrations; "
+        "[dns] write_db; default: --db). Give the primary when --db is a replica or a "
+        "SELECT-only user; restart-only",
+    )
+    p.add_argument(
+        "--clean-changes",
+        choices=("auto", "on", "off"),
+        help="delete the RouteChange rows pushed, as the original lars_dns does ([dns] "
+        "clean_changes; default auto: when this service may write)",
+    )
+    p.add_argument(
         "--metrics", metavar="ADDR:PORT|off",
         help="metrics/health listener ([metrics] listen; default 127.0.0.1:7781)",
     )  # fmt: skip
@@ -88,6 +101,8 @@ def build_dns_config(args: argparse.Namespace, ini: IniFile) -> DnsConfig:
         max_drop_ratio=args.max_drop_ratio,
         guard_window=args.guard_window,
         snapshot=None if args.snapshot is None else snapshot_setting(args.snapshot),
+        write_db=args.write_db,
+        clean_changes=args.clean_changes,
         reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
     )
 
@@ -128,9 +143,10 @@ def run_dns(args: argparse.Namespace) -> int:
                     f"cannot listen on {reactor.ip}:{reactor.port}: {cause}"
                 ) from exc
             url = f", metrics {metrics.url}/metrics" if metrics is not None else ""
+            writes = f", writes to {safe_url(config.write_db)}" if config.write_db else ""
             print(
                 f"lars dns: listening on port {service.port}{url}, "
-                f"database {safe_url(config.db_url)}",
+                f"database {safe_url(config.db_url)}{writes}",
                 file=sys.stderr,
                 flush=True,
             )

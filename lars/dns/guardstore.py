@@ -8,6 +8,10 @@ route service (`[dns] snapshot`), so a service that cannot write to the database
 cannot read it at start, still knows its last good table. A save never fails the poll:
 an error is counted and logged (rate-limited), the table stays served.
 
+The state is read at start through the read engine (which may be a replica) and
+written through the write engine only while `writable()` says so (lars.dns.writeaccess:
+a route service on a read-only database without `--write-db` keeps the file alone).
+
 At start `load()` takes the newer of the database's row and the file (by `saved_at`); the
 file alone when the database cannot be read or has no row yet; a file of another
 database (its URL differs) or a corrupt one is ignored, logged.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy
@@ -40,8 +45,14 @@ class GuardStateStore:
         path: Path | None,
         *,
         db: str = "",
+        read_engine: sqlalchemy.Engine | None = None,
+        writable: Callable[[], bool] = lambda: True,
     ) -> None:
         self._engine = engine  # the route service's write engine; None: file only
+        # where the state is read at start (a replica may be read: issue 22); the write
+        # engine when not given
+        self._read_engine = read_engine if read_engine is not None else engine
+        self._writable = writable  # lars.dns.writeaccess: False, the file alone is written
         self._path = path
         self._db = db
         self._table: bool | None = None  # RouteGuardState present (checked on first save)
@@ -84,7 +95,7 @@ class GuardStateStore:
             except OSError as exc:
                 self.file_failures += 1
                 self._log_file("dns: cannot write the guard snapshot file %s: %s", self._path, exc)
-        if self._engine is not None:
+        if self._engine is not None and self._writable():
             try:
                 if self._table is None:
                     self._table = has_table(self._engine)
@@ -101,10 +112,10 @@ class GuardStateStore:
                 self._log_db("dns: cannot write the guard state to the database: %s", exc)
 
     def _load_db(self) -> tuple[GuardState | None, bool]:
-        if self._engine is None:
+        if self._read_engine is None:
             return None, False
         try:
-            return read_state(self._engine), True
+            return read_state(self._read_engine), True
         except StoreUnavailable as exc:
             log.warning("dns: cannot read the guard state from the database: %s", exc)
         except ValueError as exc:

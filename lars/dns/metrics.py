@@ -201,7 +201,20 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "served_since": round(s.served_since, 3),
         "guard_baseline_hosts": s.baseline_hosts,
         "registrations": _registration_status(s),
+        "writes": _write_status(s),
         "threads": [f.as_dict() for f in s.threads],
+    }
+
+
+def _write_status(s: DnsStats) -> dict[str, Any]:
+    """Where this service writes (issue 22): `state` writable, read-only (guarding alone
+    with its snapshot file: no shared holds, no registrations, no audit) or unknown."""
+    return {
+        "state": s.writes,
+        "write_db": s.write_db,
+        "reason": s.writes_reason,
+        "cleans_changes": s.cleans,
+        "clean_failures": s.change_delete_failures,
     }
 
 

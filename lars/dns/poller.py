@@ -250,8 +250,8 @@ class Poller:
                 pushed = served_diff | self._pending
                 self._apply(new, pushed, drained, ended="table changed")
         deleted = bool(snap.changes) and self._delete_changes(snap)
-        if snap.changes:
-            self._change_after = max(c.id for c in snap.changes)
+        if snap.changes:  # rows deleted are gone (and SQLite may reuse their ids)
+            self._change_after = None if deleted else max(c.id for c in snap.changes)
         if previous is not None and self._audit is not None:
             if served_diff is not None and previous is served:
                 edited = served_diff  # the same two tables (nothing was held): diffed once

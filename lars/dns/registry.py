@@ -66,6 +66,7 @@ class Registry:
         *,
         lease: float,
         writable: bool = True,
+        may_write: Callable[[], bool] = lambda: True,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         book: LeaseBook | None = None,
@@ -75,6 +76,9 @@ class Registry:
         self._on_change = on_change  # after a write that changed something (poll now)
         self.lease = lease
         self._writable = writable
+        # the write engine may be written (lars.dns.writeaccess; False on a replica
+        # without --write-db: registrations are then not accepted nor advertised)
+        self._may_write = may_write
         self._wall = wall
         self._clock = clock
         self._book = book if book is not None else LeaseBook(lease=lease)
@@ -95,13 +99,14 @@ class Registry:
     @property
     def writable(self) -> bool:
         """This service may write registrations ([dns] registrations); whether replies
-        advertise it also needs the tables, which the route table's load checks."""
-        return self._writable
+        advertise it also needs the tables, which the route table's load checks), and
+        its write engine may be written (lars.dns.writeaccess)."""
+        return self._writable and self._may_write()
 
     def accepting(self) -> bool:
         """Take syncs: writable and the tables exist (or were not asked about yet: the
         thread asks first thing, and a sync taken meanwhile waits for it)."""
-        return self._writable and self._present is not False
+        return self.writable and self._present is not False
 
     def submit(self, agent: str, instances: Iterable[Instance]) -> bool:
         """Take an agent's full set (worker threads). False: refused, not recorded."""
@@ -143,7 +148,7 @@ class Registry:
         """Ask the database whether the tables exist (first thing in the thread, then
         every 30 s until they do). A database that cannot be asked leaves the answer
         as it was (not asked yet: syncs are still taken, and written once it answers)."""
-        if not self._writable:
+        if not self.writable:
             return False
         try:
             self._present = self._store.available()

@@ -12,9 +12,12 @@ engine with short ones (`poll_timeout`, 1 s by default), so a frozen database is
 in about a second.
 
 Every write of the route service (RouteChange deletes, RouteAudit rows, the guard state
-of lars/dns/guardstore.py) goes through ONE engine, `self._write_engine`, today the
-same as the reads' engine; a separate write URL (issue "scale out") changes only where
-it is built. The guard state is also kept in a local snapshot file (`[dns] snapshot`).
+of lars/dns/guardstore.py, registrations and leases) goes through ONE engine,
+`self._write_engine`: the reads' engine, or `[dns] write_db` (`--write-db`) when the reads
+come from a replica or a SELECT-only user (issue 22). lars.dns.writeaccess asks it once,
+at the first load, whether it may be written; when not, nothing is written (no failed
+writes): the guard state is kept in the local snapshot file (`[dns] snapshot`) alone,
+registrations are not advertised, no audit row is written, RouteChange is not cleaned.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from lars.dns.guard import (
 )
 from lars.dns.guardstore import GuardStateStore
 from lars.dns.leases import DEFAULT_LEASE
-from lars.dns.poller import Poller
+from lars.dns.poller import CLEAN_MODES, Poller
 from lars.dns.pollthread import DEFAULT_RELOAD_DEADLINE, PollerStats, PollerThread
 from lars.dns.registry import Registry, RegistryStats
 from lars.dns.regserver import SyncHandler
@@ -51,6 +54,7 @@ from lars.dns.service_audit import ServiceAudit
 from lars.dns.store import RouteStore
 from lars.dns.subscriptions import DEFAULT_MAX_PER_CONN
 from lars.dns.table import RouteTable
+from lars.dns.writeaccess import WriteAccess
 from lars.errors import ConfigError, StoreUnavailable
 from lars.obs.hist import BucketSnapshot
 from lars.protocol import MsgId
@@ -118,11 +122,21 @@ class DnsConfig:
     # instance whose agent renewed with no route service for `lease` seconds expires
     registrations: bool = True
     lease: float = ranged(DEFAULT_LEASE, 3.0, 3600.0, name="[dns] lease", unit="s")
+    # Scale out (issue 22): `db_url` may be a replica or a SELECT-only user; every write
+    # of this service goes to `write_db` ("": to db_url), restart-only. clean_changes:
+    # delete the RouteChange rows pushed (auto: when this service may write)
+    write_db: str = ""
+    clean_changes: str = "auto"
 
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.retry_max < self.retry_initial:
             raise ConfigError("[dns] retry_max must be >= retry_initial")
+        if self.clean_changes not in CLEAN_MODES:
+            raise ConfigError(
+                f"[dns] clean_changes = {self.clean_changes!r}: expected one of "
+                f"{', '.join(CLEAN_MODES)}"
+            )
         self.guard_policy  # noqa: B018 (validates the guard's settings together)
 
     @property
@@ -157,6 +171,8 @@ class DnsConfig:
             snapshot=snapshot_setting(ini.get("dns", "snapshot", DEFAULT_SNAPSHOT)),
             registrations=ini.get("dns", "registrations", True),
             lease=ini.get("dns", "lease", DEFAULT_LEASE),
+            write_db=str(ini.get("dns", "write_db", "")).strip(),
+            clean_changes=str(ini.get("dns", "clean_changes", "auto")).strip().lower(),
         )
 
 
@@ -193,6 +209,13 @@ class DnsStats:
     state_file_failures: int = 0  # ... that the snapshot file refused
     restored_state: bool = False  # the first table was judged against a saved state
     threads: tuple[ThreadFailure, ...] = ()  # failed threads: dead or restarted (lars.threads)
+    # issue 22: may this service write (writable, read-only, unknown: not asked yet),
+    # through a separate --write-db, why not, and RouteChange rows it failed to clean
+    writes: str = "unknown"
+    write_db: bool = False
+    writes_reason: str = ""
+    cleans: bool = False
+    change_delete_failures: int = 0
 
 
 class DnsService:
@@ -215,12 +238,22 @@ class DnsService:
                 skip_autocommit_rollback=True,  # no ROLLBACK round trip per poll
                 pool_size=1,
             )
-        # Every write of this service goes through this engine (see the module docstring).
-        self._write_engine = self._engine
+        # Every write of this service goes through this engine (see the module docstring),
+        # and only once `self.access` found that it may write.
+        self._write_engine = make_engine(config.write_db) if config.write_db else self._engine
+        self.access = WriteAccess(
+            self._write_engine,
+            separate=self._write_engine is not self._engine,
+            where=safe_url(config.write_db or config.db_url),
+            snapshot=config.snapshot,
+        )
+        may_write = self._may_write
         self._guard_state = GuardStateStore(
             self._write_engine,
             Path(config.snapshot) if config.snapshot else None,
             db=safe_url(config.db_url),
+            read_engine=self._engine,
+            writable=may_write,
         )
         self._routes = RouteServer(RouteTable.empty(), max_subscriptions=config.max_subscriptions)
         # Registrations are written through the same write engine (lars.dns.registry).
@@ -228,6 +261,7 @@ class DnsService:
             InstanceStore(self._write_engine),
             lease=config.lease,
             writable=config.registrations,
+            may_write=may_write,
             on_change=self._nudge_poller,
         )
         self._poller = Poller(
@@ -240,10 +274,12 @@ class DnsService:
             self._routes.publish,
             reload_interval=config.reload_interval,
             policy=config.guard_policy,
-            audit=ServiceAudit(self._write_engine),
+            audit=ServiceAudit(self._engine, write_engine=self._write_engine, writable=may_write),
             state=self._guard_state,
             writer=f"dns {socket.gethostname()}:{config.reactor.port} pid {os.getpid()}",
             db=self._guard_state.db,
+            access=self.access,
+            clean=config.clean_changes,
         )
         # the daemon's threads report failures here: readiness names a dead one
         self.threads = ThreadHealth()
@@ -310,6 +346,10 @@ class DnsService:
             self._registry.start(self.threads)
             self._state = "running"
 
+    def _may_write(self) -> bool:
+        """May this service write (lars.dns.writeaccess)? Any thread."""
+        return self.access.writable
+
     def _nudge_poller(self) -> None:
         """A registration change was written here: poll at once (registry thread)."""
         self._thread.nudge()
@@ -340,6 +380,8 @@ class DnsService:
         self._registry.stop()
         if self._poll_engine is not self._engine:
             self._poll_engine.dispose()
+        if self._write_engine is not self._engine:
+            self._write_engine.dispose()
         if self._own_engine:
             self._engine.dispose()
 
@@ -372,4 +414,9 @@ class DnsService:
             state_file_failures=self._guard_state.file_failures,
             restored_state=self._poller.restored_state,
             threads=self.threads.failures(),
+            writes=self.access.describe(),
+            write_db=self.access.separate,
+            writes_reason=self.access.reason,
+            cleans=self._poller.cleans,
+            change_delete_failures=self._poller.change_delete_failures,
         )

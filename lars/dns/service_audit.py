@@ -10,6 +10,10 @@
   added or removed, actor 'sql', unless a lars tool already audited that module with a
   version in (old version, new version]. At most MAX_SQL_ROWS rows per load (a mass
   delete of 100,000 hosts is logged with the count, not written 100,000 times).
+Reads go through the read engine (which may be a replica); writes through the route
+service's write engine, and none while it may not write (lars.dns.writeaccess: a route
+service on a read-only database without `--write-db` writes no audit row; a hold it
+finds recorded by a writing service is the same hold, so a release reaches it).
 On an original Lars database (no RouteAudit) every call is a no-op; AuditLog logs that
 once. Errors surface as StoreUnavailable.
 """
@@ -17,7 +21,7 @@ once. Errors surface as StoreUnavailable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -79,9 +83,23 @@ def sql_change_rows(
 class ServiceAudit:
     """The route service's RouteAudit reads and writes, through one AuditLog."""
 
-    def __init__(self, engine: sqlalchemy.Engine, audit: AuditLog | None = None) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        engine: sqlalchemy.Engine,
+        audit: AuditLog | None = None,
+        *,
+        write_engine: sqlalchemy.Engine | None = None,
+        writable: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._engine = engine  # reads (may be a replica: issue 22)
         self._audit = audit if audit is not None else AuditLog(engine)
+        # writes, through the route service's write engine, only while `writable()`
+        # (lars.dns.writeaccess): a service that may not write writes no audit row
+        if write_engine is None or write_engine is engine:
+            self._writer = self._audit
+        else:
+            self._writer = AuditLog(write_engine)
+        self._writable = writable
 
     @property
     def available(self) -> bool:
@@ -90,14 +108,18 @@ class ServiceAudit:
     def record_hold(self, version: int, detail: str) -> int | None:
         """The id of the 'hold' row for `version` (written unless an identical one is
         already the newest hold/apply row); None without a RouteAudit table."""
-        if not self._audit.available():
+        writable = self._writable()
+        audit = self._writer if writable else self._audit  # read-only: another's row
+        if not audit.available():
             return None
-        latest = self._audit.history(actions=("hold", "apply"), limit=1)
+        latest = audit.history(actions=("hold", "apply"), limit=1)
         newest = latest[0] if latest else None
         if newest and (newest.action, newest.version, newest.detail) == ("hold", version, detail):
             return newest.id
-        row = self._audit.row(actor=ACTOR, action="hold", version=version, detail=detail)
-        return self._audit.insert_one(row)
+        if not writable:
+            return None  # held here alone (the local snapshot file keeps it)
+        row = audit.row(actor=ACTOR, action="hold", version=version, detail=detail)
+        return audit.insert_one(row)
 
     def active_hold(self) -> AuditEntry | None:
         """The 'hold' row in force (the newest hold/apply row is a hold and nobody has
@@ -113,8 +135,10 @@ class ServiceAudit:
         return rows[0] if rows else None
 
     def record_apply(self, version: int, detail: str) -> None:
-        self._audit.append(
-            [self._audit.row(actor=ACTOR, action="apply", version=version, detail=detail)]
+        if not self._writable():
+            return
+        self._writer.append(
+            [self._writer.row(actor=ACTOR, action="apply", version=version, detail=detail)]
         )
 
     def restored_between(self, old_version: int, new_version: int) -> bool:
@@ -157,13 +181,13 @@ class ServiceAudit:
 
     def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int:
         """Write 'sql' rows for `changed` modules no lars row covers; returns rows written."""
-        if not changed or not self._audit.available():
+        if not changed or not self._writable() or not self._audit.available():
             return 0
         if self.restored_between(old.version, new.version):
             return 0  # `lars route restore` wrote these rows, audited with one 'restore' row
         modules = changed - self.covered_modules(old.version, new.version)
-        rows, left_out = sql_change_rows(self._audit, old, new, modules)
-        self._audit.append(rows)
+        rows, left_out = sql_change_rows(self._writer, old, new, modules)
+        self._writer.append(rows)
         if left_out:
             log.warning(
                 "dns: %d more host changes made in plain SQL at version %d were not "

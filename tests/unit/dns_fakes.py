@@ -45,15 +45,18 @@ class FakeStore:
             release = max((i for i in self.releases if i > release_after), default=None)
         return PollMark(self.version, max((c.id for c in self.changes), default=None), release)
 
-    def load(self) -> Snapshot:
+    def load(self, after: int | None = None) -> Snapshot:
         if self.fail:
             raise StoreUnavailable("OperationalError: connection refused")
         self.loads += 1
+        floor = -1 if after is None else after
+        read = [c for c in self.changes if c.version <= self.version and c.id > floor]
         return Snapshot(
             self.version,
             list(self.routes),
-            [c for c in self.changes if c.version <= self.version],
-            max((c.id for c in self.changes if c.version > self.version), default=None),
+            read,
+            max((c.id for c in self.changes if c not in read), default=None),
+            change_max=max((c.id for c in self.changes), default=None),
         )
 
     def delete_changes(self, ids: Sequence[int]) -> int:

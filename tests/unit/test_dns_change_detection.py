@@ -99,7 +99,9 @@ def test_rows_deleted_by_another_route_service_cost_one_reload_at_most() -> None
     assert not poller.poll(0.2)
 
 
-def test_a_load_that_fails_half_way_is_redone_by_the_next_poll() -> None:
+def test_a_failed_clean_is_counted_and_the_table_still_served_once() -> None:
+    """Cleaning RouteChange is housekeeping (issue 22): a delete that fails neither fails
+    the load nor makes the next polls reload (the rows stay, pushed once)."""
     store, published, poller = make()
     poller.load(0.0)
     store.routes = [(1, 1, 10, 80), (1, 1, 11, 80)]
@@ -110,9 +112,23 @@ def test_a_load_that_fails_half_way_is_redone_by_the_next_poll() -> None:
         raise StoreUnavailable("Lost connection to MySQL server during query")
 
     store.delete_changes = failing  # type: ignore[method-assign]
+    assert poller.poll(0.1)
+    assert published.table.hosts((1, 1)) == ((10, 80), (11, 80))
+    assert poller.change_delete_failures == 1 and len(store.changes) == 1
+    store.delete_changes = real_delete  # type: ignore[method-assign]
+    assert poller.check(0.2) is Step.NOTHING
+    assert poller.check(0.3) is Step.NOTHING
+
+
+def test_a_load_that_fails_half_way_is_redone_by_the_next_poll() -> None:
+    store, published, poller = make()
+    poller.load(0.0)
+    store.routes = [(1, 1, 10, 80), (1, 1, 11, 80)]
+    store.add_change(1, 1, store.version)
+    store.fail = True
     with pytest.raises(StoreUnavailable):
         poller.poll(0.1)
-    store.delete_changes = real_delete  # type: ignore[method-assign]
+    store.fail = False
     assert poller.check(0.2) is Step.LOAD  # not forgotten
     poller.run(Step.LOAD, 0.2)
     assert store.changes == [] and published.table.hosts((1, 1)) == ((10, 80), (11, 80))

@@ -102,9 +102,9 @@ def test_poller_thread_reports_a_hung_reload_after_the_reload_deadline(no_leaks:
     gate = threading.Event()
     real_load = store.load
 
-    def hung() -> Snapshot:
+    def hung(after: int | None = None) -> Snapshot:
         gate.wait(30)
-        return real_load()
+        return real_load(after)
 
     thread = PollerThread(
         poller, interval=0.01, poll_deadline=0.05, reload_deadline=0.3, backoff_factory=no_backoff
