@@ -215,7 +215,11 @@ def agent_status(agent: AgentService) -> dict[str, Any]:
         "threads": [f.as_dict() for f in agent.threads.failures()],
         "ports": list(agent.ports),
         "mode": agent.config.mode.value,
-        "route_service": {"connected": s.route_connected, "connects": s.route_connects},
+        "route_service": {
+            "connected": s.route_connected,
+            "connects": s.route_connects,
+            "held_modules": s.route_held_modules,  # a mass-empty hold (emptyguard)
+        },
         "reporter": {
             "connected": s.reporter_connected,
             "sent": s.reports_sent,

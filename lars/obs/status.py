@@ -148,6 +148,12 @@ def render_status(doc: dict[str, Any]) -> str:
             f"  get_host {doc['get_host']}, reports {doc['reports']}, "
             f"dropped datagrams {doc['dropped_datagrams']}",
         ]
+        held = doc["route_service"].get("held_modules", 0)
+        if held:
+            lines.append(
+                f"  MASS-EMPTY HOLD: {held} modules still served their last hosts while the "
+                "route service answers them empty (until hosts or [agent] mass_empty_delay)"
+            )
         regs = doc.get("registrations") or {}
         if any(regs.values()):
             lines.append(

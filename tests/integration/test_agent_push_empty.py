@@ -15,8 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from lars.agent.config import AgentConfig
-from lars.agent.metrics import AgentCollector
+from lars.agent.metrics import AgentCollector, agent_status
 from lars.agent.service import AgentService
+from lars.obs.status import render_status
 from lars.protocol import RetCode, dotted_to_wire
 from lars.reactor import backoff
 from tests.integration.agent_fakes import FakeReporter, FakeRouteService, UdpPeer, wait_until
@@ -91,6 +92,9 @@ def test_push_empty_is_held_then_restart_answers_succ_from_cache(
             agent.sync()
             assert all_succ(peer)  # failed before issue 18: 3 of 3 modules NOEXIST
             assert agent.stats().route_mass_empty == 1
+            doc = agent_status(agent)  # what `lars status` prints
+            assert doc["route_service"]["held_modules"] == 3
+            assert "MASS-EMPTY HOLD: 3 modules still served" in render_status(doc)
             writes = agent.stats().cache_writes
             wait_until(lambda: agent.stats().cache_writes > writes)  # written since
     finally:
