@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import Engine
 
 from lars.console import ConsoleServer, build_console
+from lars.console.server import listen_socket
 from lars.dbengine import init_schema, make_engine
 from lars.errors import ConfigError, NetworkError
 
@@ -213,3 +215,25 @@ def test_hostile_requests_are_refused_and_the_server_keeps_serving(engine: Engin
         assert request(port, "POST", "/api/login", {"password": PASSWORD})[0] == 200
     finally:
         server.stop()
+
+
+def test_the_listening_socket_disables_nagle_for_every_connection() -> None:
+    """Each console request on a kept-alive connection took ~44 ms: the response went out
+    in two writes and the second waited for the client's delayed ACK. Accepted sockets
+    inherit TCP_NODELAY from the listener; the exchange below counts the replies."""
+    sock = listen_socket("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        sock.setblocking(True)
+        with socket.create_connection(sock.getsockname()) as client:
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+                accepted.sendall(b"head")
+                accepted.sendall(b"body")  # not held back behind an unacknowledged write
+                received = b""
+                while len(received) < 8:
+                    received += client.recv(16)
+                assert received == b"headbody"
+    finally:
+        sock.close()
