@@ -221,7 +221,7 @@ class RouteClient:
             return
         self._disarm()
         if deadline is not None:
-            delay = max(0.0, deadline - self._clock())
+            delay = max(0.05, deadline - self._clock())  # never a busy loop on a late clock
             self._guard_timer = self.client.thread.loop.call_later(delay, self._guard_tick)
             self._guard_deadline = deadline
 
