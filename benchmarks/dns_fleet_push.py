@@ -1,0 +1,160 @@
+"""One route service behind a fleet: idle cost and push latency at 1,000 and 10,000 agents.
+
+    python -m benchmarks.dns_fleet_push [--fleet 1000,10000] [--generators 2]
+        [--per-conn 100] [--changes 10] [--idle 10] [--heartbeat 0.25]
+        [--poll-interval 0.1] [--threads 0]
+
+For each fleet size a fresh `lars dns` (own process, MariaDB scratch database of 100
+modules of one host) gets that many simulated agents from `--generators` separate
+processes (benchmarks/fleet_agents.py: uvloop, every agent asks `--per-conn` modules, so
+with 100 every agent is subscribed to every changed module, and probes with the agent's
+heartbeat every `--heartbeat` s when idle). Then:
+- idle: `--idle` seconds with no edit: the route service's CPU (% of one core, from
+  /proc) and RSS, next to its RSS before the agents came, the generators' CPU, probes/s;
+- push: `--changes` edits through RouteAdmin at random moments relative to the poll tick;
+  latency = the receipt, by each agent, of the first answer holding the new host - the
+  commit (time.monotonic() is one clock for all processes). The route service's CPU over
+  the push phase is reported too.
+Prints one JSON object per fleet size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
+from benchmarks.fleet_common import Generators, proc_sample
+from lars.dbengine import init_schema, make_engine
+from lars.routes.admin import RouteAdmin
+
+MODULES = 100
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def push_phase(
+    gens: Generators, admin: RouteAdmin, changes: int, poll: float, expected: int, tag: int
+) -> dict[str, object]:
+    rng = random.Random(tag)
+    latencies: list[float] = []
+    missing = 0
+    for k in range(changes):
+        modid = (k * 37 + tag) % MODULES + 1
+        ip = f"10.{tag % 200 + 1}.{k}.1"
+        gens.ask(f"watch {modid} {ip}")
+        time.sleep(rng.uniform(0, poll))
+        admin.add_host(modid, 1, ip, 1000 + k)
+        committed = time.monotonic()
+        deadline = committed + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if sum(a["n"] for a in gens.ask(f"count {modid}")) >= expected:
+                break
+        times = [t for a in gens.ask(f"result {modid}") for t in a["times"]]
+        missing += max(0, expected - len(times))
+        latencies.extend(t - committed for t in times)
+    return {
+        "samples": len(latencies),
+        "missing": missing,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+    }
+
+
+def run_size(
+    args: argparse.Namespace, conns: int, admin: RouteAdmin, url: str
+) -> dict[str, object]:
+    dns = DnsProcess(
+        ["--db", url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off",
+         "--threads", str(args.threads), "--poll-interval", str(args.poll_interval)]
+    )  # fmt: skip
+    gens: Generators | None = None
+    try:
+        time.sleep(1.0)
+        before = proc_sample(dns.proc.pid)
+        t0 = time.monotonic()
+        gens = Generators(
+            args.generators, conns, [("127.0.0.1", dns.port)],
+            per_conn=args.per_conn, modules=MODULES, heartbeat=args.heartbeat,
+        )  # fmt: skip
+        connect_s = time.monotonic() - t0
+        time.sleep(2.0)  # let the subscribe burst settle
+        load_idle0 = loadavg()
+        d0, g0 = proc_sample(dns.proc.pid), [proc_sample(p) for p in gens.pids]
+        s0, w0 = gens.ask("stats"), time.monotonic()
+        time.sleep(args.idle)
+        d1, g1 = proc_sample(dns.proc.pid), [proc_sample(p) for p in gens.pids]
+        s1, w1 = gens.ask("stats"), time.monotonic()
+        wall = w1 - w0
+        probes = sum(b["probes"] - a["probes"] for a, b in zip(s0, s1, strict=True)) / wall
+        answered = sum(b["replies"] - a["replies"] for a, b in zip(s0, s1, strict=True)) / wall
+        idle = {
+            "dns_cpu_pct": round((d1.cpu - d0.cpu) / wall * 100, 1),
+            "dns_rss_mb_before_agents": round(before.rss_mb, 1),
+            "dns_rss_mb": round(d1.rss_mb, 1),
+            "dns_hwm_mb": round(d1.hwm_mb, 1),
+            "generators_cpu_pct": [
+                round((b.cpu - a.cpu) / wall * 100, 1) for a, b in zip(g0, g1, strict=True)
+            ],
+            "probes_per_s": round(probes),
+            "probe_answers_per_s": round(answered),
+            "load": f"{load_idle0} -> {loadavg()}",
+        }
+        expected = conns if args.per_conn >= MODULES else conns * args.per_conn // MODULES
+        p0, pw0, load_push0 = proc_sample(dns.proc.pid), time.monotonic(), loadavg()
+        push = push_phase(gens, admin, args.changes, args.poll_interval, expected, conns % 97)
+        p1, pw1 = proc_sample(dns.proc.pid), time.monotonic()
+        push["dns_cpu_pct"] = round((p1.cpu - p0.cpu) / (pw1 - pw0) * 100, 1)
+        push["load"] = f"{load_push0} -> {loadavg()}"
+        return {
+            "conns": conns,
+            "generators": args.generators,
+            "per_conn": args.per_conn,
+            "connect_and_subscribe_s": round(connect_s, 1),
+            "idle": idle,
+            "push": push,
+        }
+    finally:
+        if gens is not None:
+            gens.stop()
+        dns.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fleet", default="1000,10000", help="fleet sizes, comma-separated")
+    ap.add_argument("--generators", type=int, default=2)
+    ap.add_argument("--per-conn", type=int, default=100)
+    ap.add_argument("--changes", type=int, default=10)
+    ap.add_argument("--idle", type=float, default=10.0)
+    ap.add_argument("--heartbeat", type=float, default=0.25)
+    ap.add_argument("--poll-interval", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    with fresh_mysql_db() as url:
+        engine = make_engine(url)
+        init_schema(engine)
+        admin = RouteAdmin(engine)
+        for m in range(1, MODULES + 1):
+            admin.add_host(m, 1, "10.0.0.1", 80)
+        try:
+            for size in (int(s) for s in args.fleet.split(",")):
+                result = run_size(args, size, admin, url)
+                result.update(
+                    poll_interval=args.poll_interval, threads=args.threads,
+                    heartbeat=args.heartbeat, machine=machine(),
+                )  # fmt: skip
+                print(json.dumps(result), flush=True)
+        finally:
+            engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
