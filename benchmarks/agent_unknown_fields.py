@@ -168,6 +168,10 @@ def main() -> None:
     print(f"\nget_host + report pairs/s, median of {args.rounds} rounds of {args.seconds:g} s")
     print(f"before {med['before']:,.0f}, after {med['after']:,.0f}, "
           f"after/before {med['after'] / med['before']:.3f}")  # fmt: skip
+    per_round = {(r["agent"], r["round"]): r["pairs_per_s_median"] for r in rows}
+    paired = [per_round["after", i] / per_round["before", i] for i in range(args.rounds)]
+    print(f"median of the per-round ratios after/before (back to back): "
+          f"{statistics.median(paired):.3f}")  # fmt: skip
     print("| agent | RSS after warm-up | +100k 2-byte | +2k 60 kB | RSS at end |")
     print("|---|---|---|---|---|")
     for s in storms:
