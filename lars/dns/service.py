@@ -314,8 +314,8 @@ class DnsService:
                 raise RuntimeError(f"DnsService cannot start from state {self._state}")
             self._state = "loading"
         if self.config.create_schema or is_sqlite(self._engine):
-            try:
-                init_schema(self._engine)
+            try:  # a write: through the write engine (the primary, with --write-db)
+                init_schema(self._write_engine)
             except (sqlalchemy.exc.SQLAlchemyError, StoreUnavailable) as exc:  # init_schema
                 log.warning("dns: cannot create the schema yet: %s", exc)
         if not self._thread.first_load():

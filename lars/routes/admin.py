@@ -29,6 +29,7 @@ from lars.protocol import uint_to_dotted
 from lars.protocol.limits import MAX_HOSTS_PER_MODULE
 from lars.routes import hostmeta
 from lars.routes.audit import AuditLog, Release, cli_actor
+from lars.routes.changegc import DEFAULT_RETENTION, check_retention
 from lars.routes.guardstate import GuardState, read_state
 from lars.routes.hostedit import HostSettingsEdits
 from lars.routes.hostmeta import MetaPresence
@@ -67,9 +68,13 @@ class RouteAdmin(HostSettingsEdits):
         clock: Callable[[], float] = time.time,
         actor: str | None = None,
         audit: AuditLog | None = None,
+        change_retention: int = DEFAULT_RETENTION,
     ) -> None:
+        check_retention(change_retention)
         self._engine = engine
         self._clock = clock
+        # each edit trims RouteChange rows older than this (seconds; lars.routes.changegc)
+        self.change_retention = change_retention
         self.actor = actor if actor is not None else cli_actor()
         self.audit = audit if audit is not None else AuditLog(engine, clock=clock)
         self.meta = MetaPresence(engine, recheck=5.0)
@@ -171,11 +176,11 @@ class RouteAdmin(HostSettingsEdits):
 
         def edit(conn: Connection) -> list[Change]:
             if host_ids(conn, modid, cmdid, uip, port):
-                raise ValidationError(f"host {ip}:{port} is already in module {modid}/{cmdid}")
+                raise ValidationError(f"host {ip}:{port} is already in module {modid}:{cmdid}")
             count = len(host_ids(conn, modid, cmdid))
             if count >= MAX_HOSTS_PER_MODULE:
                 raise ValidationError(
-                    f"module {modid}/{cmdid} already has {count} hosts; a route reply holds "
+                    f"module {modid}:{cmdid} already has {count} hosts; a route reply holds "
                     f"at most {MAX_HOSTS_PER_MODULE} (frame limit)"
                 )
             conn.execute(
@@ -196,7 +201,7 @@ class RouteAdmin(HostSettingsEdits):
         def edit(conn: Connection) -> list[Change]:
             ids = host_ids(conn, modid, cmdid, uip, port)
             if not ids:
-                raise ValidationError(f"host {ip}:{port} is not in module {modid}/{cmdid}")
+                raise ValidationError(f"host {ip}:{port} is not in module {modid}:{cmdid}")
             conn.execute(delete(route_data).where(route_data.c.id.in_(ids)))
             if with_meta:
                 hostmeta.forget(conn, modid, cmdid, (uip, port))
@@ -225,12 +230,12 @@ class RouteAdmin(HostSettingsEdits):
         def edit(conn: Connection) -> list[Change]:
             ids = host_ids(conn, modid, cmdid, old_uip, old_port)
             if not ids:
-                raise ValidationError(f"host {old_ip}:{old_port} is not in module {modid}/{cmdid}")
+                raise ValidationError(f"host {old_ip}:{old_port} is not in module {modid}:{cmdid}")
             if (old_uip, old_port) != (new_uip, new_port) and host_ids(
                 conn, modid, cmdid, new_uip, new_port
             ):
                 raise ValidationError(
-                    f"host {new_ip}:{new_port} is already in module {modid}/{cmdid}"
+                    f"host {new_ip}:{new_port} is already in module {modid}:{cmdid}"
                 )
             conn.execute(
                 update(route_data)
@@ -258,7 +263,7 @@ class RouteAdmin(HostSettingsEdits):
                 .order_by(route_data.c.serverip, route_data.c.serverport)
             ).all()
             if not rows:
-                raise ValidationError(f"module {modid}/{cmdid} has no hosts")
+                raise ValidationError(f"module {modid}:{cmdid} has no hosts")
             conn.execute(delete(route_data).where(route_data.c.id.in_([r.id for r in rows])))
             if with_meta:
                 hostmeta.forget(conn, modid, cmdid)
@@ -277,4 +282,12 @@ class RouteAdmin(HostSettingsEdits):
     ) -> int:
         """The one transaction (lars/routes/routeedit.py), by `actor` (default self.actor)."""
         who = actor if actor is not None else self.actor
-        return run_edit(self._engine, self.audit, self._clock, modules, edit, who)
+        return run_edit(
+            self._engine,
+            self.audit,
+            self._clock,
+            modules,
+            edit,
+            who,
+            retention=self.change_retention,
+        )

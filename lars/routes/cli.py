@@ -24,8 +24,9 @@ from lars.dbengine import ensure_database, init_schema, is_sqlite, make_engine, 
 from lars.dbselect import select_admin_db
 from lars.errors import StoreUnavailable
 from lars.jsonout import add_json_flag, print_json
-from lars.routes import audit_cli, hosts_cli
+from lars.routes import audit_cli, changegc, hosts_cli
 from lars.routes.admin import RouteAdmin
+from lars.routes.changegc import DEFAULT_RETENTION, MAX_RETENTION, check_retention
 from lars.routes.demo import DEMO_ROUTES
 
 __all__ = ["register"]
@@ -67,6 +68,20 @@ def register(subparsers: Any) -> None:
     _db_args(p)
     add_json_flag(p)
     p.set_defaults(func=run_route_version)
+    p = sub.add_parser(
+        "gc",
+        help="delete RouteChange rows older than a retention (every edit also does)",
+    )
+    _db_args(p)
+    p.add_argument(
+        "--retention",
+        type=int,
+        default=DEFAULT_RETENTION,
+        metavar="SECONDS",
+        help=f"keep rows this much older than the route version (0..{MAX_RETENTION}; "
+        f"default {DEFAULT_RETENTION})",
+    )
+    p.set_defaults(func=run_route_gc)
     audit_cli.register(sub, _db_args, _engine)  # history, release, status
     hosts_cli.register(sub, _db_args, _host_args, _engine)  # drain, undrain, weight
 
@@ -174,5 +189,14 @@ def run_route_version(args: argparse.Namespace) -> int:
         return 0
     print(f"version {version}")
     for modid, cmdid, v in pending:
-        print(f"pending change: module {modid}/{cmdid} at version {v}")
+        print(f"pending change: module {modid}:{cmdid} at version {v}")
+    return 0
+
+
+def run_route_gc(args: argparse.Namespace) -> int:
+    """Trim RouteChange by hand (lars/routes/changegc.py); prints the rows deleted."""
+    check_retention(args.retention)  # before touching the database: exit 2
+    with _engine(args) as engine:
+        deleted = changegc.gc(engine, args.retention)
+    print(f"lars route gc: {deleted} RouteChange row(s) deleted (retention {args.retention} s)")
     return 0

@@ -11,6 +11,10 @@ caller's actor, so an edit and its audit commit or fail together; on an original
 database without RouteAudit nothing is audited (logged once). RouteAdmin
 (lars/routes/admin.py) is the one caller.
 
+The same transaction trims RouteChange rows more than `retention` (1 h) older than the
+new version (lars/routes/changegc.py): route services that read a replica cannot delete
+the rows they pushed (issue 22), so the edits keep the table small.
+
 Edits cannot get stuck:
 - RouteVersion is `int unsigned`: the bump after 4294967295 sets 1 (lars.protocol.version)
   and writes a 'renumber' audit row; change rows left above the new version are moved to
@@ -39,6 +43,7 @@ from lars.errors import EditConflict, StoreUnavailable, ValidationError
 from lars.protocol import dotted_to_uint
 from lars.protocol.version import MAX_VERSION, next_version
 from lars.routes.audit import AuditLog
+from lars.routes.changegc import DEFAULT_RETENTION, check_retention, trim_changes
 
 __all__ = [
     "MAX_ID",
@@ -98,18 +103,22 @@ def run_edit(
     actor: str,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    retention: int = DEFAULT_RETENTION,
 ) -> int:
     """Bump the version, run `edit`, add the RouteChange rows of `modules` and one audit
-    row per Change that `edit` returns (by `actor`), all in ONE transaction; returns the
-    new version. A ValidationError from `edit` rolls it back. A serialisation failure
-    runs it again (`edit` too) up to RETRIES times, then raises EditConflict."""
+    row per Change that `edit` returns (by `actor`), and trim the RouteChange rows more
+    than `retention` seconds older than the new version (lars/routes/changegc.py), all
+    in ONE transaction; returns the new version. A ValidationError from `edit` rolls it
+    back. A serialisation failure runs it again (`edit` too) up to RETRIES times, then
+    raises EditConflict."""
+    check_retention(retention)
     try:
         audited = audit.available()  # before the write lock: it may open a connection
     except SQLAlchemyError as exc:
         raise unavailable(exc) from exc
     for attempt in range(RETRIES + 1):
         try:
-            return _transaction(engine, audit, clock, modules, edit, actor, audited)
+            return _transaction(engine, audit, clock, modules, edit, actor, audited, retention)
         except DBAPIError as exc:
             what = SERIALISATION_FAILURES.get(db_error_code(exc) or 0)
             if what is None:
@@ -135,6 +144,7 @@ def _transaction(
     edit: Callable[[Connection], Sequence[Change]],
     actor: str,
     audited: bool,
+    retention: int,
 ) -> int:
     with engine.connect() as conn, conn.begin():
         if is_sqlite(engine):
@@ -149,6 +159,7 @@ def _transaction(
                 insert(route_change),
                 [{"modid": m, "cmdid": c, "version": version} for m, c in touched],
             )
+        trim_changes(conn, version, retention)  # rows every route service has pushed
         if audited:
             rows = [_audit_row(audit, ch, actor, version) for ch in changes]
             if renumbered_from is not None:
