@@ -8,6 +8,7 @@ splices of two seeds, duplication; sometimes random bytes alone.
 
 from __future__ import annotations
 
+import os
 import struct
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,15 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+# LARS_FUZZ_SCALE=20 runs 20 times the examples (a longer hunt by hand; CI uses 1).
+SCALE = float(os.environ.get("LARS_FUZZ_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    """`n` examples, times LARS_FUZZ_SCALE."""
+    return max(1, int(n * SCALE))
+
+
 _INTERESTING = [0, 1, -1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x10000, 0x7FFFFFFF, -0x80000000]
 
 

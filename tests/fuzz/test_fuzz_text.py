@@ -27,9 +27,11 @@ from lars.obs.listen import MetricsConfig
 from lars.obs.server import HandlerError
 from lars.reactor.config import ReactorConfig
 from lars.reporter.config import ReporterConfig
-from tests.fuzz.seeds import mutated, seeds
+from tests.fuzz.seeds import examples, mutated, seeds
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # Values a hand-edited file gets wrong: non-numbers, NaN and inf, negatives, overflow,
 # Unicode digits, empty, huge.
@@ -69,7 +71,7 @@ def ini_texts(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(text=ini_texts(), which=st.sampled_from(sorted(CONFIGS)))
 def test_every_config_takes_an_ini_file_or_says_why_not(text: str, which: str) -> None:
     try:
@@ -175,7 +177,7 @@ PATHS = [
 
 
 @settings(
-    FUZZ, max_examples=150,
+    FUZZ, max_examples=examples(150),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )  # fmt: skip
 @given(

@@ -26,10 +26,10 @@ from lars.protocol import lars_pb2
 from lars.reactor import decode_datagram
 from lars.reactor.frame import HEADER, MAX_BODY, MAX_FRAME, FrameDecoder
 from lars.reporter.intake import INT32_MAX, parse_report, rows_from_report
-from tests.fuzz.seeds import mutated, seeds
+from tests.fuzz.seeds import examples, mutated, seeds
 
 FUZZ = settings(
-    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )  # fmt: skip
 
 MESSAGES = [
