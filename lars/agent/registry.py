@@ -55,7 +55,7 @@ class Entry:
     @property
     def name(self) -> str:
         modid, cmdid, ip, port = self.key
-        return f"({modid}, {cmdid}) {wire_to_dotted(ip)}:{port}"
+        return f"{modid}:{cmdid} {wire_to_dotted(ip)}:{port}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ class RegistrationService:
         ):
             modid, cmdid, ip, port = outcome.key
             what = "registered" if outcome.op == OP_REGISTER else "deregistered"
-            self._changes("registrations: %s (%d, %d) %s:%d", what, modid, cmdid,
+            self._changes("registrations: %s %d:%d %s:%d", what, modid, cmdid,
                           wire_to_dotted(ip), port)  # fmt: skip
         if outcome.changed:
             self._changed()
@@ -305,7 +305,7 @@ class RegistrationService:
         modid, cmdid, ip, port = key
         line = self._failing if transition.new is CheckState.FAILING else self._passing
         line(
-            "registrations: (%d, %d) %s:%d %s -> %s%s",
+            "registrations: %d:%d %s:%d %s -> %s%s",
             modid,
             cmdid,
             wire_to_dotted(ip),

@@ -101,7 +101,7 @@ def check_host(client: LarsClient, result: HostResult) -> None:
         return
     if result.retcode is RetCode.SYSTEM_ERROR and (result.timed_out or result.refused):
         no_answer(client, result.modid, result.cmdid, refused=result.refused)
-    message = f"module ({result.modid}, {result.cmdid}): {result.why}"
+    message = f"module {result.modid}:{result.cmdid}: {result.why}"
     if result.reason == NoHostReason.ROUTE_SERVICE_UNREACHABLE:
         raise NotAnswering(message)
     raise NoHost(message)
@@ -131,7 +131,7 @@ def check_report(client: LarsClient, modid: int, cmdid: int, ip: str, port: int)
         no_answer(client, modid, cmdid, refused=route.refused)
     if not any(h.ip == ip and h.port == port for h in route.hosts):
         raise NoHost(
-            f"module ({modid}, {cmdid}): the agent holds no host {ip}:{port}, "
+            f"module {modid}:{cmdid}: the agent holds no host {ip}:{port}, "
             "so it ignored the report"
         )
 

@@ -218,7 +218,7 @@ def _simulator(args: argparse.Namespace) -> int:
             )
         else:
             print(
-                f"module ({args.modid}, {args.cmdid}): {args.count} calls, "
+                f"module {args.modid}:{args.cmdid}: {args.count} calls, "
                 f"failing {args.err_rate}/10"
             )
             for host in hosts:

@@ -106,7 +106,7 @@ class RegisterResult:
 
     @property
     def instance(self) -> str:
-        return f"({self.modid}, {self.cmdid}) {self.ip}:{self.port}"
+        return f"{self.modid}:{self.cmdid} {self.ip}:{self.port}"
 
     @property
     def why(self) -> str:

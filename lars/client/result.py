@@ -108,5 +108,5 @@ class NoHostError(NoHost):
     """`call()` got no host (OVERLOAD, NOEXIST or SYSTEM_ERROR); `.result` says which."""
 
     def __init__(self, result: HostResult) -> None:
-        super().__init__(f"no host for module ({result.modid}, {result.cmdid}): {result.why}")
+        super().__init__(f"no host for module {result.modid}:{result.cmdid}: {result.why}")
         self.result = result

@@ -126,7 +126,7 @@ class Served(NamedTuple):
 def invalid_reason(inst: Instance) -> str | None:
     """Why an instance cannot be stored or served (None: it can)."""
     if not (0 <= inst.modid <= _INT32_MAX and 0 <= inst.cmdid <= _INT32_MAX):
-        return f"modid/cmdid {inst.modid}/{inst.cmdid} outside 0..{_INT32_MAX}"
+        return f"module {inst.modid}:{inst.cmdid} outside 0..{_INT32_MAX}"
     if not 0 <= inst.ip <= _UINT32_MAX:
         return f"address {inst.ip} is not an IPv4 address"
     if not 1 <= inst.port <= 65535:

@@ -172,19 +172,19 @@ def drain_change(
     hosts = _module_hosts(conn, modid, cmdid)
     name = _name(*host)
     if host not in hosts:
-        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
+        raise ValidationError(f"host {name} is not in module {modid}:{cmdid}")
     metas = read_module(conn, modid, cmdid)
     meta = metas.get(host, DEFAULT_META)
     if meta.enabled == enabled:
         state = "enabled (not drained)" if enabled else "already drained"
-        raise ValidationError(f"host {name} of module {modid}/{cmdid} is {state}")
+        raise ValidationError(f"host {name} of module {modid}:{cmdid} is {state}")
     detail = name
     if not enabled:
         others = [h for h in hosts if h != host and metas.get(h, DEFAULT_META).enabled]
         if not others:
             if not force:
                 raise ValidationError(
-                    f"host {name} is the last enabled host of module {modid}/{cmdid}: "
+                    f"host {name} is the last enabled host of module {modid}:{cmdid}: "
                     "draining it leaves the module without hosts; force it "
                     "(--force, or confirm in the console) if that is what you want"
                 )
@@ -220,10 +220,10 @@ def weight_change(
     validate_weight(weight)
     name = _name(*host)
     if host not in _module_hosts(conn, modid, cmdid):
-        raise ValidationError(f"host {name} is not in module {modid}/{cmdid}")
+        raise ValidationError(f"host {name} is not in module {modid}:{cmdid}")
     meta = read_module(conn, modid, cmdid).get(host, DEFAULT_META)
     if meta.weight == weight:
-        raise ValidationError(f"host {name} of module {modid}/{cmdid} already has weight {weight}")
+        raise ValidationError(f"host {name} of module {modid}:{cmdid} already has weight {weight}")
     write(
         conn,
         modid,

@@ -208,7 +208,7 @@ def _safe_url(url: str) -> str:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("up", help="route service + reporter + agent in one process")
-    p.add_argument("--demo", action="store_true", help="seed demo modules, (1, 1) among them")
+    p.add_argument("--demo", action="store_true", help="seed demo modules, 1:1 among them")
     p.add_argument(
         "--db", default=DEFAULT_DB_URL, metavar="URL",
         help="database URL (default %(default)s; mysql+pymysql://user@host/lars_dns works too)",
@@ -272,7 +272,7 @@ def _up(args: argparse.Namespace) -> int:
                 )
             if config.demo:
                 modules = sorted({(m, c) for m, c, _, _ in DEMO_ROUTES})
-                listed = ", ".join(f"({m}, {c})" for m, c in modules)
+                listed = ", ".join(f"{m}:{c}" for m, c in modules)
                 print(
                     f"demo modules {listed}; try: lars gethost 1 1{stack.client_flags()}",
                     flush=True,

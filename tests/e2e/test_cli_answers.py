@@ -59,7 +59,7 @@ def test_gethost_says_the_agent_cannot_reach_the_route_service(lonely_agent: int
     port = str(lonely_agent)
     out = lars("gethost", "1", "2", "--agent-port", port)
     assert (out.returncode, out.stdout) == (3, ""), out.stderr
-    assert out.stderr == f"lars gethost: module (1, 2): {UNREACHABLE}\n"
+    assert out.stderr == f"lars gethost: module 1:2: {UNREACHABLE}\n"
     out = lars("gethost", "1", "2", "--agent-port", port, "--json")
     assert out.returncode == 3
     answer = json.loads(out.stdout)
@@ -67,7 +67,7 @@ def test_gethost_says_the_agent_cannot_reach_the_route_service(lonely_agent: int
     assert answer["reason"] == "ROUTE_SERVICE_UNREACHABLE"
     assert answer["answer"] == UNREACHABLE
     out = lars("getroute", "1", "2", "--agent-port", port)
-    assert (out.returncode, out.stderr) == (3, f"lars getroute: module (1, 2): {UNREACHABLE}\n")
+    assert (out.returncode, out.stderr) == (3, f"lars getroute: module 1:2: {UNREACHABLE}\n")
 
 
 def test_no_agent_listening_is_named_with_its_address() -> None:

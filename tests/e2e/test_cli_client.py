@@ -75,7 +75,7 @@ def test_report(agent: FakeAgent) -> None:
     out = lars("report", "2", "1", "192.168.1.177", "9002", "1", *ports(agent))
     assert out.returncode == 4
     assert out.stderr == (
-        "lars report: module (2, 1): the agent holds no host 192.168.1.177:9002, "
+        "lars report: module 2:1: the agent holds no host 192.168.1.177:9002, "
         "so it ignored the report\n"
     )
     out = lars("report", "2", "1", "192.168.1.177", "9002", "1", "--no-check", *ports(agent))

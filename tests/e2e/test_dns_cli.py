@@ -56,7 +56,7 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
         '{"modid": 7, "cmdid": 8, "ip": "200.1.2.3", "port": 8080, ' + meta + "}",
     ]
     r = lars("route", "version", "--db", db, cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout.count("pending change: module 7/8") == 3
+    assert r.returncode == 0 and r.stdout.count("pending change: module 7:8") == 3
     assert (
         lars("route", "del", "7", "8", "10.0.0.2", "81", "--db", db, cwd=tmp_path).returncode == 0
     )
@@ -71,8 +71,8 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
         (("add", "1", "1", "1.2.3", "80"), "not a dotted IPv4 address: '1.2.3'"),
         (("add", "1", "1", "1.2.3.4", "0"), "port must be an integer in 1..65535"),
         (("add", "1", "3000000000", "1.2.3.4", "80"), "cmdid must be an integer in 0..2147483647"),
-        (("del", "1", "1", "1.2.3.4", "80"), "host 1.2.3.4:80 is not in module 1/1"),
-        (("del-module", "5", "5"), "module 5/5 has no hosts"),
+        (("del", "1", "1", "1.2.3.4", "80"), "host 1.2.3.4:80 is not in module 1:1"),
+        (("del-module", "5", "5"), "module 5:5 has no hosts"),
         (("add", "x", "1", "1.2.3.4", "80"), "invalid int value: 'x'"),
     ],
 )

@@ -66,18 +66,18 @@ def test_register_heartbeat_deregister(agent_env: tuple[Path, int, str]) -> None
     try:
         out = lars("register", "1", "2", "127.0.0.1", port, *flags)
         assert out.returncode == 0, out.stderr
-        assert out.stdout == f"registered (1, 2) 127.0.0.1:{port} (check tcp)\n"
+        assert out.stdout == f"registered 1:2 127.0.0.1:{port} (check tcp)\n"
         out = lars("register", "1", "2", "127.0.0.1", port, "--check", "ttl:30",
                    "--fail-after", "3", "--json", *flags)  # fmt: skip
         assert out.returncode == 0, out.stderr
         answer = json.loads(out.stdout)
         assert (answer["status"], answer["check"], answer["op"]) == ("OK", "ttl:30", "register")
         out = lars("heartbeat", "1", "2", "127.0.0.1", port, *flags)
-        assert (out.returncode, out.stdout) == (0, f"heartbeat (1, 2) 127.0.0.1:{port}\n")
+        assert (out.returncode, out.stdout) == (0, f"heartbeat 1:2 127.0.0.1:{port}\n")
         out = lars("deregister", "1", "2", "127.0.0.1", port, *flags)
-        assert (out.returncode, out.stdout) == (0, f"deregistered (1, 2) 127.0.0.1:{port}\n")
+        assert (out.returncode, out.stdout) == (0, f"deregistered 1:2 127.0.0.1:{port}\n")
         out = lars("deregister", "1", "2", "127.0.0.1", port, *flags)
-        assert (out.returncode, out.stdout) == (0, f"not registered: (1, 2) 127.0.0.1:{port}\n")
+        assert (out.returncode, out.stdout) == (0, f"not registered: 1:2 127.0.0.1:{port}\n")
         out = lars("heartbeat", "1", "2", "127.0.0.1", port, *flags)
         assert out.returncode == 1 and "not registered" in out.stderr
         # any IPv4, loopback included; explicit ports work as for gethost
@@ -146,7 +146,7 @@ def test_registrations_survive_the_agent_restart(agent_env: tuple[Path, int, str
         out = lars("heartbeat", "4", "4", "127.0.0.1", "9", *flags)
         assert out.returncode == 0, out.stderr
         out = lars("deregister", "4", "4", "127.0.0.1", "9", *flags)
-        assert (out.returncode, out.stdout) == (0, "deregistered (4, 4) 127.0.0.1:9\n")
+        assert (out.returncode, out.stdout) == (0, "deregistered 4:4 127.0.0.1:9\n")
     finally:
         agent.stop()
 

@@ -159,7 +159,7 @@ def test_up_without_demo_has_empty_routes(up: Callable[..., Up]) -> None:
     assert out.returncode == 4, out.stderr  # no host: the module is missing
     assert (
         out.stderr
-        == "lars gethost: module (1, 1): NOEXIST (the route service has no hosts for it)\n"
+        == "lars gethost: module 1:1: NOEXIST (the route service has no hosts for it)\n"
     )
     assert proc.stop(signal.SIGINT) == 0
 

@@ -118,7 +118,7 @@ def test_matching_replies() -> None:
     assert core.match_register(req, get_host) is None and core.bad == 2
     result = core.match_register(req, reply(req.seq, 3))
     assert result is not None and result.status is RegisterStatus.NOT_REGISTERED
-    assert result.why == "not registered: (1, 2) 127.0.0.1:9"
+    assert result.why == "not registered: 1:2 127.0.0.1:9"
     refused = core.match_register(req, reply(req.seq, 2, "limit"))
     assert (
         refused is not None and refused.status is RegisterStatus.REFUSED and "limit" in refused.why

@@ -89,9 +89,9 @@ def test_duplicates_and_missing_hosts_roll_back(engine: sqlalchemy.Engine) -> No
     admin = RouteAdmin(engine, clock=Clock(100))
     admin.add_host(1, 1, "1.1.1.1", 1)
     admin.add_host(1, 1, "2.2.2.2", 2)
-    with pytest.raises(ValidationError, match="already in module 1/1"):
+    with pytest.raises(ValidationError, match="already in module 1:1"):
         admin.add_host(1, 1, "1.1.1.1", 1)
-    with pytest.raises(ValidationError, match="is not in module 1/1"):
+    with pytest.raises(ValidationError, match="is not in module 1:1"):
         admin.del_host(1, 1, "9.9.9.9", 1)
     with pytest.raises(ValidationError, match="is not in module"):
         admin.replace_host(1, 1, "9.9.9.9", 1, "3.3.3.3", 3)
