@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 __all__ = [
     "MAX_HEAD",
@@ -74,11 +74,12 @@ def parse_request(head: bytes | bytearray) -> Request:
         raise HttpError(400, "the target must be a path")
     if method not in _METHODS:
         raise HttpError(405, f"method {method} not allowed (GET, HEAD)")
-    split = urlsplit(target)
-    path = unquote(split.path, errors="replace")
+    # not urlsplit: it reads "//x/metrics" as a host x and an empty path
+    raw_path, _, query = target.partition("#")[0].partition("?")
+    path = unquote(raw_path, errors="replace")
     try:
         pairs = parse_qsl(
-            split.query, errors="replace", max_num_fields=MAX_QUERY_PARAMS, keep_blank_values=True
+            query, errors="replace", max_num_fields=MAX_QUERY_PARAMS, keep_blank_values=True
         )
     except ValueError:
         raise HttpError(414, f"more than {MAX_QUERY_PARAMS} query parameters") from None
