@@ -152,7 +152,7 @@ def agent_mix(
 def test_agent_memory_is_bounded_under_unknown_fields(tmp_path: Path, db_url: str) -> None:
     dns_port, rep_port, metrics_port, base = free_port(), free_port(), free_port(), free_udp_base()
     dns = Proc(tmp_path / "dns.log", "dns", "--db", db_url, "--ip", "127.0.0.1",
-               "--port", str(dns_port))  # fmt: skip
+               "--port", str(dns_port), "--snapshot", str(tmp_path / "guard"))  # fmt: skip
     agent = Proc(tmp_path / "agent.log", "agent", "--base-port", str(base),
                  "--dns", f"127.0.0.1:{dns_port}", "--reporter", f"127.0.0.1:{rep_port}",
                  "--metrics", f"127.0.0.1:{metrics_port}")  # fmt: skip
@@ -240,7 +240,7 @@ def route_frames(count: int, extra: Callable[[int], bytes]) -> Iterator[bytes]:
 def test_route_service_memory_is_bounded_under_unknown_fields(tmp_path: Path, db_url: str) -> None:
     port = free_port()
     dns = Proc(tmp_path / "dns.log", "dns", "--db", db_url, "--ip", "127.0.0.1",
-               "--port", str(port))  # fmt: skip
+               "--port", str(port), "--snapshot", str(tmp_path / "guard"))  # fmt: skip
     try:
         started(dns, "listening")
         storm = TcpStorm(port, answers=1)
