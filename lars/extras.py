@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lars.boundary import ExitCode
+from lars.cli_help import lookup
 
 __all__ = [
     "EXIT_MISSING_EXTRA",
@@ -65,6 +66,11 @@ _PACKAGES_OF_EXTRA: dict[str, tuple[str, ...]] = {
 _INCLUDES: dict[str, tuple[str, ...]] = {"server": ("server",), "console": ("server", "console")}
 
 
+def needs_extra(module: str) -> bool:
+    """True when command module `module` needs an install extra at all."""
+    return module in _EXTRA_OF_MODULE
+
+
 def missing_extra(module: str) -> str | None:
     """The extra that command module `module` needs and lacks, or None.
 
@@ -102,7 +108,7 @@ def register_missing(subparsers: Any, commands: tuple[str, ...], extra: str) -> 
         if command in subparsers.choices:
             continue  # another module (e.g. `bench`) registered it for real
         parser = subparsers.add_parser(command, help=f"(needs the {extra} extra)", add_help=False)
-        parser.set_defaults(func=_printer(command, extra))
+        parser.set_defaults(func=_printer(command, extra), _extra=extra)
         # Whatever follows the command (`lars dns --db URL -h`) is ignored: the answer is
         # the same line. The subparsers action calls this method of the parser it chose.
         setattr(parser, "parse_known_args", functools.partial(_ignore_arguments, parser))  # noqa: B010
@@ -111,8 +117,21 @@ def register_missing(subparsers: Any, commands: tuple[str, ...], extra: str) -> 
 def _ignore_arguments(
     parser: argparse.ArgumentParser, args: Any = None, namespace: Any = None
 ) -> tuple[argparse.Namespace, list[str]]:
-    """The parser's defaults (func included), whatever `args` holds."""
+    """The parser's defaults (func included), whatever `args` holds; with -h or --help,
+    the command's real help (lars/cli_help.json) and exit 0."""
+    words = list(args or [])
+    if "-h" in words or "--help" in words:
+        _print_help(parser, words)
     return type(parser).parse_known_args(parser, [], namespace)
+
+
+def _print_help(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    command = parser.prog.removeprefix("lars").strip()
+    text = lookup([command, *words])
+    extra = parser.get_default("_extra")
+    note = missing_extra_message(command, extra) if extra else ""
+    sys.stdout.write((text or parser.format_help()) + f"\n{note.split(': ', 1)[-1]}\n")
+    sys.exit(0)
 
 
 def _printer(command: str, extra: str) -> Callable[[argparse.Namespace], int]:

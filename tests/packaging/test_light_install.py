@@ -70,7 +70,7 @@ def lars_without(names: list[str], argv: list[str]) -> subprocess.CompletedProce
 @pytest.mark.parametrize(
     ("argv", "extra"),
     [
-        (["dns", "--db", "sqlite:///x.db", "-c", "missing.conf", "--help"], "server"),
+        (["dns", "--db", "sqlite:///x.db", "-c", "missing.conf"], "server"),
         (["reporter"], "server"),
         (["agent", "--base-port", "1"], "server"),  # would run on asyncio, asks anyway
         (["route", "list"], "server"),
@@ -87,6 +87,19 @@ def test_daemon_without_its_extra_says_which_to_install(argv: list[str], extra: 
     out = lars_without(hidden, argv)
     line = f"lars {argv[0]}: needs the {extra} extra: pip install 'lars-platform[{extra}]'\n"
     assert (out.returncode, out.stdout, out.stderr) == (EXIT_MISSING_EXTRA, "", line)
+
+
+@pytest.mark.parametrize(
+    "argv", [["dns", "--help"], ["route", "add", "-h"], ["console", "--help"], ["up", "-h"]]
+)
+def test_help_without_the_extra_is_the_real_help(argv: list[str]) -> None:
+    """`lars dns --help` printed only the install hint without the server extra."""
+    hidden = ["sqlalchemy", "uvloop", "mmh3", "pymysql", "prometheus_client", "fastapi"]
+    out = lars_without(hidden, argv)
+    command = " ".join(w for w in argv if not w.startswith("-"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: lars {command}")
+    assert "options:" in out.stdout and "pip install 'lars-platform[" in out.stdout
 
 
 def test_one_missing_server_package_is_enough() -> None:
