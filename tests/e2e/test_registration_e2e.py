@@ -1,5 +1,6 @@
 """Self-registration end to end with real processes (issue 20): `lars dns`, two `lars
-agent`s, a business process listening on TCP, and `lars register`/`deregister`.
+agent`s, a business process listening on TCP, and `lars register`/`deregister`, on SQLite
+and on MariaDB.
 
 The service registers through agent A; agent B (another host's agent, as far as the
 route service knows: another id) must get it from the route service. Killing the
@@ -83,9 +84,12 @@ class Service:
             self.proc.wait()
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, object]]:
-    db = f"sqlite:///{tmp_path / 'lars.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, object]]:
+    if request.param == "mysql":
+        db = str(request.getfixturevalue("mysql_url"))
+    else:
+        db = f"sqlite:///{tmp_path / 'lars.db'}"
     engine = make_engine(db)
     init_schema(engine)
     RouteAdmin(engine).add_host(1, 1, "10.0.0.1", 9000)  # unrelated static routes
