@@ -11,7 +11,9 @@ While nothing arrives the client probes the route service (liveness.Heartbeat) a
 a connection that stays silent for `dead_after`: a partition is noticed in about a second
 instead of never, and the agent moves to another route service.
 
-Every answer passes an EmptyGuard first: when a route service empties more than half of
+Every answer passes a VersionGate first (lars.agent.freshness: never back to an older
+table of a module than the one applied, unless the route service keeps it 30 s: the
+database was rolled back), then an EmptyGuard: when a route service empties more than half of
 the modules with hosts within 10 s, the agent keeps serving what it had until a route
 service answers one of them with hosts again or `[agent] mass_empty_delay` passes (see
 emptyguard; one log line per hold and per end). The guard's one timer runs on the client
@@ -28,9 +30,11 @@ from collections.abc import Callable, Sequence
 
 from lars.agent.balancer import HostKey
 from lars.agent.emptyguard import EmptyGuard, GuardEvent, Outcome
+from lars.agent.freshness import ROLLBACK_AFTER, VersionGate
 from lars.agent.liveness import HEARTBEAT_KEY, Heartbeat, HeartbeatTimer
 from lars.protocol import MsgId, lars_pb2
 from lars.protocol.weight import DEFAULT_WEIGHT, wire_weight
+from lars.ratelog import RateLimitedLog
 from lars.reactor import LoopThread, Router, TcpClient
 from lars.reactor.backoff import BackoffFactory
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # (modid, cmdid, hosts, weights of the hosts whose weight is not the default)
 Deliver = Callable[[int, int, list[HostKey], dict[HostKey, int]], None]
+Answer = tuple[list[HostKey], dict[HostKey, int]]  # one module's parsed answer
 
 _GET_ROUTE_REQUEST = int(MsgId.GET_ROUTE_REQUEST)
 _INSTANCE_SYNC = int(MsgId.INSTANCE_SYNC)
@@ -64,6 +69,7 @@ class RouteClient:
         heartbeat: float = 0.25,
         dead_after: float = 0.75,
         connect_timeout: float = 3.0,
+        rollback_after: float = ROLLBACK_AFTER,
     ) -> None:
         self._deliver = deliver
         self.guard = guard or EmptyGuard()
@@ -110,6 +116,12 @@ class RouteClient:
         self.mass_empty_events = 0  # holds (or, with the hold off, mass empties reported)
         self._guard_timer: asyncio.TimerHandle | None = None
         self._guard_deadline: float | None = None
+        # Never backwards (issue 22, lars.agent.freshness): an answer older than the
+        # module's table waits until the route service has kept it for ROLLBACK_AFTER s
+        self.freshness: VersionGate[tuple[int, int], Answer] = VersionGate(rollback_after)
+        self._fresh_timer: asyncio.TimerHandle | None = None
+        self._fresh_deadline: float | None = None
+        self._log_older = RateLimitedLog(log, 60.0, level=logging.WARNING)
 
     def start(self) -> None:
         self.client.start()
@@ -121,6 +133,7 @@ class RouteClient:
             self._timer.stop()
         if self.client.thread.running:
             self.client.thread.call(self._disarm).result()
+            self.client.thread.call(self._fresh_disarm).result()
         self.client.stop()
 
     @property
@@ -144,12 +157,16 @@ class RouteClient:
         self.client.send_threadsafe(_GET_ROUTE_REQUEST, body)
 
     def _connected(self, client: TcpClient) -> None:
+        self.freshness.connection_changed()  # a wait for a rollback starts again
+        self._fresh_disarm()
         if self.heartbeat is not None:
             self.heartbeat.connected(self.client.thread.loop.time())
         self._on_connected()
 
     def _disconnected(self, client: TcpClient) -> None:
         self.registrations_ok = False
+        self.freshness.connection_changed()
+        self._fresh_disarm()
         if self.heartbeat is not None:
             self.heartbeat.disconnected()
         if self._on_disconnected is not None:
@@ -201,8 +218,63 @@ class RouteClient:
             hosts.append(key)
             if h.weight and h.weight != DEFAULT_WEIGHT:  # lars only: HostInfo.weight
                 weights[key] = wire_weight(h.weight)
-        outcome = self.guard.answer((msg.modid, msg.cmdid), hosts, self._clock(), weights)
+        module = (msg.modid, msg.cmdid)
+        now = self._clock()
+        if not self.freshness.answer(module, msg.version, (hosts, weights), now):
+            self._log_older(
+                "route service %s answers module %d/%d with an older table (version %d; "
+                "this agent serves version %s): a replica behind? keeping the newer one "
+                "unless it keeps the older one for %.0fs",
+                self._peer(),
+                msg.modid,
+                msg.cmdid,
+                msg.version,
+                self.freshness.version(module),
+                self.freshness.keep,
+            )
+            self._fresh_arm()
+            return
+        outcome = self.guard.answer(module, hosts, now, weights)
         self._apply(outcome)
+
+    # never backwards: the rollback timer (client loop)
+
+    def _fresh_arm(self) -> None:
+        deadline = self.freshness.deadline()
+        if deadline == self._fresh_deadline:
+            return
+        self._fresh_disarm()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._clock())
+            self._fresh_timer = self.client.thread.loop.call_later(delay, self._fresh_tick)
+            self._fresh_deadline = deadline
+
+    def _fresh_disarm(self) -> None:
+        if self._fresh_timer is not None:
+            self._fresh_timer.cancel()
+        self._fresh_timer = None
+        self._fresh_deadline = None
+
+    def _fresh_tick(self) -> None:
+        self._fresh_timer = None
+        self._fresh_deadline = None
+        now = self._clock()
+        for (modid, cmdid), version, (hosts, weights) in self.freshness.tick(now):
+            log.warning(
+                "route service %s has kept an older table for module %d/%d (version %d) "
+                "for %.0fs: the route database was rolled back; applying it",
+                self._peer(),
+                modid,
+                cmdid,
+                version,
+                self.freshness.keep,
+            )
+            self._apply(self.guard.answer((modid, cmdid), hosts, now, weights))
+        self._fresh_arm()
+
+    def _peer(self) -> str:
+        peer = self.client.current_address
+        return "?" if peer is None else f"{peer[0]}:{peer[1]}"
 
     def _apply(self, outcome: Outcome) -> None:
         if outcome.event is not None:

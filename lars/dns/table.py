@@ -63,15 +63,18 @@ def encode_response(
     weights: Weights | None = None,
     *,
     registrations: bool = False,
+    version: int = 0,
 ) -> tuple[bytes, int]:
     """A GetRouteResponse body for the module and how many hosts it holds.
 
     Hosts past the frame limit are left out (the count tells the caller); the body
-    always fits in one frame. HostInfo.weight is set only for `weights`' hosts, and
+    always fits in one frame. HostInfo.weight is set only for `weights`' hosts,
     `registrations` (lars only: this route service accepts InstanceSync) only when
-    true: without either, the bytes are the original's.
+    true, and `version` (lars only, issue 22: the table's RouteVersion, which lars
+    agents use never to go back to an older table) when not 0: without them, the bytes
+    are the original's. Original agents skip the unknown fields.
     """
-    msg = lars_pb2.GetRouteResponse(modid=modid, cmdid=cmdid)
+    msg = lars_pb2.GetRouteResponse(modid=modid, cmdid=cmdid, version=version)
     if registrations:
         msg.registrations = True
     add = msg.host.add
@@ -87,7 +90,11 @@ def encode_response(
         while hi - lo > 1:
             mid = (lo + hi) // 2
             trial = lars_pb2.GetRouteResponse(
-                modid=modid, cmdid=cmdid, host=msg.host[:mid], registrations=registrations
+                modid=modid,
+                cmdid=cmdid,
+                host=msg.host[:mid],
+                registrations=registrations,
+                version=version,
             )
             if trial.ByteSize() <= MAX_BODY:
                 lo = mid
@@ -152,7 +159,12 @@ class RouteTable:
         for key, hosts in self._routes.items():
             if len(hosts) > MAX_HOSTS_PER_MODULE:
                 body, kept = encode_response(
-                    key[0], key[1], hosts, self._weights.get(key), registrations=registrations
+                    key[0],
+                    key[1],
+                    hosts,
+                    self._weights.get(key),
+                    registrations=registrations,
+                    version=version & _UINT32_MAX,
                 )
                 self._bodies[key] = body
                 if kept < len(hosts):
@@ -243,10 +255,12 @@ class RouteTable:
         if body is not None:
             return body
         hosts = self._routes.get(key)
-        flag = self.registrations
+        flag, version = self.registrations, self.version & _UINT32_MAX
         if hosts is None:  # not cached: unknown keys from peers must not grow memory
-            return encode_response(modid, cmdid, (), registrations=flag)[0]
-        body = encode_response(modid, cmdid, hosts, self._weights.get(key), registrations=flag)[0]
+            return encode_response(modid, cmdid, (), registrations=flag, version=version)[0]
+        body = encode_response(
+            modid, cmdid, hosts, self._weights.get(key), registrations=flag, version=version
+        )[0]
         self._bodies[key] = body
         return body
 

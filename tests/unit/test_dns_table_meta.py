@@ -56,8 +56,9 @@ def test_default_weights_encode_byte_identically_to_the_weightless_encoding(
     plain = lars_pb2.GetRouteResponse(modid=3, cmdid=4)
     for ip, port in sorted(hosts):
         plain.host.add(ip=uint_to_wire(ip), port=port)
-    assert table.response(3, 4) == plain.SerializeToString()
     assert encode_response(3, 4, sorted(hosts), {})[0] == plain.SerializeToString()
+    plain.version = 1  # a lars route service's answer carries its table's version (issue 22)
+    assert table.response(3, 4) == plain.SerializeToString()
 
 
 def test_a_weight_only_change_is_a_changed_module_and_a_different_table() -> None:
