@@ -135,6 +135,7 @@ class WriteAccess:
         with self._engine.connect() as conn:
             if conn.execute(text("SELECT @@read_only")).scalar():
                 return False, "read_only=1: a replica"
+            conn.rollback()  # end the SELECT's autobegun transaction: begin() below needs none
             try:
                 with conn.begin() as tx:
                     conn.execute(delete(route_change).where(false()))
