@@ -84,13 +84,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("qps", help="agent load test, N processes (= lars bench agent)")
     add_qps_arguments(p)
     _agent_args(p)
-    p.set_defaults(func=tool(_qps))
+    qps = tool(_qps)  # one function: `lars qps` and `lars bench agent` are the same tool
+    p.set_defaults(func=qps)
 
     bench = _bench_subparsers(subparsers)
     p = bench.add_parser("agent", help="agent get_host+report QPS (= lars qps)")
     add_qps_arguments(p)
     _agent_args(p)
-    p.set_defaults(func=tool(_qps))
+    p.set_defaults(func=qps)
 
 
 def _bench_subparsers(subparsers: Any) -> Any:

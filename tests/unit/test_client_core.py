@@ -172,7 +172,7 @@ def test_unknown_retcode_or_bad_port_is_a_system_error() -> None:
     assert result is not None and result.retcode is RetCode.SYSTEM_ERROR
     result = core.match_host(req, host_reply(req.seq, 1, 1, port=70000))
     assert result is not None and result.retcode is RetCode.SYSTEM_ERROR
-    with pytest.raises(NoHostError, match=r"\(1, 1\): SYSTEM_ERROR"):
+    with pytest.raises(NoHostError, match=r"module 1:1: SYSTEM_ERROR"):
         _ = result.host
 
 
