@@ -17,7 +17,8 @@ deadline has no flag) and reports:
   answer, 1 ms pause, the next) and holds a connection subscribed to module 1; one edit
   (RouteAdmin.add_host on module 1) makes the route service reload all 1M rows; printed:
   commit -> push receipt (the reload time), the answer latency (p50/p99/max, count)
-  during the reload (commit .. push) and outside it, and the route service's RSS/HWM.
+  during the reload (commit .. push), before it and after it (the old table is freed
+  then), and the route service's RSS/HWM.
 """
 
 from __future__ import annotations
@@ -198,11 +199,13 @@ def main() -> None:
             pushed = pushes[0] if pushes else None
             samples = report["samples"]
             during = [lat for t, lat in samples if pushed and committed <= t <= pushed]
-            outside = [lat for t, lat in samples if not (pushed and committed <= t <= pushed)]
+            before = [lat for t, lat in samples if t < committed]
+            after = [lat for t, lat in samples if pushed and t > pushed]
             result.update(
                 reload_commit_to_push_s=round(pushed - committed, 2) if pushed else None,
                 answers_during_reload=stats(during),
-                answers_outside_reload=stats(outside),
+                answers_before_reload=stats(before),
+                answers_after_reload=stats(after),
                 rss_after_reload_mb=round(c1.rss_mb, 1),
                 hwm_after_reload_mb=round(c1.hwm_mb, 1),
                 dns_cpu_s_reload_window=round(c1.cpu - c0.cpu, 1),

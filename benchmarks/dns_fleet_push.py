@@ -14,7 +14,9 @@ heartbeat every `--heartbeat` s when idle). Then:
 - push: `--changes` edits through RouteAdmin at random moments relative to the poll tick;
   latency = the receipt, by each agent, of the first answer holding the new host - the
   commit (time.monotonic() is one clock for all processes). The route service's CPU over
-  the push phase is reported too.
+  the push phase is reported too, and the mean duration of its fan-out (from handing a
+  push round to the workers until the last write, from its lars_dns_push_duration_seconds histogram), which
+  tells the server's share of the latency from the generators' share.
 Prints one JSON object per fleet size.
 """
 
@@ -23,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import time
+import urllib.request
 
-from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
+from benchmarks.dns_common import DnsProcess, free_port, fresh_mysql_db, machine, percentile
 from benchmarks.fleet_common import Generators, proc_sample
 from lars.dbengine import init_schema, make_engine
 from lars.routes.admin import RouteAdmin
@@ -36,6 +40,16 @@ MODULES = 100
 def loadavg() -> str:
     with open("/proc/loadavg") as fh:
         return " ".join(fh.read().split()[:3])
+
+
+def fanout(metrics_port: int) -> tuple[float, float]:
+    """(sum of seconds, count) of the route service's push fan-outs so far."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    total = re.search(r"^lars_dns_push_duration_seconds_sum\S* (\S+)$", text, re.M)
+    count = re.search(r"^lars_dns_push_duration_seconds_count\S* (\S+)$", text, re.M)
+    return (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
 
 
 def push_phase(
@@ -71,8 +85,9 @@ def push_phase(
 def run_size(
     args: argparse.Namespace, conns: int, admin: RouteAdmin, url: str
 ) -> dict[str, object]:
+    metrics_port = free_port()
     dns = DnsProcess(
-        ["--db", url, "--ip", "127.0.0.1", "--port", "0", "--metrics", "off",
+        ["--db", url, "--ip", "127.0.0.1", "--port", "0", "--metrics", f"127.0.0.1:{metrics_port}",
          "--threads", str(args.threads), "--poll-interval", str(args.poll_interval)]
     )  # fmt: skip
     gens: Generators | None = None
@@ -109,8 +124,12 @@ def run_size(
         }
         expected = conns if args.per_conn >= MODULES else conns * args.per_conn // MODULES
         p0, pw0, load_push0 = proc_sample(dns.proc.pid), time.monotonic(), loadavg()
+        f0 = fanout(metrics_port)
         push = push_phase(gens, admin, args.changes, args.poll_interval, expected, conns % 97)
         p1, pw1 = proc_sample(dns.proc.pid), time.monotonic()
+        f1 = fanout(metrics_port)
+        if f1[1] > f0[1]:
+            push["server_fanout_mean_ms"] = round((f1[0] - f0[0]) / (f1[1] - f0[1]) * 1000, 1)
         push["dns_cpu_pct"] = round((p1.cpu - p0.cpu) / (pw1 - pw0) * 100, 1)
         push["load"] = f"{load_push0} -> {loadavg()}"
         return {
