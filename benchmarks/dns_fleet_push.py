@@ -15,8 +15,8 @@ heartbeat every `--heartbeat` s when idle). Then:
   latency = the receipt, by each agent, of the first answer holding the new host - the
   commit (time.monotonic() is one clock for all processes). The route service's CPU over
   the push phase is reported too, and the mean duration of its fan-out (from handing a
-  push round to the workers until the last write, from its lars_dns_push_duration_seconds histogram), which
-  tells the server's share of the latency from the generators' share.
+  push round to the workers until the last write; its lars_dns_push_duration_seconds
+  histogram), which tells the server's share of the latency from the generators' share.
 Prints one JSON object per fleet size.
 """
 
