@@ -221,9 +221,12 @@ class RegistrationService:
     def _flush(self) -> None:
         self._flush_scheduled = False
         version = self.registry.version
-        if self.store is not None and version != self._persisted_version:
-            if self.store.save(list(self.registry.entries.values()), self._wall()):
-                self._persisted_version = version  # else: tried again on stop or a change
+        if (
+            self.store is not None
+            and version != self._persisted_version
+            and self.store.save(list(self.registry.entries.values()), self._wall())
+        ):
+            self._persisted_version = version  # else: tried again on stop or a change
         pending, self._pending = self._pending, []
         for reply, frame in pending:
             try:
