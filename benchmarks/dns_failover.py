@@ -12,7 +12,9 @@ peer seen recently, then to another address at random). Then:
 - before the kill: `--edits` edits, push latency to every subscriber (the baseline);
 - the kill: SIGKILL one route service at t0; during the storm, `--edits` edits through
   RouteAdmin one every `--edit-gap` s starting at t0;
-- printed: agents that lost their connection, when each had every module answered again
+- printed: agents that lost their connection (when they noticed, relative to t0), when
+  each connected again and how long from there until every module was answered, when
+  each had every module answered again
   on its new connection (resubscribed) relative to t0 (p50/p99/max, the count of agents
   still pending, and a histogram of reconnects per 200 ms, i.e. the spread), the push
   latency during the storm for agents that stayed on the surviving services (p50/p99/max)
@@ -45,6 +47,7 @@ def loadavg() -> str:
 def stats(values: list[float]) -> dict[str, float | None]:
     return {
         "n": len(values),
+        "min_ms": round(min(values) * 1000, 1) if values else None,
         "p50_ms": round(percentile(values, 50) * 1000, 1) if values else None,
         "p99_ms": round(percentile(values, 99) * 1000, 1) if values else None,
         "max_ms": round(max(values) * 1000, 1) if values else None,
@@ -123,6 +126,7 @@ def main() -> None:
             lost = [t - t0 for a in fo for t in a["lost"]]
             resub = [t - t0 for a in fo for t in a["resubscribed"]]
             connects = [t - t0 for a in fo for t in a["connects"]]
+            setup = [t for a in fo for t in a["setup"]]
             stayed: list[float] = []
             moved: list[float] = []
             for (modid, _ip), committed in zip(storm_mods, commits, strict=True):
@@ -136,6 +140,8 @@ def main() -> None:
             result.update(
                 lost_connection=len(lost),
                 lost_after_kill_ms=stats(lost),
+                reconnected=stats(connects),
+                connect_to_resubscribed=stats(setup),
                 resubscribed=stats(resub),
                 resubscribed_within_2s=sum(1 for r in resub if r <= 2.0),
                 pending_after_5s=sum(a["pending"] for a in fo),

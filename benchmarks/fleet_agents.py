@@ -24,9 +24,10 @@ Commands (stdin) and answers (stdout):
                       (time.monotonic(), comparable across processes on Linux) and, per
                       time, whether that agent had reconnected since the last `mark`
   mark             -> {"ok": 1}: forget the reconnect records (before a kill)
-  failover         -> {"lost": [...], "resubscribed": [...], "connects": [...], "pending"}
-                      the agents that lost their connection since `mark`: when, and when
-                      every module was answered again on the new connection
+  failover         -> {"lost", "resubscribed", "connects", "setup", "pending"}: the
+                      agents that lost their connection since `mark`: when, when each
+                      connected again, when every module was answered again on the new
+                      connection, and that last step's duration per agent (setup)
   stats            -> {"probes", "replies", "connected", "by_port": {...}}
   stop             -> exits
 """
@@ -271,6 +272,11 @@ async def main(cfg: dict[str, Any]) -> None:
                     "lost": list(fleet.lost.values()),
                     "resubscribed": list(fleet.resubscribed.values()),
                     "connects": list(fleet.connects.values()),
+                    "setup": [
+                        fleet.resubscribed[i] - c
+                        for i, c in fleet.connects.items()
+                        if i in fleet.resubscribed
+                    ],
                     "pending": sum(1 for i in fleet.lost if i not in fleet.resubscribed),
                 }
             )
