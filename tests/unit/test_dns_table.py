@@ -62,6 +62,17 @@ def test_unknown_module_gets_empty_list_and_is_not_cached() -> None:
     assert table._bodies == {}
 
 
+def test_heartbeat_probe_reply_is_cached_and_other_unknown_modules_are_not() -> None:
+    table = RouteTable.empty(3)
+    probe = table.response(0, 0)
+    assert table.response(0, 0) is probe
+    msg = parse(probe)
+    assert (msg.modid, msg.cmdid, len(msg.host)) == (0, 0, 0)
+    for modid in range(1, 50):
+        table.response(modid, 0)
+    assert list(table._bodies) == [(0, 0)]
+
+
 def test_response_is_cached_and_stable() -> None:
     table = RouteTable.from_rows(1, [(1, 1, 5, 5)])
     first = table.response(1, 1)
