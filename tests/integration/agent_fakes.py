@@ -34,6 +34,7 @@ class FakeRouteService:
         self.routes: dict[Key, list[tuple[int, int]]] = {}
         self.weights: dict[Key, dict[tuple[int, int], int]] = {}  # HostInfo.weight (lars)
         self.requests: list[Key] = []
+        self.version = 0  # GetRouteResponse.version (lars, issue 22); 0: an original's answer
         self._subs: dict[Key, set[Connection]] = {}
         self.server = TcpServer(
             ReactorConfig(ip="127.0.0.1", port=port),
@@ -54,7 +55,7 @@ class FakeRouteService:
         return ("127.0.0.1", self.server.port)
 
     def _body(self, key: Key) -> bytes:
-        msg = lars_pb2.GetRouteResponse(modid=key[0], cmdid=key[1])
+        msg = lars_pb2.GetRouteResponse(modid=key[0], cmdid=key[1], version=self.version)
         weights = self.weights.get(key, {})
         for ip, port in self.routes.get(key, []):
             msg.host.add(ip=ip, port=port, weight=weights.get((ip, port), 0))
