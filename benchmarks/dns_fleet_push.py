@@ -2,7 +2,7 @@
 
     python -m benchmarks.dns_fleet_push [--fleet 1000,10000] [--generators 2]
         [--per-conn 100] [--changes 10] [--idle 10] [--heartbeat 0.25]
-        [--poll-interval 0.1] [--threads 0]
+        [--poll-interval 0.1] [--threads 0] [--no-uvloop]
 
 For each fleet size a fresh `lars dns` (own process, MariaDB scratch database of 100
 modules of one host) gets that many simulated agents from `--generators` separate
@@ -17,7 +17,9 @@ heartbeat every `--heartbeat` s when idle). Then:
   the push phase is reported too, and the mean duration of its fan-out (from handing a
   push round to the workers until the last write; its lars_dns_push_duration_seconds
   histogram), which tells the server's share of the latency from the generators' share.
-Prints one JSON object per fleet size.
+`--no-uvloop` runs the route service on the stdlib event loop (`[reactor] uvloop = false`
+in an INI file), whose socket writes release the GIL, so with `--threads 2` two worker
+loops can push at once. Prints one JSON object per fleet size.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import argparse
 import json
 import random
 import re
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 from benchmarks.dns_common import DnsProcess, free_port, fresh_mysql_db, machine, percentile
 from benchmarks.fleet_common import Generators, proc_sample
@@ -86,8 +90,10 @@ def run_size(
     args: argparse.Namespace, conns: int, admin: RouteAdmin, url: str
 ) -> dict[str, object]:
     metrics_port = free_port()
+    extra = ["-c", args.ini] if args.ini else []
     dns = DnsProcess(
-        ["--db", url, "--ip", "127.0.0.1", "--port", "0", "--metrics", f"127.0.0.1:{metrics_port}",
+        [*extra, "--db", url, "--ip", "127.0.0.1", "--port", "0",
+         "--metrics", f"127.0.0.1:{metrics_port}",
          "--threads", str(args.threads), "--poll-interval", str(args.poll_interval)]
     )  # fmt: skip
     gens: Generators | None = None
@@ -156,8 +162,13 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=0.25)
     ap.add_argument("--poll-interval", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-uvloop", action="store_true", help="stdlib event loop")
     args = ap.parse_args()
-    with fresh_mysql_db() as url:
+    with fresh_mysql_db() as url, tempfile.TemporaryDirectory() as tmp:
+        args.ini = None
+        if args.no_uvloop:
+            args.ini = str(Path(tmp) / "dns.conf")
+            Path(args.ini).write_text("[reactor]\nuvloop = false\n")
         engine = make_engine(url)
         init_schema(engine)
         admin = RouteAdmin(engine)
@@ -168,6 +179,7 @@ def main() -> None:
                 result = run_size(args, size, admin, url)
                 result.update(
                     poll_interval=args.poll_interval, threads=args.threads,
+                    uvloop=not args.no_uvloop,
                     heartbeat=args.heartbeat, machine=machine(),
                 )  # fmt: skip
                 print(json.dumps(result), flush=True)
