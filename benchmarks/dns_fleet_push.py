@@ -2,7 +2,7 @@
 
     python -m benchmarks.dns_fleet_push [--fleet 1000,10000] [--generators 2]
         [--per-conn 100] [--changes 10] [--idle 10] [--heartbeat 0.25]
-        [--poll-interval 0.1] [--threads 0] [--no-uvloop]
+        [--poll-interval 0.1] [--threads 0] [--no-uvloop] [--services 1]
 
 For each fleet size a fresh `lars dns` (own process, MariaDB scratch database of 100
 modules of one host) gets that many simulated agents from `--generators` separate
@@ -19,7 +19,10 @@ heartbeat every `--heartbeat` s when idle). Then:
   histogram), which tells the server's share of the latency from the generators' share.
 `--no-uvloop` runs the route service on the stdlib event loop (`[reactor] uvloop = false`
 in an INI file), whose socket writes release the GIL, so with `--threads 2` two worker
-loops can push at once. Prints one JSON object per fleet size.
+loops can push at once. `--services N` runs N route services (own processes, one
+database) and lets every agent pick one at random, as agents do with several
+`[dnsserver]` addresses: figures per route service are then lists. Prints one JSON
+object per fleet size.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from benchmarks.dns_common import DnsProcess, free_port, fresh_mysql_db, machine, percentile
 from benchmarks.fleet_common import Generators, proc_sample
@@ -54,6 +58,11 @@ def fanout(metrics_port: int) -> tuple[float, float]:
     total = re.search(r"^lars_dns_push_duration_seconds_sum\S* (\S+)$", text, re.M)
     count = re.search(r"^lars_dns_push_duration_seconds_count\S* (\S+)$", text, re.M)
     return (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
+
+
+def one_or_list(values: list[Any]) -> Any:
+    """One route service: its value; several: the list (one per service)."""
+    return values[0] if len(values) == 1 else values
 
 
 def push_phase(
@@ -89,38 +98,46 @@ def push_phase(
 def run_size(
     args: argparse.Namespace, conns: int, admin: RouteAdmin, url: str
 ) -> dict[str, object]:
-    metrics_port = free_port()
+    ports = [free_port() for _ in range(args.services)]
     extra = ["-c", args.ini] if args.ini else []
-    dns = DnsProcess(
-        [*extra, "--db", url, "--ip", "127.0.0.1", "--port", "0",
-         "--metrics", f"127.0.0.1:{metrics_port}",
-         "--threads", str(args.threads), "--poll-interval", str(args.poll_interval)]
-    )  # fmt: skip
+    flags = ["--ip", "127.0.0.1", "--port", "0", "--threads", str(args.threads),
+             "--poll-interval", str(args.poll_interval)]  # fmt: skip
+    services = [
+        DnsProcess([*extra, "--db", url, "--metrics", f"127.0.0.1:{port}", *flags])
+        for port in ports
+    ]
+    pids = [d.proc.pid for d in services]
     gens: Generators | None = None
     try:
         time.sleep(1.0)
-        before = proc_sample(dns.proc.pid)
+        before = [proc_sample(pid) for pid in pids]
         t0 = time.monotonic()
         gens = Generators(
-            args.generators, conns, [("127.0.0.1", dns.port)],
+            args.generators, conns, [("127.0.0.1", d.port) for d in services],
             per_conn=args.per_conn, modules=MODULES, heartbeat=args.heartbeat,
         )  # fmt: skip
         connect_s = time.monotonic() - t0
+        by_port: dict[str, int] = {}
+        for answer in gens.ask("stats"):
+            for port_s, n in answer["by_port"].items():
+                by_port[port_s] = by_port.get(port_s, 0) + n
         time.sleep(2.0)  # let the subscribe burst settle
         load_idle0 = loadavg()
-        d0, g0 = proc_sample(dns.proc.pid), [proc_sample(p) for p in gens.pids]
+        d0, g0 = [proc_sample(p) for p in pids], [proc_sample(p) for p in gens.pids]
         s0, w0 = gens.ask("stats"), time.monotonic()
         time.sleep(args.idle)
-        d1, g1 = proc_sample(dns.proc.pid), [proc_sample(p) for p in gens.pids]
+        d1, g1 = [proc_sample(p) for p in pids], [proc_sample(p) for p in gens.pids]
         s1, w1 = gens.ask("stats"), time.monotonic()
         wall = w1 - w0
         probes = sum(b["probes"] - a["probes"] for a, b in zip(s0, s1, strict=True)) / wall
         answered = sum(b["replies"] - a["replies"] for a, b in zip(s0, s1, strict=True)) / wall
         idle = {
-            "dns_cpu_pct": round((d1.cpu - d0.cpu) / wall * 100, 1),
-            "dns_rss_mb_before_agents": round(before.rss_mb, 1),
-            "dns_rss_mb": round(d1.rss_mb, 1),
-            "dns_hwm_mb": round(d1.hwm_mb, 1),
+            "dns_cpu_pct": one_or_list(
+                [round((b.cpu - a.cpu) / wall * 100, 1) for a, b in zip(d0, d1, strict=True)]
+            ),
+            "dns_rss_mb_before_agents": one_or_list([round(b.rss_mb, 1) for b in before]),
+            "dns_rss_mb": one_or_list([round(b.rss_mb, 1) for b in d1]),
+            "dns_hwm_mb": one_or_list([round(b.hwm_mb, 1) for b in d1]),
             "generators_cpu_pct": [
                 round((b.cpu - a.cpu) / wall * 100, 1) for a, b in zip(g0, g1, strict=True)
             ],
@@ -129,17 +146,25 @@ def run_size(
             "load": f"{load_idle0} -> {loadavg()}",
         }
         expected = conns if args.per_conn >= MODULES else conns * args.per_conn // MODULES
-        p0, pw0, load_push0 = proc_sample(dns.proc.pid), time.monotonic(), loadavg()
-        f0 = fanout(metrics_port)
+        p0, pw0, load_push0 = [proc_sample(p) for p in pids], time.monotonic(), loadavg()
+        f0 = [fanout(port) for port in ports]
         push = push_phase(gens, admin, args.changes, args.poll_interval, expected, conns % 97)
-        p1, pw1 = proc_sample(dns.proc.pid), time.monotonic()
-        f1 = fanout(metrics_port)
-        if f1[1] > f0[1]:
-            push["server_fanout_mean_ms"] = round((f1[0] - f0[0]) / (f1[1] - f0[1]) * 1000, 1)
-        push["dns_cpu_pct"] = round((p1.cpu - p0.cpu) / (pw1 - pw0) * 100, 1)
+        p1, pw1 = [proc_sample(p) for p in pids], time.monotonic()
+        f1 = [fanout(port) for port in ports]
+        push["server_fanout_mean_ms"] = one_or_list(
+            [
+                round((b[0] - a[0]) / (b[1] - a[1]) * 1000, 1) if b[1] > a[1] else None
+                for a, b in zip(f0, f1, strict=True)
+            ]
+        )
+        push["dns_cpu_pct"] = one_or_list(
+            [round((b.cpu - a.cpu) / (pw1 - pw0) * 100, 1) for a, b in zip(p0, p1, strict=True)]
+        )
         push["load"] = f"{load_push0} -> {loadavg()}"
         return {
             "conns": conns,
+            "services": args.services,
+            "connected_by_port": by_port,
             "generators": args.generators,
             "per_conn": args.per_conn,
             "connect_and_subscribe_s": round(connect_s, 1),
@@ -149,7 +174,8 @@ def run_size(
     finally:
         if gens is not None:
             gens.stop()
-        dns.stop()
+        for d in services:
+            d.stop()
 
 
 def main() -> None:
@@ -162,6 +188,7 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=0.25)
     ap.add_argument("--poll-interval", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--services", type=int, default=1, help="route services (own processes)")
     ap.add_argument("--no-uvloop", action="store_true", help="stdlib event loop")
     args = ap.parse_args()
     with fresh_mysql_db() as url, tempfile.TemporaryDirectory() as tmp:
