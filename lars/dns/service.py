@@ -313,9 +313,16 @@ class DnsService:
             if self._state != "new":
                 raise RuntimeError(f"DnsService cannot start from state {self._state}")
             self._state = "loading"
-        if self.config.create_schema or is_sqlite(self._engine):
-            try:  # a write: through the write engine (the primary, with --write-db)
-                init_schema(self._write_engine)
+        # a write: through the write engine (the primary, with --write-db); an embedded
+        # SQLite file is always given its tables (a read-only replica never is)
+        schema = [
+            e
+            for e in dict.fromkeys((self._write_engine, self._engine))
+            if is_sqlite(e) or (self.config.create_schema and e is self._write_engine)
+        ]
+        for target in schema:
+            try:
+                init_schema(target)
             except (sqlalchemy.exc.SQLAlchemyError, StoreUnavailable) as exc:  # init_schema
                 log.warning("dns: cannot create the schema yet: %s", exc)
         if not self._thread.first_load():

@@ -117,7 +117,11 @@ class ServiceAudit:
         if newest and (newest.action, newest.version, newest.detail) == ("hold", version, detail):
             return newest.id
         if not writable:
-            return None  # held here alone (the local snapshot file keeps it)
+            # Held here alone (the local snapshot file keeps it): no row of our own, so a
+            # release written from now on ends it (`lars route release --force`, or a
+            # plain release of a writing service's row); older release rows do not.
+            everything = audit.history(limit=1)
+            return everything[0].id if everything else 0
         row = audit.row(actor=ACTOR, action="hold", version=version, detail=detail)
         return audit.insert_one(row)
 

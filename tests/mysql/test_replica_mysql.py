@@ -5,7 +5,8 @@ replica pair (tests/mysql/replica.py, never the machine's own server) with real
 - reading the replica as the SELECT-only `reader` (no --write-db), a route service serves
   and pushes every edit made on the primary through `lars route` and RouteAdmin, stays
   ready, logs no failed write (no 1142, no 1290), says once that it cannot write, and
-  holds a push-empty alone with its snapshot file (logged, nothing written);
+  holds a push-empty alone with its snapshot file (logged, nothing written), which
+  `lars route release --force` on the primary ends;
 - with --write-db set to the primary, its holds are shared (hold row, guard state on the
   primary) and `lars route restore` on the primary brings the served table back;
 - RouteAdmin's retention trimming and `lars route gc` run on MariaDB (serial order).
@@ -38,7 +39,7 @@ from tests.e2e.test_dns_cli import DnsProcess, lars
 from tests.integration.dns_wire import RouteConn, hosts_of, wait_for
 from tests.mysql.replica import MariaPair, mariadb_available
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.e2e]
 
 DB = "lars_replica"
 MODULES = [(m, 1) for m in range(1, 6)]  # 5 modules of 2 hosts
@@ -104,6 +105,12 @@ def status(port: int) -> dict[str, object]:
     assert code == 200, body
     doc: dict[str, object] = json.loads(body)
     return doc
+
+
+def all_served(port: int) -> bool:
+    """Every module has its 2 hosts (a fresh connection: no pushes in between)."""
+    with RouteConn(port) as conn:
+        return all(len(conn.get(m, c)) == 2 for m, c in MODULES)
 
 
 def no_failed_write(log: str) -> None:
@@ -181,14 +188,22 @@ def test_without_write_db_a_hold_is_kept_locally_and_logged(
                 select(func.count()).select_from(route_audit).where(route_audit.c.action == "hold")
             )
             assert count(primary, holds) == 0
-            # the table changes again into one that passes: the hold ends
+            # no hold row: a plain release finds nothing held; a forced one, written after
+            # the hold began, ends it (the empty table is applied)
+            url = pair.primary_url(DB)
+            r = lars("route", "release", "--db", url, cwd=tmp_path)
+            assert r.returncode == 2, r.stdout + r.stderr
+            r = lars("route", "release", "--force", "--db", url, cwd=tmp_path)
+            assert r.returncode == 0, r.stdout + r.stderr
+            wait_for(lambda: status(metrics)["held"] is None, 30, "released")
+            with RouteConn(dns.port) as fresh:
+                assert fresh.get(1, 1) == []
+            # the hosts come back (additions are never held)
             admin = RouteAdmin(primary, actor="cli:e2e")
             for m, c in MODULES:
                 admin.add_host(m, c, f"10.0.{m}.1", 9001)
                 admin.add_host(m, c, f"10.0.{m}.2", 9002)
-            wait_for(lambda: status(metrics)["held"] is None, 30, "hold ended")
-        with RouteConn(dns.port) as fresh:
-            assert all(len(fresh.get(m, c)) == 2 for m, c in MODULES)
+        wait_for(lambda: all_served(dns.port), 30, "every module back")
     finally:
         assert dns.stop() == 0
     log = "".join(dns.log)
