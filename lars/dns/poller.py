@@ -11,7 +11,9 @@ Change detection cannot miss an edit: a poll (one cheap statement) reloads when
   (change rows need not be deleted: a service that does not clean, `[dns] clean_changes`
   off or a read-only database, expects the newest id of all rows and reads only rows
   newer than those it already pushed, so each row is pushed once; RouteAdmin trims
-  rows older than a retention, lars/routes/changegc.py), or
+  rows older than a retention, lars/routes/changegc.py. InnoDB never reuses ids;
+  SQLite reuses the id of a deleted newest row, so there a service that does not clean
+  may see a row made without a version bump only at its periodic reload), or
 - the registration mark differs (RouteInstanceMark, raised by any route service that
   wrote a registration change: lars.dns.registry), or
 - `reload_interval` has passed: then the diff of the old and new table finds edits made
