@@ -113,6 +113,12 @@ def _extra(s: DnsStats) -> Iterator[Metric]:
                 s.baseline_hosts)  # fmt: skip
     yield counter(f"{P}_guard_state_saves", "Guard states saved (database and file).",
                   s.state_saves)  # fmt: skip
+    yield gauge(f"{P}_database_writable",
+                "This service may write its write database (0: read-only or not asked yet).",
+                int(s.writes == "writable"))  # fmt: skip
+    yield counter(f"{P}_change_clean_failures",
+                  "Deletes of pushed RouteChange rows that failed.",
+                  s.change_delete_failures)  # fmt: skip
     yield labelled_counter(f"{P}_guard_state_write_failures",
                            "Guard state saves that failed, by where.", "target",
                            {"database": s.state_db_failures,

@@ -152,6 +152,8 @@ def test_a_route_service_on_the_replica_serves_and_pushes_every_edit_and_writes_
             assert isinstance(writes, dict)
             assert writes["state"] == "read-only" and writes["write_db"] is False
             assert writes["cleans_changes"] is False
+            code, text_metrics = http(metrics, "/metrics")
+            assert code == 200 and "lars_dns_database_writable 0.0" in text_metrics
             registrations = doc["registrations"]
             assert isinstance(registrations, dict) and registrations["accepted"] is False
         # nothing written by the route service: RouteChange kept (trimmed by RouteAdmin
