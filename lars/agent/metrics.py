@@ -142,6 +142,13 @@ class AgentCollector(Collector):
             f"{P}_route_mass_empty_ends", "Mass-empty holds ended, by how.", "how",
             {"hosts": s.route_holds_released, "delay": s.route_holds_expired},
         )  # fmt: skip
+        yield counter(f"{P}_route_older_answers",
+                      "Route answers older than the module's table (a staler replica's route "
+                      "service), not applied at once.",
+                      s.route_older_answers)  # fmt: skip
+        yield counter(f"{P}_route_rollbacks",
+                      "Older tables applied after the route service kept them 30 s.",
+                      s.route_rollbacks)  # fmt: skip
         yield counter(f"{P}_route_service_connects", "Connections made to a route service.",
                       s.route_connects)  # fmt: skip
         yield counter(f"{P}_route_service_connect_failures",

@@ -332,6 +332,8 @@ class AgentService:
             route_mass_empty=self.route_client.mass_empty_events,
             route_holds_released=self.route_client.guard.releases,
             route_holds_expired=self.route_client.guard.expiries,
+            route_older_answers=self.route_client.freshness.refused,
+            route_rollbacks=self.route_client.freshness.rollbacks,
             route_connects=self.route_client.client.connects,
             route_connect_failures=self.route_client.client.connect_failures,
             route_silent_drops=self.route_client.silent_drops,

@@ -49,6 +49,10 @@ class AgentStats:
     cache_writes: int
     cache_saved_at: float | None  # unix time of the route cache file's content
     send_errors: int  # UDP replies the kernel refused
+    # never backwards (issue 22, lars.agent.freshness): route answers older than the
+    # module's table, not applied at once; older tables applied after 30 s (rollbacks)
+    route_older_answers: int = 0
+    route_rollbacks: int = 0
 
 
 class StatsLog:

@@ -90,3 +90,5 @@ def test_failover_to_a_staler_route_service_never_goes_backwards(
     stale.set_route(M, [H2])
     wait_until(lambda: serves(peer, H2), 30)
     assert gate.version(M) is None
+    stats = agent.stats()
+    assert stats.route_older_answers == gate.refused >= 2 and stats.route_rollbacks == 1
