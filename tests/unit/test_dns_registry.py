@@ -91,3 +91,17 @@ def test_a_service_that_cannot_write_does_not_advertise() -> None:
     assert not reg2.accepting()  # no RouteInstance table: nothing can be written
     reg2.submit("a", A)
     assert reg2.flush() is None
+
+
+def test_a_read_only_database_without_write_db_is_not_written() -> None:
+    """Issue 22: `may_write` (lars.dns.writeaccess) False: not advertised, not accepted,
+    nothing written, the tables not even asked about; True again: written."""
+    allowed = [False]
+    store = FakeStore()
+    reg, _, _ = registry(store, may_write=lambda: allowed[0])
+    assert not reg.writable and not reg.accepting()
+    reg.submit("a", A)
+    assert reg.flush() is None
+    allowed[0] = True
+    assert reg.writable and reg.check_presence() and reg.accepting()
+    assert reg.flush() is not None
