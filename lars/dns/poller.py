@@ -214,9 +214,9 @@ class Poller:
         """Load a snapshot, guard it, publish it (unless held), delete its change rows,
         audit plain-SQL edits; return the pushed modules."""
         self._mark = None  # a load that fails half-way is redone by the next poll
+        snap = self._store.load(self._change_after)
         if self._access is not None and not self._access.known:
             self._access.probe()  # once, before any write (never raises)
-        snap = self._store.load(self._change_after)
         after = self._change_after
         if after is not None and (snap.change_max is None or snap.change_max < after):
             # the ids went back (RouteChange emptied by others, recreated, truncated):

@@ -269,7 +269,7 @@ class DnsService:
                 self._engine,
                 poll_engine=self._poll_engine,
                 write_engine=self._write_engine,
-                advertise=lambda: self._registry.writable,
+                advertise=self._advertise,
             ),
             self._routes.publish,
             reload_interval=config.reload_interval,
@@ -352,6 +352,13 @@ class DnsService:
             self._thread.start()
             self._registry.start(self.threads)
             self._state = "running"
+
+    def _advertise(self) -> bool:
+        """Do replies advertise registrations? Asked by each table load (poller thread),
+        which asks the write database first the first time (lars.dns.writeaccess)."""
+        if not self.access.known:
+            self.access.probe()
+        return self._registry.writable
 
     def _may_write(self) -> bool:
         """May this service write (lars.dns.writeaccess)? Any thread."""

@@ -105,6 +105,8 @@ class WriteAccess:
             try:
                 verdict, reason = self._ask()
             except SQLAlchemyError as exc:
+                if not self._separate:  # the reads' database: its outage is logged there
+                    return None
                 self._log_fail(
                     "dns: cannot ask the write database %s whether it may be written yet: %s "
                     "(nothing is written until it answers)",
