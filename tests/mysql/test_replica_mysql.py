@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -119,7 +120,7 @@ def no_failed_write(log: str) -> None:
     assert "command denied" not in log and "read-only option" not in log, log
 
 
-def count(engine: sqlalchemy.Engine, query: sqlalchemy.Select[tuple[int]]) -> int:
+def count(engine: sqlalchemy.Engine, query: sqlalchemy.Select[Any]) -> int:
     with engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
 
@@ -279,3 +280,65 @@ def test_retention_trimming_and_gc_on_mariadb(
     assert re.search(r"\b1 RouteChange row\(s\) deleted", r.stdout), r.stdout
     r = lars("route", "gc", "--retention", "-1", "--db", pair.primary_url(DB), cwd=tmp_path)
     assert r.returncode != 0
+
+
+def test_an_agent_failing_over_to_a_lagging_replica_keeps_the_newer_table(
+    pair: MariaPair, primary: sqlalchemy.Engine, no_leaks: None
+) -> None:
+    """Never backwards with real route services: A reads the primary, B a replica whose
+    replication is paused. An edit reaches the agent through A; A dies; B still serves the
+    older table: the agent keeps the newer one; replication resumes and B catches up."""
+    from dataclasses import replace
+
+    from lars.agent.config import AgentConfig
+    from lars.agent.service import AgentService
+    from lars.dns.service import DnsService
+    from lars.protocol import dotted_to_wire
+    from lars.reactor import backoff
+    from tests.integration.agent_fakes import UdpPeer, wait_until
+    from tests.integration.test_dns_service import config
+
+    h1, h2 = (dotted_to_wire("10.0.1.1"), 9001), (dotted_to_wire("10.0.1.2"), 9002)
+    new = (dotted_to_wire("10.7.7.7"), 7777)
+    a = DnsService(config(pair.primary_url(DB)))
+    b_cfg = config(pair.replica_url(DB))
+    b = DnsService(replace(b_cfg, reactor=replace(b_cfg.reactor, port=free_port())))
+    a.start()
+    agent = AgentService(
+        AgentConfig(
+            base_port=0,
+            dns_addresses=(("127.0.0.1", a.port), ("127.0.0.1", b.config.reactor.port)),
+            reporter_addresses=(("127.0.0.1", free_port()),),
+            caller="10.1.2.3",
+        ),
+        backoff_factory=lambda: backoff(0.01, 0.1),
+    )
+    agent.start()
+    peer = UdpPeer(agent.ports)
+    b_started = False
+    try:
+        wait_until(lambda: sorted(peer.get_route(1, 1)) == sorted([h1, h2]), 30)
+        pair.pause_replication()
+        RouteAdmin(primary, actor="cli:e2e").add_host(1, 1, "10.7.7.7", 7777)
+        wait_until(lambda: sorted(peer.get_route(1, 1)) == sorted([h1, h2, new]), 30)
+        b.start()
+        b_started = True
+        assert len(b.table.hosts((1, 1))) == 2  # the lagging replica's older table
+        a.stop()
+        gate = agent.route_client.freshness
+        wait_until(lambda: gate.refused >= 1, 30)  # B answered the older table
+        for _ in range(25):
+            assert sorted(peer.get_route(1, 1)) == sorted([h1, h2, new])
+        pair.resume_replication()
+        pair.sync()
+        wait_until(lambda: len(b.table.hosts((1, 1))) == 3, 30)
+        wait_until(lambda: gate.waiting == 0, 30)  # B pushed the newer table
+        assert sorted(peer.get_route(1, 1)) == sorted([h1, h2, new])
+        assert gate.rollbacks == 0
+    finally:
+        pair.resume_replication()
+        peer.close()
+        agent.stop()
+        a.stop()
+        if b_started:
+            b.stop()
