@@ -30,9 +30,13 @@ from typing import Generic, TypeVar
 
 from lars.protocol.version import is_newer
 
-__all__ = ["ROLLBACK_AFTER", "VersionGate"]
+__all__ = ["MAX_TRACKED", "ROLLBACK_AFTER", "VersionGate"]
 
 ROLLBACK_AFTER = 30.0  # seconds a route service keeps an older table before it is taken
+# Modules whose version is remembered: past it the longest-remembered is forgotten (its
+# next answer is taken whatever its version, as today), so answers for made-up modules
+# cannot grow the agent's memory without bound (the shards cap modules at 20,000 each).
+MAX_TRACKED = 200_000
 
 K = TypeVar("K", bound=Hashable)
 P = TypeVar("P")
@@ -48,8 +52,9 @@ class _Waiting(Generic[P]):
 class VersionGate(Generic[K, P]):
     """Which route answers to apply; `payload` is the caller's parsed answer."""
 
-    def __init__(self, keep: float = ROLLBACK_AFTER) -> None:
+    def __init__(self, keep: float = ROLLBACK_AFTER, max_tracked: int = MAX_TRACKED) -> None:
         self.keep = keep
+        self._max_tracked = max_tracked
         self._applied: dict[K, int] = {}  # the version of each module's applied table
         self._waiting: dict[K, _Waiting[P]] = {}
         self.refused = 0  # older answers not applied (at once)
@@ -73,7 +78,7 @@ class VersionGate(Generic[K, P]):
             return True
         current = self._applied.get(key)
         if current is None or not is_newer(current, version):
-            self._applied[key] = version
+            self._remember(key, version)
             self._waiting.pop(key, None)
             return True
         self.refused += 1
@@ -81,6 +86,14 @@ class VersionGate(Generic[K, P]):
         since = waiting.since if waiting is not None else now
         self._waiting[key] = _Waiting(version, since, payload)
         return False
+
+    def _remember(self, key: K, version: int) -> None:
+        applied = self._applied
+        if key not in applied and len(applied) >= self._max_tracked:
+            oldest = next(iter(applied))  # insertion order: the longest remembered
+            del applied[oldest]
+            self._waiting.pop(oldest, None)
+        applied[key] = version
 
     def connection_changed(self) -> None:
         """A new connection (or none): older answers wait again from their next one."""
@@ -98,7 +111,7 @@ class VersionGate(Generic[K, P]):
         out: list[tuple[K, int, P]] = []
         for key, w in due:
             del self._waiting[key]
-            self._applied[key] = w.version
+            self._remember(key, w.version)
             self.rollbacks += 1
             out.append((key, w.version, w.payload))
         return out

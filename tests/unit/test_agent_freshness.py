@@ -116,3 +116,13 @@ def test_never_backwards_without_a_30_s_wait(events: list[tuple[int, float, bool
             assert version and before is not None and is_newer(before, version)
             assert g.version(M) == before
             first_older = now if first_older is None else first_older
+
+
+def test_memory_is_bounded_by_forgetting_the_longest_remembered() -> None:
+    """Answers for ever new (made-up) modules cannot grow the gate without bound; a
+    forgotten module's next answer is taken as today."""
+    g: VersionGate[tuple[int, int], str] = VersionGate(max_tracked=3)
+    for m in range(10):
+        assert g.answer((m, 1), 100, "x", 0.0)
+    assert [g.version((m, 1)) for m in range(10)] == [None] * 7 + [100] * 3
+    assert g.answer((0, 1), 50, "older but forgotten", 1.0)
