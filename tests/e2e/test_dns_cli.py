@@ -50,7 +50,10 @@ def test_initdb_and_route_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     r = lars("route", "list", "--modid", "7", "--json", "--db", db, cwd=tmp_path)
-    meta = '"weight": 1, "enabled": true, "note": "", "updated_at": 0, "updated_by": ""'
+    meta = (
+        '"weight": 1, "enabled": true, "note": "", "updated_at": 0, "updated_by": "", '
+        '"source": "static", "agent": "", "check": "", "state": "", "since": 0'
+    )
     assert r.stdout.splitlines() == [
         '{"modid": 7, "cmdid": 8, "ip": "10.0.0.2", "port": 81, ' + meta + "}",
         '{"modid": 7, "cmdid": 8, "ip": "200.1.2.3", "port": 8080, ' + meta + "}",
