@@ -291,4 +291,5 @@ def agent_metrics_server(agent: AgentService, config: MetricsConfig) -> MetricsS
         ready=lambda: agent_readiness(agent),
         status=lambda: agent_status(agent),
         handlers={"/debug/module": module_handler(agent)},
+        threads=agent.threads,  # a dead listener thread is the daemon's
     )

@@ -251,6 +251,7 @@ def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer 
         daemon="dns",
         ready=lambda: dns_readiness(dns),
         status=lambda: dns_status(dns),
+        threads=dns.threads,  # a dead listener thread is the daemon's, like any other
     )
 
 

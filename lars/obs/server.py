@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -57,6 +58,7 @@ from lars.obs.ready import Readiness
 from lars.obs.registry import ReadinessCollector
 from lars.ratelog import RateLimitedLog
 from lars.reactor.loop import new_event_loop
+from lars.threads import ThreadHealth
 
 __all__ = ["Handler", "HandlerError", "ListenerLimits", "MetricsServer"]
 
@@ -98,11 +100,13 @@ class HandlerError(Exception):
 class _Worker:
     """The one thread that runs handlers, in order; owned and joined by MetricsServer."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, threads: ThreadHealth) -> None:
         self._jobs: queue.SimpleQueue[
             tuple[Callable[[], Answer], concurrent.futures.Future[Answer]] | None
         ] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stopping = False
+        target = threads.target(name, self._run, stopping=lambda: self._stopping, restart=True)
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[[], Answer]) -> concurrent.futures.Future[Answer]:
@@ -111,18 +115,25 @@ class _Worker:
         return future
 
     def stop(self, timeout: float) -> None:
+        self._stopping = True
         self._jobs.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue  # its client gave up before its turn
             try:
+                if not future.set_running_or_notify_cancel():
+                    continue  # its client gave up before its turn
                 future.set_result(fn())
             except BaseException as exc:  # respond() catches; this is the last resort
-                future.set_exception(exc)
+                # Never leave the job's future pending: identical requests share it, and
+                # they would all wait on it forever.
+                if not future.done():  # a plain error: a BaseException must not reach the loop
+                    failed = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+                    future.set_exception(failed)
+                if not isinstance(exc, Exception):
+                    raise  # the thread ends: ThreadHealth reports and restarts it
 
 
 class MetricsServer:
@@ -138,8 +149,12 @@ class MetricsServer:
         status: Callable[[], dict[str, Any]],
         handlers: Mapping[str, Handler] | None = None,
         limits: ListenerLimits | None = None,
+        threads: ThreadHealth | None = None,
     ) -> None:
         self.daemon = daemon
+        # The daemon's ThreadHealth: a listener or worker thread that dies is named in
+        # /readyz and `lars status`, and stops the daemon loudly (its own when not given).
+        self.threads = threads if threads is not None else ThreadHealth()
         self.limits = limits or ListenerLimits()
         self._address = address
         self._registry = registry
@@ -197,15 +212,19 @@ class MetricsServer:
                 "open file limit; raise it, e.g. LimitNOFILE=65536, for %d)",
                 self.daemon, self._cap, self.limits.max_connections,
             )  # fmt: skip
-        self._worker = _Worker(f"{self.daemon}-metrics-work")
+        self._worker = _Worker(f"{self.daemon}-metrics-work", self.threads)
         loop = new_event_loop()
         loop.set_exception_handler(self._loop_error)
         self._loop = loop
         started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(loop, sock, started), name=f"{self.daemon}-metrics",
-            daemon=True,
-        )  # fmt: skip
+        name = f"{self.daemon}-metrics"
+        target = self.threads.target(
+            name,
+            functools.partial(self._run, loop, sock, started),
+            stopping=lambda: self._sock is None,
+            restart=False,  # the loop is closed when it ends: dead, reported
+        )
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
         started.wait(_STOP_TIMEOUT)
         log.debug("%s: metrics and health on %s/metrics", self.daemon, self.url)
@@ -263,9 +282,7 @@ class MetricsServer:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._serve(sock, started))
-        except BaseException:
-            log.exception("%s: metrics listener stopped", self.daemon)
-        finally:
+        finally:  # an error goes on to ThreadHealth, which logs and reports it
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
@@ -403,6 +420,10 @@ class MetricsServer:
             self._log_error("%s: %s took over %.0f s", self.daemon, request.path,
                             self.limits.handler_deadline)  # fmt: skip
             return 503, _JSON, _error_body(f"{request.path} took too long")
+        except Exception as exc:  # the handler thread failed under this request
+            self.errors += 1
+            self._log_error("%s: %s failed: %r", self.daemon, request.path, exc)
+            return 500, _JSON, _error_body(f"{request.path} failed")
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")

@@ -137,4 +137,5 @@ def reporter_metrics_server(
         daemon="reporter",
         ready=lambda: reporter_readiness(reporter),
         status=lambda: reporter_status(reporter),
+        threads=reporter.threads,  # a dead listener thread is the daemon's
     )

@@ -69,4 +69,5 @@ def up_metrics_server(
         ready=ready,
         status=status,
         handlers={"/debug/module": module_handler(agent)},
+        threads=dns.threads,  # reported as the route service part's, stops `lars up`
     )

@@ -366,3 +366,47 @@ def test_a_dead_thread_stops_each_daemon_with_exit_1_and_one_line(
     line = out.getvalue()
     assert line.startswith(f"lars {command}: {command} stops: thread {thread_name[0]} died: ")
     assert line.count("\n") == 1
+
+
+def test_the_metrics_listener_threads_are_the_daemons_threads(
+    dns: tuple[DnsService, MetricsServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener's handler thread is restarted after an injected failure and keeps
+    answering; its serving loop, which cannot be restarted, is reported dead to the
+    route service's ThreadHealth (the daemon's main stops on it: exit 1)."""
+    svc, metrics, _ = dns
+    deaths: list[ThreadFailure] = []
+    svc.threads.on_fatal(deaths.append)
+    assert metrics.threads is svc.threads
+    # The worker thread: make one job's bookkeeping raise past respond()'s own catch.
+    import concurrent.futures
+
+    real = concurrent.futures.Future.set_running_or_notify_cancel
+    monkeypatch.setattr(
+        concurrent.futures.Future, "set_running_or_notify_cancel",
+        once(SystemExit("injected into the handler thread"), real),
+    )  # fmt: skip
+    # The first request fails (500) with the thread; the next identical one must not wait
+    # on its future (identical requests share one).
+    assert get_json(metrics.url + "/status")[0] == 500
+    wait_for(
+        lambda: any(f.thread == "dns-metrics-work" and f.restarts for f in svc.threads.failures()),
+        timeout=30, what="the handler thread restarted",
+    )  # fmt: skip
+    assert get_json(metrics.url + "/healthz")[0] == 200
+    assert get_json(metrics.url + "/status")[0] == 200  # answered by the restarted thread
+    assert deaths == []
+    # The serving loop: stop it from inside with an exception it does not expect.
+    loop = metrics._loop
+    assert loop is not None
+    loop.call_soon_threadsafe(raise_in_loop, loop)
+    wait_for(lambda: any(f.thread == "dns-metrics" for f in deaths), timeout=30,
+             what="the listener reported dead")  # fmt: skip
+    assert "dns-metrics" in " ".join(svc.threads.reasons())
+
+
+def raise_in_loop(loop: Any) -> None:
+    async def boom() -> None:
+        raise SystemExit("injected into the listener loop")
+
+    loop.create_task(boom())
