@@ -1,7 +1,7 @@
 """The HTML face: server-rendered pages and the fragments the page script refreshes.
 
 Forms post back here with the session's CSRF token; a bad field re-renders the page with
-its message beside the field (400); a good edit redirects (303) with a flash message.
+its message beside the field (422); a good edit redirects (303) with a flash message.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def add_module(request: Request) -> Response:
             f"/modules/{v[0]}/{v[1]}",
             f"Module {v[0]}:{v[1]} added with host {v[2]}:{v[3]} (version {version}).",
         ),
-        lambda forms: _modules(request, "", "", 400, forms),
+        lambda forms: _modules(request, "", "", 422, forms),
     )
 
 
@@ -170,7 +170,7 @@ def _module_edit(
         parse,
         lambda _f, v: call(apply, v),
         lambda v, result: (url, message(v, result)),
-        lambda forms: _module(request, modid, cmdid, 400, forms),
+        lambda forms: _module(request, modid, cmdid, 422, forms),
     )
 
 

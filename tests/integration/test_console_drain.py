@@ -169,11 +169,11 @@ def test_page_weight_form_and_its_errors(client: TestClient) -> None:
     assert response.status_code == 303  # type: ignore[attr-defined]
     assert 'value="4"' in client.get("/modules/1/1").text
     bad = form(client, "weight", ip="10.0.0.2", port=80, weight=0)
-    assert bad.status_code == 400  # type: ignore[attr-defined]
+    assert bad.status_code == 422  # type: ignore[attr-defined]
     assert "drain" in bad.text  # type: ignore[attr-defined]
     bad = form(client, "weight", ip="10.0.0.2", port=80, weight="lots")
-    assert bad.status_code == 400 and "whole number 1..1000" in bad.text  # type: ignore[attr-defined]
+    assert bad.status_code == 422 and "whole number 1..1000" in bad.text  # type: ignore[attr-defined]
     refused = form(client, "drain", ip="10.0.0.1", port=80)
     assert refused.status_code == 303  # type: ignore[attr-defined]
     refused = form(client, "drain", ip="10.0.0.2", port=80)  # last one, no force field
-    assert refused.status_code == 400 and "last enabled host" in refused.text  # type: ignore[attr-defined]
+    assert refused.status_code == 422 and "last enabled host" in refused.text  # type: ignore[attr-defined]

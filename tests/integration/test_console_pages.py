@@ -136,7 +136,7 @@ def test_add_module_then_see_it_listed(client: TestClient) -> None:
 
 def test_bad_fields_are_shown_beside_each_field(client: TestClient) -> None:
     response = post(client, "/modules", modid="x", cmdid="2147483648", ip="10.0.0", port=0)
-    assert response.status_code == 400
+    assert response.status_code == 422
     html = response.text
     for field, message in (
         ("modid", "whole number"),
@@ -152,9 +152,9 @@ def test_add_edit_delete_host_through_forms(client: TestClient, engine: Engine) 
     post(client, "/modules", modid=1, cmdid=1, ip="10.0.0.1", port=80)
     assert post(client, "/modules/1/1/hosts", ip="10.0.0.2", port=80).status_code == 303
     dup = post(client, "/modules/1/1/hosts", ip="10.0.0.2", port=80)
-    assert dup.status_code == 400 and 'id="add-port-err"' in dup.text and "already" in dup.text
+    assert dup.status_code == 422 and 'id="add-port-err"' in dup.text and "already" in dup.text
     bad = post(client, "/modules/1/1/hosts", ip="nope", port=80)
-    assert bad.status_code == 400 and 'id="add-ip-err"' in bad.text
+    assert bad.status_code == 422 and 'id="add-ip-err"' in bad.text
     edit = post(
         client, "/modules/1/1/hosts/edit", old_ip="10.0.0.2", old_port=80, ip="10.0.0.3", port=81
     )
@@ -162,7 +162,7 @@ def test_add_edit_delete_host_through_forms(client: TestClient, engine: Engine) 
     bad_edit = post(
         client, "/modules/1/1/hosts/edit", old_ip="10.0.0.3", old_port=81, ip="10.0.0.3", port=99999
     )
-    assert bad_edit.status_code == 400
+    assert bad_edit.status_code == 422
     assert 'id="edit-10.0.0.3-81-port-err"' in bad_edit.text and "<details open" in bad_edit.text
     gone = post(
         client, "/modules/1/1/hosts/edit", old_ip="10.9.9.9", old_port=1, ip="10.0.0.4", port=1
@@ -179,7 +179,7 @@ def test_descriptions_and_delete_module(client: TestClient, engine: Engine) -> N
     assert saved.status_code == 303
     assert "search" in client.get("/modules/2/3").text
     too_long = post(client, "/modules/2/3/descriptions", mod_desc="x" * 300, cmd_desc="")
-    assert too_long.status_code == 400 and 'id="desc-mod_desc-err"' in too_long.text
+    assert too_long.status_code == 422 and 'id="desc-mod_desc-err"' in too_long.text
     deleted = post(client, "/modules/2/3/delete")
     assert deleted.status_code == 303 and deleted.headers["location"] == "/"
     assert "Module 2:3 deleted" in client.get("/").text

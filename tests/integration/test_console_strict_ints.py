@@ -101,7 +101,7 @@ def test_parser_never_raises_and_agrees_with_ascii_int(raw: str) -> None:
         assert got is None
 
 
-# forms: a message beside the field (400, the forms' status for field errors), never 500
+# forms: a message beside the field (422, the status of every field error), never 500
 
 
 @pytest.mark.parametrize("raw", NOT_ASCII_DIGITS)
@@ -111,7 +111,7 @@ def test_add_module_form_refuses_non_ascii_digits(
 ) -> None:
     fields = {"modid": "3", "cmdid": "5", "ip": "10.0.0.1", "port": "80", field: raw}
     response = post(pages, "/modules", **fields)
-    assert response.status_code == 400, response.text  # type: ignore[attr-defined]
+    assert response.status_code == 422, response.text  # type: ignore[attr-defined]
     assert f'id="add-{field}-err"' in response.text  # type: ignore[attr-defined]
     assert RouteAdmin(engine).list_routes() == []
 
@@ -124,20 +124,20 @@ def test_host_forms_refuse_non_ascii_ports_and_weights(
         post(pages, "/modules", modid="1", cmdid="1", ip="10.0.0.1", port="80").status_code == 303
     )  # type: ignore[attr-defined]
     add = post(pages, "/modules/1/1/hosts", ip="10.0.0.2", port=raw)
-    assert add.status_code == 400 and 'id="add-port-err"' in add.text  # type: ignore[attr-defined]
+    assert add.status_code == 422 and 'id="add-port-err"' in add.text  # type: ignore[attr-defined]
     edit = post(
         pages, "/modules/1/1/hosts/edit", old_ip="10.0.0.1", old_port=raw, ip="10.0.0.3", port="81"
     )
-    assert edit.status_code == 400  # type: ignore[attr-defined]
+    assert edit.status_code == 422  # type: ignore[attr-defined]
     edit_new = post(
         pages, "/modules/1/1/hosts/edit", old_ip="10.0.0.1", old_port="80", ip="10.0.0.3", port=raw
     )
-    assert edit_new.status_code == 400  # type: ignore[attr-defined]
+    assert edit_new.status_code == 422  # type: ignore[attr-defined]
     weight = post(pages, "/modules/1/1/hosts/weight", ip="10.0.0.1", port="80", weight=raw)
-    assert weight.status_code == 400 and "weight must be" in weight.text  # type: ignore[attr-defined]
+    assert weight.status_code == 422 and "weight must be" in weight.text  # type: ignore[attr-defined]
     for action in ("delete", "drain", "undrain"):
         response = post(pages, f"/modules/1/1/hosts/{action}", ip="10.0.0.1", port=raw)
-        assert response.status_code == 400, action  # type: ignore[attr-defined]
+        assert response.status_code == 422, action  # type: ignore[attr-defined]
     routes = RouteAdmin(engine).list_routes()
     assert [(r.ip, r.port, r.weight) for r in routes] == [("10.0.0.1", 80, 1)]
 
@@ -199,4 +199,4 @@ def test_api_weight_is_strict(api: TestClient, value: object) -> None:
 )
 def test_no_form_integer_answers_500(pages: TestClient, raw: str) -> None:
     response = post(pages, "/modules", modid=raw, cmdid="1", ip="10.0.0.1", port=raw)
-    assert response.status_code in (303, 400), response.text  # type: ignore[attr-defined]
+    assert response.status_code in (303, 422), response.text  # type: ignore[attr-defined]
