@@ -174,9 +174,14 @@ class AppHost:
         return self.host.ip
 
     def start_agent(self, dns: Sequence[str], reporter: str, *extra: str) -> Proc:
+        # Every agent has its own registrations file in the run's folder: the default
+        # (~/.local/state/lars/agent-8888.registrations.json) is one file for every test
+        # host, and across runs, so one test's registrations came back in the next.
+        registrations = self.platform.workdir / f"{self.host.name}.registrations.json"
         argv = [
             "agent", "--ip", "127.0.0.1", "--base-port", "8888", "--dns", ",".join(dns),
-            "--reporter", reporter, "--report-interval", "1", *extra,
+            "--reporter", reporter, "--report-interval", "1",
+            "--registrations", str(registrations), *extra,
         ]  # fmt: skip
         agent = self.platform.spawn(self.host.name + "-agent", argv, host=self.host)
         self.agent = agent
