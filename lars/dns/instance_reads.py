@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 
 from lars.db import route_instance, route_instance_gone, route_instance_mark
 from lars.dns.instances import InstanceRow, Served
+from lars.tablepresence import TablePresence
 
 __all__ = [
     "InstanceCache",
@@ -121,10 +122,9 @@ def read_mark(conn: Connection) -> int | None:
     return None if value is None else int(value)
 
 
-class InstancePresence:
-    """Do both registration tables exist? Remembered once found; while missing, asked
-    again at most every `recheck` seconds (the first miss is logged). A database error
-    propagates as SQLAlchemyError: each caller maps it as its other queries."""
+class InstancePresence(TablePresence):
+    """Do the three registration tables exist? (lars.tablepresence: remembered once
+    found, asked again at most every `recheck` seconds while missing.)"""
 
     def __init__(
         self,
@@ -133,34 +133,10 @@ class InstancePresence:
         recheck: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._engine = engine
-        self._recheck = recheck
-        self._clock = clock
-        self._present = False
-        self._checked_at: float | None = None
-        self._logged = False
-
-    @property
-    def present(self) -> bool:
-        """What the last `available()` found, without asking the database."""
-        return self._present
-
-    def available(self) -> bool:
-        if self._present:
-            return True
-        now = self._clock()
-        if self._checked_at is not None and now - self._checked_at < self._recheck:
-            return False
-        self._checked_at = now
-        inspector = sqlalchemy.inspect(self._engine)
-        self._present = all(
-            inspector.has_table(t.name)
-            for t in (route_instance, route_instance_mark, route_instance_gone)
+        super().__init__(
+            engine,
+            (route_instance, route_instance_mark, route_instance_gone),
+            "registrations are not accepted or served",
+            recheck=recheck,
+            clock=clock,
         )
-        if not self._present and not self._logged:
-            self._logged = True
-            log.warning(
-                "no %s table: registrations are not accepted or served; `lars initdb` creates it",
-                route_instance.name,
-            )
-        return self._present

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from lars.db import route_host_meta
 from lars.errors import ValidationError
 from lars.protocol.weight import DEFAULT_WEIGHT
+from lars.tablepresence import TablePresence
 
 __all__ = [
     "DEFAULT_META",
@@ -65,10 +66,9 @@ class HostMeta:
 DEFAULT_META = HostMeta()
 
 
-class MetaPresence:
-    """Does the RouteHostMeta table exist? Remembered once found; while missing, asked
-    again at most every `recheck` seconds (and the first miss is logged). A database
-    error propagates as SQLAlchemyError: each caller maps it as its other queries."""
+class MetaPresence(TablePresence):
+    """Does the RouteHostMeta table exist? (lars.tablepresence: remembered once found,
+    asked again at most every `recheck` seconds while missing, the first miss logged.)"""
 
     def __init__(
         self,
@@ -77,32 +77,14 @@ class MetaPresence:
         recheck: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._engine = engine
-        self._recheck = recheck
-        self._clock = clock
-        self._present = False
-        self._checked_at: float | None = None
-        self._logged = False
-
-    def available(self) -> bool:
-        if self._present:
-            return True
-        now = self._clock()
-        if self._checked_at is not None and now - self._checked_at < self._recheck:
-            return False
-        # asked before _checked_at is set: a concurrent first caller must not read the
-        # "checked, missing" state while this one is still asking (drains refused)
-        present = sqlalchemy.inspect(self._engine).has_table(route_host_meta.name)
-        self._checked_at = now
-        self._present = present
-        if not self._present and not self._logged:
-            self._logged = True
-            log.warning(
-                "no %s table (an original Lars database): every host is served enabled "
-                "with weight 1, drain and weights are unavailable; `lars initdb` creates it",
-                route_host_meta.name,
-            )
-        return self._present
+        super().__init__(
+            engine,
+            (route_host_meta,),
+            "an original Lars database, every host is served enabled with weight 1, "
+            "drain and weights are unavailable",
+            recheck=recheck,
+            clock=clock,
+        )
 
 
 def read_all(conn: Connection) -> list[MetaRow]:
