@@ -7,9 +7,12 @@
   'apply' row ('released by <actor>'); a hold that ends because the table changed again
   writes 'apply' too ('table changed').
 - Edits made in plain SQL: for the modules a load's diff finds changed, one row per host
-  added or removed, actor 'sql', unless a lars tool already audited that module with a
+  added or removed, actor 'sql', unless a lars tool or another route service (its 'sql'
+  rows: several route services share one database) already audited that module with a
   version in (old version, new version]. At most MAX_SQL_ROWS rows per load (a mass
   delete of 100,000 hosts is logged with the count, not written 100,000 times).
+  Two route services that load the same change at the same moment may both write it
+  (check, then insert; no unique key): rare, and accepted.
 Reads go through the read engine (which may be a replica); writes through the route
 service's write engine, and none while it may not write (lars.dns.writeaccess: a route
 service on a read-only database without `--write-db` writes no audit row; a hold it
@@ -162,7 +165,14 @@ class ServiceAudit:
             raise unavailable(exc) from exc
 
     def covered_modules(self, old_version: int, new_version: int) -> set[Key]:
-        """Modules a lars tool audited with a version in (old_version, new_version]."""
+        """Modules a lars tool or a route service ('sql' rows) audited with a version in
+        (old_version, new_version]. A module counts as covered for the whole range: if
+        service A audited (v1, v2] and we load (v0, v3], changes to it in (v2, v3] are
+        A's to write when it loads v3 (its next range starts at v2, and our skip wrote
+        no row there); changes in (v0, v1] were written by A's load before, unless A was
+        not running then (those go unaudited: rare, accepted). Nothing is covered when
+        new_version is not newer (two plain-SQL edits in one second keep the version):
+        every route service writes those rows."""
         versions = _versions_after(old_version, new_version)
         if versions is None or not self._audit.available():
             return set()
@@ -171,7 +181,7 @@ class ServiceAudit:
             .where(
                 and_(
                     versions,
-                    route_audit.c.actor.not_in((SQL_ACTOR, ACTOR)),
+                    route_audit.c.actor != ACTOR,  # lars tools and 'sql' rows
                     route_audit.c.action.in_(EDIT_ACTIONS),  # not table-wide rows,
                 )
             )
@@ -184,7 +194,8 @@ class ServiceAudit:
             raise unavailable(exc) from exc
 
     def record_sql_edits(self, old: RouteTable, new: RouteTable, changed: set[Key]) -> int:
-        """Write 'sql' rows for `changed` modules no lars row covers; returns rows written."""
+        """Write 'sql' rows for `changed` modules no lars tool or other route service has
+        audited in (old.version, new.version]; returns rows written."""
         if not changed or not self._writable() or not self._audit.available():
             return 0
         if self.restored_between(old.version, new.version):

@@ -1,4 +1,5 @@
-"""ServiceAudit on SQLite: hold rows shared by several route services, sql rows capped."""
+"""ServiceAudit on SQLite: hold and sql rows shared by several route services, sql rows
+capped."""
 
 from __future__ import annotations
 
@@ -62,3 +63,75 @@ def test_sql_rows_per_host_capped_and_covered_modules(
     assert "500 more host changes" in caplog.text
     sql = log.history(limit=2000, actions=("del", "add"))
     assert len([e for e in sql if e.actor == "sql"]) == 1000
+
+
+def _sql_rows(engine: sqlalchemy.Engine) -> list[tuple[str, int, int, int, int]]:
+    """(action, modid, serverip, serverport, version) of every 'sql' row, in id order."""
+    log = AuditLog(engine)
+    entries = sorted(log.history(limit=100, actions=("add", "del")), key=lambda e: e.id)
+    return [
+        (e.action, e.modid, int(e.ip.split(".")[-1]), e.port, e.version)
+        for e in entries
+        if e.actor == "sql"
+    ]
+
+
+def test_two_route_services_write_the_sql_rows_of_one_edit_once(
+    engine: sqlalchemy.Engine,
+) -> None:
+    """Two route services on one database load the same plain-SQL edit: the first writes
+    its 'sql' rows, the second finds them and writes none (was: one copy per service)."""
+    a, b = ServiceAudit(engine), ServiceAudit(engine)
+    old = RouteTable.from_rows(1, [(1, 1, 10, 80), (2, 2, 20, 80)])
+    new = RouteTable.from_rows(2, [(1, 1, 11, 80), (2, 2, 20, 80)])
+    assert a.record_sql_edits(old, new, {(1, 1)}) == 2
+    assert b.covered_modules(1, 2) == {(1, 1)}
+    assert b.record_sql_edits(old, new, {(1, 1)}) == 0
+    assert _sql_rows(engine) == [("del", 1, 10, 80, 2), ("add", 1, 11, 80, 2)]
+    # its own rows, at the old version of its next load, do not cover that load
+    newer = RouteTable.from_rows(3, [(1, 1, 12, 80), (2, 2, 20, 80)])
+    assert a.covered_modules(2, 3) == set()
+    assert a.record_sql_edits(new, newer, {(1, 1)}) == 2
+    assert b.record_sql_edits(new, newer, {(1, 1)}) == 0
+    assert len(_sql_rows(engine)) == 4
+
+
+def test_sql_rows_cover_other_services_across_a_renumber(engine: sqlalchemy.Engine) -> None:
+    """RouteVersion wrapped (4294967295 -> 1): a 'sql' row at version 1 is in
+    (4294967295, 1] in serial-number order."""
+    a, b = ServiceAudit(engine), ServiceAudit(engine)
+    old = RouteTable.from_rows(4294967295, [(1, 1, 10, 80)])
+    new = RouteTable.from_rows(1, [(1, 1, 10, 80), (1, 1, 11, 80)])
+    assert a.record_sql_edits(old, new, {(1, 1)}) == 1
+    assert b.covered_modules(4294967295, 1) == {(1, 1)}
+    assert b.record_sql_edits(old, new, {(1, 1)}) == 0
+    assert _sql_rows(engine) == [("add", 1, 11, 80, 1)]
+
+
+def test_partly_overlapping_load_ranges_audit_each_change_once(
+    engine: sqlalchemy.Engine,
+) -> None:
+    """Service A loads 2 -> 3 then 3 -> 4; service B (a slower poller) loads 1 -> 4.
+    B skips module (1, 1), which A audited at version 3, although (1, 1) changed again
+    between 3 and 4: A audits that change when it loads 4. A skips module (2, 2), which
+    B audited at version 4; B writes module (3, 3) too (changed in 1 -> 2, which A,
+    started at 2, did not load). Each host change is written once."""
+    a, b = ServiceAudit(engine), ServiceAudit(engine)
+    v1 = RouteTable.from_rows(1, [(1, 1, 10, 80), (2, 2, 20, 80)])
+    v2 = RouteTable.from_rows(2, [(1, 1, 10, 80), (2, 2, 20, 80), (3, 3, 30, 80)])
+    v3 = RouteTable.from_rows(3, [(1, 1, 10, 80), (1, 1, 11, 80), (2, 2, 20, 80), (3, 3, 30, 80)])
+    v4 = RouteTable.from_rows(
+        4, [(1, 1, 10, 80), (1, 1, 12, 80), (2, 2, 20, 80), (2, 2, 21, 80), (3, 3, 30, 80)]
+    )
+    assert a.record_sql_edits(v2, v3, {(1, 1)}) == 1  # add 11 at 3
+    assert b.record_sql_edits(v1, v4, {(1, 1), (2, 2), (3, 3)}) == 2  # add 21, add 30
+    assert a.record_sql_edits(v3, v4, {(1, 1), (2, 2)}) == 2  # del 11, add 12
+    assert sorted(_sql_rows(engine)) == sorted(
+        [
+            ("add", 1, 11, 80, 3),
+            ("add", 2, 21, 80, 4),
+            ("add", 3, 30, 80, 4),
+            ("del", 1, 11, 80, 4),
+            ("add", 1, 12, 80, 4),
+        ]
+    )
