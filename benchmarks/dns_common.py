@@ -25,7 +25,8 @@ def fresh_mysql_db(server_url: str = DEFAULT_SERVER) -> Iterator[str]:
 
 
 class DnsProcess:
-    """`lars dns` in a child process; `port` once it listens; `stop()` with SIGTERM."""
+    """`lars dns` in a child process; `port` once it listens (with `--processes N`: once
+    every one of its processes does); `stop()` with SIGTERM."""
 
     def __init__(self, args: Sequence[str]) -> None:
         self.proc = subprocess.Popen(
@@ -39,7 +40,7 @@ class DnsProcess:
         for line in self.proc.stderr:
             lines.append(line)
             m = re.search(r"listening on port (\d+)", line)
-            if m:
+            if m and (" with " in line or "--processes" not in args):
                 self.port = int(m.group(1))
                 return
         self.proc.wait()

@@ -2,7 +2,7 @@
 
     python -m benchmarks.dns_push_latency [--conns 1000] [--per-conn 10] [--changes 20]
                                            [--threads 0] [--poll-interval 0.1] [--sqlite]
-                                           [--edit tool|sql]
+                                           [--edit tool|sql] [--processes 1]
 
 `lars dns` runs in its own process on a fresh MariaDB database (or SQLite) with 100
 modules of one host. This process opens `--conns` connections (uvloop), each subscribing
@@ -146,6 +146,9 @@ def main() -> None:
     ap.add_argument("--poll-interval", type=float, default=0.1)
     ap.add_argument("--edit", choices=("tool", "sql"), default="tool")
     ap.add_argument("--sqlite", action="store_true", help="SQLite instead of MariaDB")
+    ap.add_argument(
+        "--processes", type=int, default=1, help="lars dns --processes N (one port, SO_REUSEPORT)"
+    )
     args = ap.parse_args()
     before = machine()
     with fresh_mysql_db() as url:
@@ -168,6 +171,7 @@ def main() -> None:
                 str(args.threads),
                 "--poll-interval",
                 str(args.poll_interval),
+                *(["--processes", str(args.processes)] if args.processes > 1 else []),
             ]
         )
         try:
@@ -180,6 +184,7 @@ def main() -> None:
         per_conn=args.per_conn,
         changes=args.changes,
         threads=args.threads,
+        processes=args.processes,
         poll_interval=args.poll_interval,
         edit=args.edit,
         db="sqlite" if args.sqlite else "mariadb",

@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
+    args.argv = tuple(arguments)  # `lars dns --processes N` starts its children with them
     command = str(getattr(args, "_command", args.command))
     configure_logging(args.log_level, args.log_format, daemon=args.command)
     try:

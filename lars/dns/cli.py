@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 from lars.config import DEFAULT_DB_URL, IniFile, override
-from lars.dbengine import safe_url
+from lars.dbengine import init_schema, is_sqlite, make_engine, safe_url
 from lars.dns.metrics import dns_metrics_server
+from lars.dns.processes import ProcessGroup, announce_ready, die_with_parent, group_spec
 from lars.dns.service import DEFAULT_SNAPSHOT, DnsConfig, DnsService, snapshot_setting
 from lars.errors import NetworkError, StoreUnavailable
 from lars.obs.listen import MetricsConfig
@@ -79,6 +80,20 @@ def register(subparsers: Any) -> None:
         "clean_changes; default auto: when this service may write)",
     )
     p.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="run N route services sharing the port (SO_REUSEPORT), each pushing to its "
+        "share of the agents ([dns] processes; default 1; Linux; restart-only)",
+    )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=None,
+        help="let other processes listen on the same port ([reactor] reuse_port; set by "
+        "--processes for its children)",
+    )
+    p.add_argument(
         "--metrics", metavar="ADDR:PORT|off",
         help="metrics/health listener ([metrics] listen; default 127.0.0.1:7781)",
     )  # fmt: skip
@@ -103,7 +118,14 @@ def build_dns_config(args: argparse.Namespace, ini: IniFile) -> DnsConfig:
         snapshot=None if args.snapshot is None else snapshot_setting(args.snapshot),
         write_db=args.write_db,
         clean_changes=args.clean_changes,
-        reactor=override(base.reactor, ip=args.ip, port=args.port, threads=args.threads),
+        processes=args.processes,
+        reactor=override(
+            base.reactor,
+            ip=args.ip,
+            port=args.port,
+            threads=args.threads,
+            reuse_port=args.reuse_port,
+        ),
     )
 
 
@@ -111,8 +133,11 @@ def run_dns(args: argparse.Namespace) -> int:
     ini = IniFile.load(args.config)
     config = build_dns_config(args, ini)
     reload_log_level(ini, flag_given=getattr(args, "log_level_given", False))
-    service = DnsService(config)
     listen = MetricsConfig.build("dns", ini, args.metrics, os.environ)
+    if config.processes > 1:
+        return run_group(args, config, listen)
+    die_with_parent(os.environ)  # a child of `lars dns --processes N`: not outlive it
+    service = DnsService(config)
     metrics = dns_metrics_server(service, listen)
     if metrics is not None:
         metrics.start()  # before the first load: /readyz says "not loaded yet" meanwhile
@@ -150,9 +175,57 @@ def run_dns(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            announce_ready(os.environ)
             waiter.wait()
             return 0
     finally:
         service.stop()
         if metrics is not None:
             metrics.stop()
+
+
+def _create_embedded_schema(url: str) -> None:
+    """An SQLite file gets its tables here once: N children creating them at the same
+    moment would race (each logs 'table already exists')."""
+    engine = make_engine(url)
+    try:
+        if is_sqlite(engine):
+            init_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def run_group(args: argparse.Namespace, config: DnsConfig, listen: MetricsConfig) -> int:
+    """`lars dns --processes N`: start N children sharing the port, keep them running
+    (lars.dns.processes); SIGHUP reaches every child, SIGTERM stops them all."""
+    reactor = config.reactor
+    spec = group_spec(args.argv, reactor.ip, reactor.port, listen.listen)
+    group = ProcessGroup(spec, config.processes)
+
+    def reload() -> ReloadResult:
+        fresh = build_dns_config(args, IniFile.load(args.config))
+        group.reload()  # each child applies and logs its own settings
+        return restart_only("[dns] processes", config.processes, fresh.processes)
+
+    waiter = SignalWaiter("dns", reload=reload, on_stop=group.request_stop, source=args.config)
+    _create_embedded_schema(config.write_db or config.db_url)
+    try:
+        with waiter:
+            try:
+                group.start()
+            except NetworkError:
+                if waiter.stopping.is_set():
+                    return 0
+                raise
+            writes = f", writes to {safe_url(config.write_db)}" if config.write_db else ""
+            print(
+                f"lars dns: listening on port {spec.port} with {config.processes} processes "
+                f"(pids {', '.join(map(str, group.pids))}), database "
+                f"{safe_url(config.db_url)}{writes}",
+                file=sys.stderr,
+                flush=True,
+            )
+            waiter.wait()
+            return 0
+    finally:
+        group.stop()

@@ -80,6 +80,8 @@ DEFAULT_POLL_INTERVAL = 0.1
 DEFAULT_RELOAD_INTERVAL = 10.0
 DEFAULT_RETRY_INITIAL = 0.1
 DEFAULT_RETRY_MAX = 0.5  # an edit made as an outage ends must not wait 10 s
+# Limits
+MAX_PROCESSES = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +129,9 @@ class DnsConfig:
     # delete the RouteChange rows pushed (auto: when this service may write)
     write_db: str = ""
     clean_changes: str = "auto"
+    # `lars dns --processes N` (lars.dns.processes): N route services sharing the port,
+    # restart-only; DnsService itself is always one process
+    processes: int = ranged(1, 1, MAX_PROCESSES, name="[dns] processes")
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -158,7 +163,10 @@ class DnsConfig:
         return cls(
             db_url=db_url_from_ini(ini),
             create_schema=ini.get("dns", "create_schema", False),
-            reactor=ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
+            reactor=replace(
+                ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
+                reuse_port=ini.get("reactor", "reuse_port", False),
+            ),
             poll_interval=ini.get("dns", "poll_interval", DEFAULT_POLL_INTERVAL),
             reload_interval=ini.get("dns", "reload_interval", DEFAULT_RELOAD_INTERVAL),
             retry_initial=ini.get("dns", "retry_initial", DEFAULT_RETRY_INITIAL),
@@ -173,6 +181,7 @@ class DnsConfig:
             lease=ini.get("dns", "lease", DEFAULT_LEASE),
             write_db=str(ini.get("dns", "write_db", "")).strip(),
             clean_changes=str(ini.get("dns", "clean_changes", "auto")).strip().lower(),
+            processes=ini.get("dns", "processes", 1),
         )
 
 

@@ -47,6 +47,9 @@ class ReactorConfig:
     threads: int = ranged(DEFAULT_THREADS, 0, 256, name="[reactor] threadNum")
     backlog: int = ranged(1024, 1, 65535, name="listen backlog")
     use_uvloop: bool = True
+    # SO_REUSEPORT: several processes listen on one port, the kernel spreads connections
+    # across them (lars dns --processes, lars/dns/processes.py)
+    reuse_port: bool = False
     # Limits
     max_conns: int = ranged(DEFAULT_MAX_CONNS, 1, 1_000_000, name="[reactor] maxConn")
     buffers: BufferLimits = field(default_factory=BufferLimits)

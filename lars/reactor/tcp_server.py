@@ -109,6 +109,8 @@ class TcpServer:
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.config.reuse_port:
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             lsock.bind((self.config.ip, self.config.port))
             lsock.listen(self.config.backlog)
             lsock.setblocking(False)

@@ -326,6 +326,7 @@ FLAGS: dict[str, dict[str, str]] = {
         "--reload-interval": "[dns] reload_interval",
         "--max-drop-ratio": "[dns] max_drop_ratio",
         "--guard-window": "[dns] guard_window",
+        "--processes": "[dns] processes",
     },
     "reporter": {
         "--port": "[reactor] port",
