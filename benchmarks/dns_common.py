@@ -57,6 +57,18 @@ class DnsProcess:
             self.proc.stderr.close()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The child processes of `pid` (those its threads started too)."""
+    kids: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                kids += [int(p) for p in fh.read().split()]
+        except FileNotFoundError:
+            pass
+    return sorted(kids)
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.dns_fleet_push [--fleet 1000,10000] [--generators 2]
         [--per-conn 100] [--changes 10] [--idle 10] [--heartbeat 0.25]
-        [--poll-interval 0.1] [--threads 0] [--no-uvloop] [--services 1]
+        [--poll-interval 0.1] [--threads 0] [--no-uvloop] [--services 1] [--processes 1]
 
 For each fleet size a fresh `lars dns` (own process, MariaDB scratch database of 100
 modules of one host) gets that many simulated agents from `--generators` separate
@@ -21,8 +21,9 @@ heartbeat every `--heartbeat` s when idle). Then:
 in an INI file), whose socket writes release the GIL, so with `--threads 2` two worker
 loops can push at once. `--services N` runs N route services (own processes, one
 database) and lets every agent pick one at random, as agents do with several
-`[dnsserver]` addresses: figures per route service are then lists. Prints one JSON
-object per fleet size.
+`[dnsserver]` addresses: figures per route service are then lists. `--processes N` runs
+each as `lars dns --processes N` (one port, SO_REUSEPORT): figures per child process.
+Prints one JSON object per fleet size.
 """
 
 from __future__ import annotations
@@ -37,9 +38,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.dns_common import DnsProcess, free_port, fresh_mysql_db, machine, percentile
+from benchmarks.dns_common import (
+    DnsProcess,
+    child_pids,
+    free_port,
+    fresh_mysql_db,
+    machine,
+    percentile,
+)
 from benchmarks.fleet_common import Generators, proc_sample
 from lars.dbengine import init_schema, make_engine
+from lars.dns.processes import metrics_port
 from lars.routes.admin import RouteAdmin
 
 MODULES = 100
@@ -102,11 +111,17 @@ def run_size(
     extra = ["-c", args.ini] if args.ini else []
     flags = ["--ip", "127.0.0.1", "--port", "0", "--threads", str(args.threads),
              "--poll-interval", str(args.poll_interval)]  # fmt: skip
+    if args.processes > 1:
+        flags += ["--processes", str(args.processes)]
     services = [
         DnsProcess([*extra, "--db", url, "--metrics", f"127.0.0.1:{port}", *flags])
         for port in ports
     ]
-    pids = [d.proc.pid for d in services]
+    if args.processes > 1:  # the route services are the children (lars.dns.processes)
+        pids = [kid for d in services for kid in child_pids(d.proc.pid)]
+        ports = [metrics_port(p, i) for p in ports for i in range(args.processes)]
+    else:
+        pids = [d.proc.pid for d in services]
     gens: Generators | None = None
     try:
         time.sleep(1.0)
@@ -164,6 +179,7 @@ def run_size(
         return {
             "conns": conns,
             "services": args.services,
+            "processes": args.processes,
             "connected_by_port": by_port,
             "generators": args.generators,
             "per_conn": args.per_conn,
@@ -189,6 +205,7 @@ def main() -> None:
     ap.add_argument("--poll-interval", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--services", type=int, default=1, help="route services (own processes)")
+    ap.add_argument("--processes", type=int, default=1, help="lars dns --processes N each")
     ap.add_argument("--no-uvloop", action="store_true", help="stdlib event loop")
     args = ap.parse_args()
     with fresh_mysql_db() as url, tempfile.TemporaryDirectory() as tmp:

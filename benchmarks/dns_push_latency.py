@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import struct
 import time
@@ -29,7 +30,8 @@ import sqlalchemy
 import uvloop
 from sqlalchemy import text
 
-from benchmarks.dns_common import DnsProcess, fresh_mysql_db, machine, percentile
+from benchmarks.dns_common import DnsProcess, child_pids, fresh_mysql_db, machine, percentile
+from benchmarks.fleet_common import ProcSample
 from lars.dbengine import init_schema, make_engine
 from lars.protocol import dotted_to_uint, lars_pb2
 from lars.routes.admin import RouteAdmin
@@ -83,8 +85,17 @@ def sql_edit(engine: sqlalchemy.Engine, modid: int, ip: str, port: int) -> None:
         conn.execute(text(f"UPDATE RouteVersion SET version = {now} WHERE id = 1"))
 
 
+def dns_cpu(pid: int) -> float:
+    """CPU seconds of the route service: the process and, with --processes, its children."""
+    return sum(ProcSample(p).cpu for p in [pid, *child_pids(pid)])
+
+
 async def run(
-    args: argparse.Namespace, port: int, admin: RouteAdmin, engine: sqlalchemy.Engine
+    args: argparse.Namespace,
+    port: int,
+    admin: RouteAdmin,
+    engine: sqlalchemy.Engine,
+    dns_pid: int,
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     receipts: dict[int, list[float]] = defaultdict(list)
@@ -110,6 +121,7 @@ async def run(
     rng = random.Random(1)
     latencies: list[float] = []
     missing = 0
+    cpu0, client0 = dns_cpu(dns_pid), time.process_time()
     for k in range(args.changes):
         modid = (k * 37) % MODULES + 1
         await asyncio.sleep(rng.uniform(0, args.poll_interval))
@@ -125,10 +137,18 @@ async def run(
         got = receipts[modid]
         missing += max(0, expected - len(got))
         latencies.extend(t - committed for t in got)
+    dns_ms = (dns_cpu(dns_pid) - cpu0) * 1000 / args.changes
+    client_ms = (time.process_time() - client0) * 1000 / args.changes
     for s in subs:
         if s.transport is not None:
             s.transport.close()
     return {
+        # CPU per edit over the push phase (the route service's processes, this client):
+        # on a machine of os.cpu_count() cores a round cannot take less than their sum
+        # divided by the cores, whatever the route service does
+        "dns_cpu_ms_per_edit": round(dns_ms, 1),
+        "client_cpu_ms_per_edit": round(client_ms, 1),
+        "cpu_floor_ms": round((dns_ms + client_ms) / (os.cpu_count() or 1), 1),
         "samples": len(latencies),
         "missing": missing,
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),
@@ -175,7 +195,7 @@ def main() -> None:
             ]
         )
         try:
-            result = uvloop.run(run(args, dns.port, admin, engine))
+            result = uvloop.run(run(args, dns.port, admin, engine, dns.proc.pid))
         finally:
             dns.stop()
             engine.dispose()
