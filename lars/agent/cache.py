@@ -12,8 +12,11 @@ Format 1, unchanged since the first version: {"format": 1, "saved_at": unix time
 fields per route that older readers ignore: "at" (unix time the hosts were received) and
 "empty_since" (unix time since when the route service answers empty: the hosts are the
 last good ones, kept), and "weights": [["a.b.c.d", port, weight], ...] for the hosts
-whose weight is not 1 (older readers ignore it; without it every weight is 1). Files
-written by older versions load as current routes.
+whose weight is not 1 (older readers ignore it; without it every weight is 1), and
+"version": the route table version the hosts came with (issue 22: seeded into the
+never-backwards gate at start, so a restarted agent that reaches a staler replica's
+route service keeps the newer cached hosts as a running one would). Files written by
+older versions load as current routes.
 """
 
 from __future__ import annotations
@@ -24,13 +27,22 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lars.agent.routebook import DEFAULT_KEEP, CachedRoute, RouteBook, Routes, Weights
+from lars.agent.routebook import (
+    DEFAULT_KEEP,
+    CachedRoute,
+    ModuleKey,
+    RouteBook,
+    Routes,
+    Weights,
+)
 from lars.errors import ValidationError
 from lars.protocol import uint_to_wire, wire_to_dotted
 from lars.protocol.ipv4 import dotted_to_uint
+from lars.protocol.version import MAX_VERSION
 from lars.protocol.weight import wire_weight
 from lars.reactor import LoopThread
 
@@ -77,6 +89,8 @@ def _dump(entry: CachedRoute) -> dict[str, Any]:
     }
     if entry.at is not None:
         item["at"] = entry.at
+    if entry.version is not None:
+        item["version"] = entry.version
     if entry.empty_since is not None:
         item["empty_since"] = entry.empty_since
     if entry.weights:
@@ -92,6 +106,14 @@ def _time(value: Any) -> float | None:
     return float(value)
 
 
+def _version(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_VERSION:
+        raise ValueError(f"bad version {value!r}")
+    return value
+
+
 def _parse(doc: Any) -> tuple[list[CachedRoute], float | None]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("unknown format")
@@ -104,7 +126,8 @@ def _parse(doc: Any) -> tuple[list[CachedRoute], float | None]:
             (uint_to_wire(dotted_to_uint(str(ip))), int(port)): wire_weight(int(w))
             for ip, port, w in item.get("weights", [])
         }
-        entries.append(CachedRoute(modid, cmdid, hosts, at, empty_since, weights))
+        version = _version(item.get("version"))
+        entries.append(CachedRoute(modid, cmdid, hosts, at, empty_since, weights, version))
     saved = doc.get("saved_at")
     return entries, float(saved) if isinstance(saved, int | float) else None
 
@@ -123,8 +146,10 @@ class CacheWriter:
         interval: float,
         keep: float = DEFAULT_KEEP,
         wall: Callable[[], float] = time.time,
+        versions: Callable[[ModuleKey], int | None] | None = None,
     ) -> None:
         self.cache = cache
+        self._versions = versions  # each module's applied version (the route client's gate)
         self.thread = thread
         self.interval = interval
         self._wall = wall
@@ -172,6 +197,18 @@ class CacheWriter:
             self._timer = None
         self.flush()
 
+    def _with_versions(self, entries: list[CachedRoute]) -> list[CachedRoute]:
+        """The entries with the version each module's hosts were applied at (the writer's
+        loop is the route client's: the gate is read on its own thread)."""
+        if self._versions is None:
+            return entries
+        out = []
+        for entry in entries:
+            version = self._versions(entry.key)
+            same = version is None or version == entry.version
+            out.append(entry if same else replace(entry, version=version))
+        return out
+
     def flush(self) -> None:
         if self.book.expire(self._wall()):
             self._dirty = True
@@ -180,7 +217,7 @@ class CacheWriter:
         self._dirty = False
         try:
             now = self._wall()
-            self.cache.save(self.book.snapshot(), now)
+            self.cache.save(self._with_versions(self.book.snapshot()), now)
             self.saved_at = now
             self.writes += 1
         except OSError as exc:

@@ -69,6 +69,12 @@ class VersionGate(Generic[K, P]):
         """Modules whose route service answers an older table than the one applied."""
         return len(self._waiting)
 
+    def seed(self, key: K, version: int) -> None:
+        """A version known before any answer (the route cache, at start): an older answer
+        then waits as it would after an applied one."""
+        if version:
+            self._remember(key, version)
+
     def answer(self, key: K, version: int, payload: P, now: float) -> bool:
         """True: apply this answer now. False: it is older than the module's table (it
         waits; `tick` hands it back once the route service has kept it `keep` s)."""

@@ -46,6 +46,10 @@ class CachedRoute:
     at: float | None = None
     empty_since: float | None = None
     weights: dict[HostKey, int] = field(default_factory=dict)  # hosts with weight != 1
+    # the route table version the hosts came with (GetRouteResponse.version; None: an
+    # original route service, or a file of an older agent): a restarted agent does not
+    # go back to an older table either (lars.agent.freshness)
+    version: int | None = None
 
     @property
     def key(self) -> ModuleKey:

@@ -137,6 +137,7 @@ class AgentService:
                 interval=config.cache_interval,
                 keep=config.cache_keep,
                 wall=wall,
+                versions=self.route_client.freshness.version,
             )
         self._started = False
         self._stats_log = StatsLog(log)
@@ -216,6 +217,9 @@ class AgentService:
         weights = {e.key: e.weights for e in entries if e.weights}
         loaded = sum(shard.load_cached(routes, now, weights) for shard in self.shards)
         self.route_client.guard.seed((e.key, e.hosts, e.weights) for e in entries if e.hosts)
+        for e in entries:  # never backwards across a restart too (lars.agent.freshness)
+            if e.version is not None and e.hosts:
+                self.route_client.freshness.seed(e.key, e.version)
         self.cache_writer.saved_at = saved_at
         wall = self._wall()
         age = "unknown age" if saved_at is None else f"{wall - saved_at:.0f}s old"

@@ -7,8 +7,10 @@ without a version (an original lars_dns) as today."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,70 @@ def test_failover_to_a_staler_route_service_never_goes_backwards(
     assert gate.version(M) is None
     stats = agent.stats()
     assert stats.route_older_answers == gate.refused >= 2 and stats.route_rollbacks == 1
+
+
+def test_a_restarted_agent_does_not_go_back_to_a_staler_replicas_table(
+    no_leaks: None, tmp_path: Path
+) -> None:
+    """The version each module's hosts came with is kept in the route cache; an agent that
+    restarts and reaches only a staler replica's route service keeps the newer cached
+    hosts, as a running agent would after a failover."""
+    cache = str(tmp_path / "routes.json")
+    fresh, rep = FakeRouteService().start(), FakeReporter().start()
+    stale = FakeRouteService(port=free_port())
+    fresh.version, stale.version = 1_800_000_200, 1_800_000_100
+    fresh.set_route(M, [H1, H2])
+    stale.routes[M] = [H1]
+
+    def agent_for(addr: tuple[str, int]) -> AgentService:
+        cfg = AgentConfig(
+            base_port=0,
+            dns_addresses=(addr,),
+            reporter_addresses=(rep.address,),
+            caller="10.1.2.3",
+            cache_path=cache,
+            cache_interval=0.05,
+        )
+        return AgentService(cfg, backoff_factory=lambda: backoff(0.01, 0.1))
+
+    try:
+        first = agent_for(fresh.address)
+        first.start()
+        peer = UdpPeer(first.ports)
+        try:
+            wait_until(lambda: serves(peer, H1, H2), 30)
+
+            def saved() -> object:
+                try:
+                    doc = json.loads(Path(cache).read_text())
+                except (FileNotFoundError, ValueError):
+                    return None
+                return [r.get("version") for r in doc["routes"] if (r["modid"], r["cmdid"]) == M]
+
+            wait_until(lambda: saved() == [fresh.version], 30)
+        finally:
+            peer.close()
+            first.stop()
+        fresh.stop()
+        stale.start()
+        second = agent_for(stale.address)
+        second.start()
+        peer = UdpPeer(second.ports)
+        try:
+            gate = second.route_client.freshness
+            assert gate.version(M) == 1_800_000_200  # seeded from the cache at start
+            wait_until(lambda: M in stale.requests, 30)
+            wait_until(lambda: gate.refused >= 1, 30)
+            for _ in range(20):  # the staler table is not applied
+                assert serves(peer, H1, H2)
+                time.sleep(0.02)
+            stale.version = 1_800_000_300  # the replica caught up
+            stale.set_route(M, [H1, H2, H3])
+            wait_until(lambda: serves(peer, H1, H2, H3), 30)
+        finally:
+            peer.close()
+            second.stop()
+    finally:
+        for svc in (fresh, stale):
+            svc.stop()
+        rep.stop()

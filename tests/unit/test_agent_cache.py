@@ -19,6 +19,7 @@ ROUTES = [
     CachedRoute(
         5, 1, [(1, 80), (dotted_to_wire("10.0.0.2"), 81)], 8.0, weights={(1, 80): 4}
     ),  # lars-only host weights, an optional field
+    CachedRoute(6, 1, [(1, 81)], 8.5, version=1_800_000_000),  # the table version (issue 22)
 ]
 
 
@@ -54,6 +55,11 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
         '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [1]}]}',
         '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "at": "x"}]}',
         '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "empty_since": true}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "version": "7"}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "version": 0}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "version": 4294967296}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "version": true}]}',
+        '{"format": 1, "routes": [{"modid": 1, "cmdid": 1, "hosts": [], "version": 1.5}]}',
         "\xff\xfe garbage",
     ],
 )

@@ -26,6 +26,16 @@ def test_same_or_newer_applies_older_waits() -> None:
     assert g.tick(3.0 + ROLLBACK_AFTER - 0.01) == []
 
 
+def test_a_seeded_version_is_judged_as_an_applied_one() -> None:
+    g = gate()  # a restarted agent: its route cache said version 200
+    g.seed(M, 200)
+    g.seed((2, 2), 0)  # an original route service's table: nothing known
+    assert g.version(M) == 200 and g.version((2, 2)) is None
+    assert not g.answer(M, 150, "v150", 0.0)  # a staler replica's service: waits
+    assert g.tick(ROLLBACK_AFTER) == [(M, 150, "v150")]  # kept 30 s: a rollback
+    assert g.answer((2, 2), 5, "v5", 0.0)
+
+
 def test_the_replica_catching_up_ends_the_wait() -> None:
     g = gate()
     g.answer(M, 105, "v105", 0.0)
