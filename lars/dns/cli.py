@@ -203,8 +203,8 @@ def run_group(args: argparse.Namespace, config: DnsConfig, listen: MetricsConfig
     group = ProcessGroup(spec, config.processes)
 
     def reload() -> ReloadResult:
+        group.reload()  # first: each child applies and logs its own settings (a bad file too)
         fresh = build_dns_config(args, IniFile.load(args.config))
-        group.reload()  # each child applies and logs its own settings
         return restart_only("[dns] processes", config.processes, fresh.processes)
 
     waiter = SignalWaiter("dns", reload=reload, on_stop=group.request_stop, source=args.config)

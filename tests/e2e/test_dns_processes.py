@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 DEADLINE = 60.0  # generous: the e2e suites run on a shared, loaded machine
 LISTEN, ESTABLISHED = "0A", "01"
+LOOPBACK = ("--ip", "127.0.0.1", "--port", "0", "--metrics", "off")
 
 
 def lars(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -127,21 +128,8 @@ def routes(tmp_path: Path) -> str:
 
 
 def test_processes_share_the_port_and_each_pushes_to_its_own(tmp_path: Path, routes: str) -> None:
-    group = Group(
-        tmp_path,
-        "--db",
-        routes,
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--processes",
-        "2",
-        "--metrics",
-        "off",
-        "--poll-interval",
-        "0.05",
-    )
+    fast = ("--poll-interval", "0.05")
+    group = Group(tmp_path, "--db", routes, *LOOPBACK, "--processes", "2", *fast)
     conns: list[RouteConn] = []
     try:
         kids = group.children()
@@ -179,19 +167,7 @@ def test_processes_share_the_port_and_each_pushes_to_its_own(tmp_path: Path, rou
 def test_a_dead_process_is_restarted_and_signals_reach_all(tmp_path: Path, routes: str) -> None:
     config = tmp_path / "lars_dns.conf"
     config.write_text("[dns]\npoll_interval = 0.1\nprocesses = 2\nsnapshot = off\n")
-    group = Group(
-        tmp_path,
-        "-c",
-        str(config),
-        "--db",
-        routes,
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--metrics",
-        "off",
-    )
+    group = Group(tmp_path, "-c", str(config), "--db", routes, *LOOPBACK)
     try:
         first = group.children()
         assert len(first) == 2
@@ -232,19 +208,7 @@ def test_a_dead_process_is_restarted_and_signals_reach_all(tmp_path: Path, route
 
 
 def test_a_killed_parent_leaves_no_route_service(tmp_path: Path, routes: str) -> None:
-    group = Group(
-        tmp_path,
-        "--db",
-        routes,
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--processes",
-        "2",
-        "--metrics",
-        "off",
-    )
+    group = Group(tmp_path, "--db", routes, *LOOPBACK, "--processes", "2")
     kids = group.children()
     try:
         assert len(kids) == 2
