@@ -14,7 +14,13 @@ from typing import Any
 from lars.config import DEFAULT_DB_URL, IniFile, override
 from lars.dbengine import init_schema, is_sqlite, make_engine, safe_url
 from lars.dns.metrics import dns_metrics_server
-from lars.dns.processes import ProcessGroup, announce_ready, die_with_parent, group_spec
+from lars.dns.processes import (
+    ProcessGroup,
+    announce_ready,
+    die_with_parent,
+    group_spec,
+    process_of,
+)
 from lars.dns.service import DEFAULT_SNAPSHOT, DnsConfig, DnsService, snapshot_setting
 from lars.errors import NetworkError, StoreUnavailable
 from lars.obs.listen import MetricsConfig
@@ -138,7 +144,7 @@ def run_dns(args: argparse.Namespace) -> int:
         return run_group(args, config, listen)
     die_with_parent(os.environ)  # a child of `lars dns --processes N`: not outlive it
     service = DnsService(config)
-    metrics = dns_metrics_server(service, listen)
+    metrics = dns_metrics_server(service, listen, process=process_of(os.environ))
     if metrics is not None:
         metrics.start()  # before the first load: /readyz says "not loaded yet" meanwhile
 

@@ -182,7 +182,12 @@ def dns_readiness(dns: DnsService, *, clock: Clock = time.monotonic) -> Readines
     return _ready(dns.stats(), dns.config.poll_interval, clock())
 
 
-def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, Any]:
+def dns_status(
+    dns: DnsService,
+    *,
+    clock: Clock = time.monotonic,
+    process: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     s = dns.stats()
     p = s.poller
     now = clock()
@@ -209,6 +214,8 @@ def dns_status(dns: DnsService, *, clock: Clock = time.monotonic) -> dict[str, A
         "registrations": _registration_status(s),
         "writes": _write_status(s),
         "threads": [f.as_dict() for f in s.threads],
+        # which child of `lars dns --processes N` answers (each describes only itself)
+        "process": None if process is None else {"index": process[0], "of": process[1]},
     }
 
 
@@ -240,7 +247,10 @@ def _held(s: DnsStats) -> dict[str, Any] | None:
     }
 
 
-def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer | None:
+def dns_metrics_server(
+    dns: DnsService, config: MetricsConfig, *, process: tuple[int, int] | None = None
+) -> MetricsServer | None:
+    """`process`: (index, count) of a child of `lars dns --processes N`, named in /status."""
     if config.listen is None:
         return None
     registry = new_registry("dns")
@@ -250,7 +260,7 @@ def dns_metrics_server(dns: DnsService, config: MetricsConfig) -> MetricsServer 
         registry,
         daemon="dns",
         ready=lambda: dns_readiness(dns),
-        status=lambda: dns_status(dns),
+        status=lambda: dns_status(dns, process=process),
         threads=dns.threads,  # a dead listener thread is the daemon's, like any other
     )
 

@@ -42,6 +42,7 @@ __all__ = [
     "announce_ready",
     "child_argv",
     "metrics_port",
+    "process_of",
     "restart_delay",
 ]
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 READY_ENV = "LARS_DNS_READY_FD"  # the write end of the parent's pipe, in a child
 PARENT_ENV = "LARS_DNS_PARENT_PID"  # the parent's pid, in a child
+PROCESS_ENV = "LARS_DNS_PROCESS"  # "index/count", in a child (its /status names it)
 # Timeouts
 READY_TIMEOUT = 600.0  # a first load of a large table from a cold database takes a while
 RESTART_INITIAL = 1.0
@@ -117,6 +119,15 @@ def announce_ready(environ: dict[str, str] | os._Environ[str]) -> None:
         os.close(int(fd))
     except (OSError, ValueError):
         log.warning("dns: cannot tell the parent process that this one listens", exc_info=True)
+
+
+def process_of(environ: dict[str, str] | os._Environ[str]) -> tuple[int, int] | None:
+    """In a child: (index, count) of the group; None outside one (or a garbled value)."""
+    text = environ.get(PROCESS_ENV, "")
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        return None
+    return int(index), int(count)
 
 
 def die_with_parent(environ: dict[str, str] | os._Environ[str]) -> None:
@@ -267,7 +278,14 @@ class ProcessGroup:
 
     def _spawn(self, child: _Child) -> None:
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, **{READY_ENV: str(write_fd), PARENT_ENV: str(os.getpid())})
+        env = dict(
+            os.environ,
+            **{
+                READY_ENV: str(write_fd),
+                PARENT_ENV: str(os.getpid()),
+                PROCESS_ENV: f"{child.index}/{len(self._children)}",
+            },
+        )
         try:
             child.proc = subprocess.Popen(
                 child_argv(self.spec, child.index), env=env, pass_fds=(write_fd,)

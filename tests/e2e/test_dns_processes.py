@@ -4,16 +4,21 @@ child, SIGTERM stops them all and a killed parent leaves none behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
 from tests.integration.dns_wire import HEADER, RouteConn, hosts_of, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -118,6 +123,26 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def metrics_ports() -> int:
+    """A free port P whose P + 100 is free too (child 1's metrics port)."""
+    for _ in range(50):
+        port = free_port()
+        if port + 100 < 65536:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 100))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no pair of free ports")
+
+
+def status(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+    return doc
+
+
 @pytest.fixture
 def routes(tmp_path: Path) -> str:
     db = f"sqlite:///{tmp_path / 'lars.db'}"
@@ -128,7 +153,8 @@ def routes(tmp_path: Path) -> str:
 
 
 def test_processes_share_the_port_and_each_pushes_to_its_own(tmp_path: Path, routes: str) -> None:
-    fast = ("--poll-interval", "0.05")
+    metrics = metrics_ports()
+    fast = ("--poll-interval", "0.05", "--metrics", f"127.0.0.1:{metrics}")
     group = Group(tmp_path, "--db", routes, *LOOPBACK, "--processes", "2", *fast)
     conns: list[RouteConn] = []
     try:
@@ -144,6 +170,9 @@ def test_processes_share_the_port_and_each_pushes_to_its_own(tmp_path: Path, rou
         established = sockets_on(group.port, ESTABLISHED)
         shares = [owned(pid, established) for pid in kids]
         assert sum(shares) == 40 and min(shares) >= 1, shares  # all on one: 2**-39
+        statuses = [status(port) for port in (metrics, metrics + 100)]  # child 0, child 1
+        assert [s["process"] for s in statuses] == [{"index": 0, "of": 2}, {"index": 1, "of": 2}]
+        assert sorted(s["connections"] for s in statuses) == sorted(shares)
 
         r = lars("route", "add", "1", "1", "127.0.0.1", "9102", "--db", routes, cwd=tmp_path)
         assert r.returncode == 0, r.stderr

@@ -74,6 +74,7 @@ def test_dns_counters_readiness_and_status(no_leaks: None, sqlite_url: str) -> N
         code, status = get_json(metrics.url + "/status")
         assert code == 200 and status["daemon"] == "dns" and status["hosts"] == 2
         assert status["ready"]["ready"] is True
+        assert status["process"] is None  # not a child of `lars dns --processes N`
     finally:
         svc.stop()
         metrics.stop()

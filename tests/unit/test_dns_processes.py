@@ -15,6 +15,7 @@ from lars.cli import build_parser
 from lars.config import IniFile
 from lars.dns.cli import build_dns_config
 from lars.dns.processes import (
+    PROCESS_ENV,
     RESTART_INITIAL,
     RESTART_MAX,
     STABLE_AFTER,
@@ -22,6 +23,7 @@ from lars.dns.processes import (
     ProcessGroup,
     child_argv,
     metrics_port,
+    process_of,
     resolve_port,
     restart_delay,
 )
@@ -102,6 +104,17 @@ def test_processes_and_reuse_port_come_from_the_file_and_the_flags(tmp_path: Pat
 def test_processes_out_of_range(value: int) -> None:
     with pytest.raises(ConfigError, match="processes"):
         DnsConfig(processes=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1/4", (1, 4)), ("0/2", (0, 2)), ("", None), ("x/2", None), ("1", None), ("-1/2", None)],
+)
+def test_a_child_knows_its_place_from_the_environment(
+    value: str, expected: tuple[int, int] | None
+) -> None:
+    assert process_of({PROCESS_ENV: value}) == expected
+    assert process_of({}) is None
 
 
 def test_a_group_needs_a_process() -> None:
