@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lars.errors import NetworkError
 
@@ -152,9 +152,7 @@ class _Child:
     started: float = 0.0
     delay: float = 0.0  # the wait before the last restart
     due: float = 0.0  # when a dead child is started again
-    restarts: int = 0
     ready_fd: int = -1  # the read end while the child has not said it listens
-    exits: list[int] = field(default_factory=list)
 
 
 class ProcessGroup:
@@ -180,10 +178,6 @@ class ProcessGroup:
     def pids(self) -> list[int]:
         with self._lock:
             return [c.proc.pid for c in self._children if c.proc is not None]
-
-    @property
-    def restarts(self) -> int:
-        return sum(c.restarts for c in self._children)
 
     def start(self, timeout: float = READY_TIMEOUT) -> None:
         """Start every child and return once all listen; raise NetworkError (and stop the
@@ -261,7 +255,6 @@ class ProcessGroup:
                 return
             self._close_ready(child)
             child.proc = None
-            child.exits.append(code)
             child.delay = restart_delay(child.delay, now - child.started)
             child.due = now + child.delay
             log.error(
@@ -273,7 +266,6 @@ class ProcessGroup:
             )
             return
         if now >= child.due and not self._stopping.is_set():
-            child.restarts += 1
             self._spawn(child)
 
     def _spawn(self, child: _Child) -> None:
