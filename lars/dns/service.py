@@ -163,10 +163,7 @@ class DnsConfig:
         return cls(
             db_url=db_url_from_ini(ini),
             create_schema=ini.get("dns", "create_schema", False),
-            reactor=replace(
-                ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
-                reuse_port=ini.get("reactor", "reuse_port", False),
-            ),
+            reactor=ReactorConfig.from_ini(ini, default_port=DEFAULT_PORT),
             poll_interval=ini.get("dns", "poll_interval", DEFAULT_POLL_INTERVAL),
             reload_interval=ini.get("dns", "reload_interval", DEFAULT_RELOAD_INTERVAL),
             retry_initial=ini.get("dns", "retry_initial", DEFAULT_RETRY_INITIAL),

@@ -74,6 +74,7 @@ class ReactorConfig:
             max_conns=ini.get(section, "maxConn", base.max_conns),
             frame_timeout=ini.get(section, "frame_timeout", base.frame_timeout),
             use_uvloop=ini.get(section, "uvloop", base.use_uvloop),
+            reuse_port=ini.get(section, "reuse_port", base.reuse_port),
             buffers=BufferLimits(
                 high_water=ini.get(section, "high_water", DEFAULT_HIGH_WATER),
                 max_write_buffer=ini.get(section, "max_write_buffer", DEFAULT_MAX_WRITE_BUFFER),
