@@ -73,19 +73,18 @@ class Group:
 
 
 def children_of(pid: int) -> list[int]:
+    """The children of every thread of `pid` (a restarted child is the watcher thread's)."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tids = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return []
-    kids = [int(p) for p in text.split()]
-    for tid in os.listdir(f"/proc/{pid}/task"):  # a restarted child is the watcher's
-        if int(tid) != pid:
-            try:
-                more = Path(f"/proc/{pid}/task/{tid}/children").read_text()
-                kids += [int(p) for p in more.split()]
-            except FileNotFoundError:
-                pass
-    return sorted(set(kids))
+    kids: list[int] = []
+    for tid in tids:
+        try:
+            kids += [int(p) for p in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return sorted(kids)
 
 
 def sockets_on(port: int, state: str) -> set[int]:
